@@ -1,0 +1,215 @@
+"""Registering an AnnData (``setup_anndata``) and serving its counts to the models in minibatches.
+
+Why this design: the count matrix is never copied or densified as a whole. A minibatch is sliced from the CSR
+(or dense) matrix as it is stored, densified alone, and handed over with the list of its non-zero entries, so the
+models evaluate lnΓ only where a count is non-zero. Per-cell constants (log library size, Σ_g lnΓ(x_ng + 1))
+are computed once, in chunks, when the data are registered with a model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+from scipy.special import gammaln
+
+from .counts import CountsError, check_counts, get_counts
+
+SETUP_KEY = "_scvi_core"
+_CHUNK_ROWS = 8192
+
+
+@dataclass
+class Registry:
+    """What ``setup_anndata`` recorded: where the counts are and how covariates map to integer codes."""
+
+    layer: str | None = None
+    batch_key: str | None = None
+    labels_key: str | None = None
+    batch_categories: list[str] = field(default_factory=lambda: ["0"])
+    label_categories: list[str] = field(default_factory=lambda: ["0"])
+
+    def to_uns(self) -> dict:
+        """h5ad cannot store None, so unset keys are simply left out."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_uns(cls, record: dict) -> Registry:
+        return cls(
+            layer=record.get("layer"),
+            batch_key=record.get("batch_key"),
+            labels_key=record.get("labels_key"),
+            batch_categories=[str(c) for c in record["batch_categories"]],
+            label_categories=[str(c) for c in record["label_categories"]],
+        )
+
+
+def _categories(adata, key: str | None, role: str) -> list[str]:
+    if key is None:
+        return ["0"]
+    if key not in adata.obs.columns:
+        columns = ", ".join(map(repr, adata.obs.columns)) or "none"
+        raise CountsError(f"{role}_key {key!r} is not a column of adata.obs. Available columns: {columns}.")
+    column = adata.obs[key]
+    if column.isna().any():
+        raise CountsError(
+            f"obs[{key!r}] has {int(column.isna().sum())} missing values. Give every cell a {role} "
+            "(e.g. fill with 'unknown') or choose another column."
+        )
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        present = set(column.astype(str))
+        return [str(c) for c in column.cat.categories if str(c) in present]
+    return sorted(column.astype(str).unique())
+
+
+def setup_anndata(adata, layer: str | None = None, batch_key: str | None = None, labels_key: str | None = None):
+    """Check that ``adata`` holds raw counts (in X, ``layers[layer]`` or ``.raw`` with ``layer="raw"``) and record
+    the batch / label columns in ``adata.uns["_scvi_core"]``. Nothing else of ``adata`` is modified.
+
+    Raises :class:`~scvi_core.counts.CountsError` for non-count data (NaN, negative, non-integer values), cells
+    with no counts, a missing layer or obs column, or missing covariate values; the message says what to do.
+    """
+    matrix = get_counts(adata, layer)
+    check_counts(matrix, adata.obs_names, adata.var_names)
+    registry = Registry(
+        layer=layer,
+        batch_key=batch_key,
+        labels_key=labels_key,
+        batch_categories=_categories(adata, batch_key, "batch"),
+        label_categories=_categories(adata, labels_key, "labels"),
+    )
+    adata.uns[SETUP_KEY] = registry.to_uns()
+    return registry
+
+
+def registry_of(adata) -> Registry:
+    if SETUP_KEY not in adata.uns:
+        raise CountsError("This AnnData is not registered yet: call SCVI.setup_anndata(adata, ...) first.")
+    return Registry.from_uns(adata.uns[SETUP_KEY])
+
+
+def _codes(adata, key: str | None, categories: list[str], role: str) -> np.ndarray:
+    if key is None:
+        return np.zeros(adata.n_obs, dtype=np.int64)
+    values = adata.obs[key].astype(str).to_numpy()
+    lookup = {c: i for i, c in enumerate(categories)}
+    unknown = sorted(set(values) - lookup.keys())
+    if unknown:
+        raise CountsError(
+            f"obs[{key!r}] has {role} values the model was not trained with: {unknown[:5]}. Known: {categories}."
+        )
+    return np.fromiter((lookup[v] for v in values), dtype=np.int64, count=len(values))
+
+
+@dataclass
+class Batch:
+    """One minibatch: dense counts plus the coordinates of their non-zero entries and per-cell constants."""
+
+    index: torch.Tensor  # (b,) cell indices in the AnnData
+    x: torch.Tensor  # (b, G) float32 counts
+    rows: torch.Tensor  # (nnz,) row of each non-zero entry within the batch
+    cols: torch.Tensor  # (nnz,) gene of each non-zero entry
+    values: torch.Tensor  # (nnz,) its count
+    log_library: torch.Tensor  # (b,) log Σ_g x_ng
+    log_factorial: torch.Tensor  # (b,) Σ_g lnΓ(x_ng + 1)
+    batch: torch.Tensor  # (b,) batch code s_n
+    label: torch.Tensor  # (b,) label code y_n
+
+    @property
+    def size(self) -> int:
+        return self.x.shape[0]
+
+
+class CountData:
+    """A registered AnnData as the models see it. Holds a reference to the count matrix (CSR or dense), not a copy
+    (a CSC/COO matrix is converted to CSR once, as row slicing needs it)."""
+
+    def __init__(self, adata, registry: Registry | None = None):
+        self.registry = registry or registry_of(adata)
+        matrix = get_counts(adata, self.registry.layer)
+        if sp.issparse(matrix) and matrix.format != "csr":
+            matrix = sp.csr_matrix(matrix)
+        elif not sp.issparse(matrix):
+            matrix = np.asarray(matrix)
+        self.matrix = matrix
+        self.n_cells, self.n_genes = matrix.shape
+        self.gene_names = [str(g) for g in adata.var_names]
+        self.batch_codes = _codes(adata, self.registry.batch_key, self.registry.batch_categories, "batch")
+        self.label_codes = _codes(adata, self.registry.labels_key, self.registry.label_categories, "label")
+        totals = check_counts(matrix, adata.obs_names, adata.var_names)
+        self.log_library = np.log(totals).astype(np.float32)
+        self.log_factorial = self._log_factorial_sums()
+
+    def _log_factorial_sums(self) -> np.ndarray:
+        out = np.zeros(self.n_cells, dtype=np.float32)
+        for start in range(0, self.n_cells, _CHUNK_ROWS):
+            block = self.matrix[start : start + _CHUNK_ROWS]
+            if sp.issparse(block):
+                per_entry = sp.csr_matrix((gammaln(block.data + 1.0), block.indices, block.indptr), shape=block.shape)
+                out[start : start + block.shape[0]] = np.asarray(per_entry.sum(axis=1)).ravel()
+            else:
+                out[start : start + block.shape[0]] = gammaln(np.asarray(block, dtype=np.float64) + 1.0).sum(axis=1)
+        return out
+
+    def library_prior(self, n_batch: int) -> tuple[np.ndarray, np.ndarray]:
+        """Empirical mean and variance of the log library size in each batch (the prior of the latent library)."""
+        means, variances = np.zeros(n_batch, np.float32), np.ones(n_batch, np.float32)
+        for b in range(n_batch):
+            values = self.log_library[self.batch_codes == b]
+            if values.size:
+                means[b] = values.mean()
+                variances[b] = max(float(values.var()), 1e-4)
+        return means, variances
+
+    def column_means(self) -> np.ndarray:
+        return np.asarray(self.matrix.mean(axis=0), dtype=np.float64).ravel()
+
+    def batch(self, index: np.ndarray, device: torch.device) -> Batch:
+        index = np.sort(index)
+        block = self.matrix[index]
+        if sp.issparse(block):
+            x = block.toarray().astype(np.float32, copy=False)
+            rows = np.repeat(np.arange(len(index)), np.diff(block.indptr))
+            cols, values = block.indices, block.data.astype(np.float32, copy=False)
+        else:
+            x = np.asarray(block, dtype=np.float32)
+            rows, cols = np.nonzero(x)
+            values = x[rows, cols]
+
+        def tensor(a, dtype):
+            return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype).to(device, non_blocking=True)
+
+        return Batch(
+            index=tensor(index, torch.long),
+            x=tensor(x, torch.float32),
+            rows=tensor(rows, torch.long),
+            cols=tensor(cols, torch.long),
+            values=tensor(values, torch.float32),
+            log_library=tensor(self.log_library[index], torch.float32),
+            log_factorial=tensor(self.log_factorial[index], torch.float32),
+            batch=tensor(self.batch_codes[index], torch.long),
+            label=tensor(self.label_codes[index], torch.long),
+        )
+
+    def minibatches(
+        self, indices: np.ndarray, batch_size: int, device: torch.device, rng: np.random.Generator | None = None
+    ) -> Iterator[Batch]:
+        """Yield minibatches over ``indices`` (shuffled when ``rng`` is given). A last batch of a single cell is
+        merged into the one before, since BatchNorm cannot train on one cell."""
+        order = rng.permutation(indices) if rng is not None else np.asarray(indices)
+        starts = minibatch_starts(len(order), batch_size)
+        for i, start in enumerate(starts):
+            stop = starts[i + 1] if i + 1 < len(starts) else len(order)
+            yield self.batch(order[start:stop], device)
+
+
+def minibatch_starts(n: int, batch_size: int) -> list[int]:
+    """Start offsets of the minibatches over n cells; a trailing single cell joins the previous batch."""
+    starts = list(range(0, n, batch_size))
+    if len(starts) > 1 and n - starts[-1] == 1:
+        starts.pop()
+    return starts

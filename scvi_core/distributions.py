@@ -1,0 +1,117 @@
+"""Count log-likelihoods (NB, ZINB, Poisson) and the Beta KL, written for speed on sparse data.
+
+Every log-pmf is split into two parts:
+
+    log p(x) = kernel(x; mu, theta[, pi])  +  norm(x; theta)
+    norm(x; theta) = lnΓ(x + θ) − lnΓ(θ) − lnΓ(x + 1)
+
+``norm`` is zero wherever x = 0, and it is the same for the NB and the ZINB (and for both AutoZI mixture
+components, so it factors out of their log-sum-exp). The models therefore evaluate ``kernel`` densely and ``norm``
+only on the non-zero entries of a minibatch; the lnΓ(x + 1) part does not depend on any parameter and is
+precomputed once per cell. The ``log_nb`` / ``log_zinb`` / ``log_poisson`` functions give the full entrywise
+log-pmf (used by tests and small computations).
+
+Parameterisation (as in scVI): mean μ > 0, inverse dispersion θ > 0 (Var = μ + μ²/θ), and the zero-inflation
+logit ℓ_π with π = σ(ℓ_π) the probability of an extra (structural) zero. ε = 1e-8 guards the logs.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+EPS = 1e-8
+
+
+def nb_parts(x: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two pieces of the NB kernel: log NB(0) = θ·log(θ/(θ+μ)) and the count term x·log(μ/(θ+μ)).
+    AutoZI needs them for both of its mixture components, so they are computed once."""
+    log_theta_mu = torch.log(theta + mu + EPS)
+    return theta * (torch.log(theta + EPS) - log_theta_mu), x * (torch.log(mu + EPS) - log_theta_mu)
+
+
+def nb_kernel(x: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """θ·log(θ/(θ+μ)) + x·log(μ/(θ+μ)): the NB log-pmf without its lnΓ terms."""
+    log_nb_zero, count_term = nb_parts(x, mu, theta)
+    return log_nb_zero + count_term
+
+
+def zinb_kernel(x, mu, theta, zi_logits, parts: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """ZINB log-pmf without its lnΓ terms (``parts``: precomputed :func:`nb_parts`).
+
+    x = 0:  log(π + (1−π)·NB(0)) = softplus(log NB(0) − ℓ_π) − softplus(−ℓ_π)
+    x > 0:  log(1−π) + NB kernel  = −softplus(−ℓ_π) + NB kernel
+    """
+    log_nb_zero, count_term = parts if parts is not None else nb_parts(x, mu, theta)
+    log_one_minus_pi = -F.softplus(-zi_logits)
+    at_zero = F.softplus(log_nb_zero - zi_logits) + log_one_minus_pi
+    positive = log_one_minus_pi + log_nb_zero + count_term
+    return torch.where(x > 0, positive, at_zero)
+
+
+def poisson_kernel(x: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+    """x·log μ − μ: the Poisson log-pmf without −lnΓ(x+1)."""
+    return x * torch.log(mu + EPS) - mu
+
+
+def nb_norm(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """lnΓ(x+θ) − lnΓ(θ) − lnΓ(x+1), the part of the NB/ZINB log-pmf that vanishes at x = 0."""
+    return torch.lgamma(x + theta) - torch.lgamma(theta) - torch.lgamma(x + 1)
+
+
+def log_nb(x, mu, theta):
+    """Entrywise NB log-pmf."""
+    return nb_kernel(x, mu, theta) + nb_norm(x, theta)
+
+
+def log_zinb(x, mu, theta, zi_logits):
+    """Entrywise ZINB log-pmf; σ(zi_logits) is the probability of an extra zero."""
+    return zinb_kernel(x, mu, theta, zi_logits) + nb_norm(x, theta)
+
+
+def log_poisson(x, mu):
+    """Entrywise Poisson log-pmf."""
+    return poisson_kernel(x, mu) - torch.lgamma(x + 1)
+
+
+def sample_nb(mu: torch.Tensor, theta: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Draw NB counts as a Gamma–Poisson mixture (rate ~ Gamma(θ, θ/μ), clamped at 1e8 against overflow)."""
+    rate = torch._standard_gamma(theta.expand_as(mu).contiguous()) * (mu / theta)
+    return torch.poisson(rate.clamp(max=1e8), generator=generator)
+
+
+def floor_dropout_logits(zi_logits: torch.Tensor, minimal_dropout: float) -> torch.Tensor:
+    """AutoZI's ZINB component keeps at least ``minimal_dropout`` extra zeros: p' = m + (1−m)·σ(ℓ), returned as a
+    logit. With m = 0 the ZINB would nest the NB and the NB-vs-ZINB question would be ill-posed."""
+    if minimal_dropout <= 0:
+        return zi_logits
+    p = minimal_dropout + (1.0 - minimal_dropout) * torch.sigmoid(zi_logits)
+    return torch.log(p) - torch.log1p(-p + EPS)
+
+
+def kl_beta(alpha_q, beta_q, alpha_p, beta_p) -> torch.Tensor:
+    """KL(Beta(α_q, β_q) ‖ Beta(α_p, β_p)) in closed form, entrywise:
+
+    lnB(α_p,β_p) − lnB(α_q,β_q) + (α_q−α_p)ψ(α_q) + (β_q−β_p)ψ(β_q) + (α_p−α_q+β_p−β_q)ψ(α_q+β_q)
+    """
+
+    def log_beta_fn(a, b):
+        return torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(a + b)
+
+    return (
+        log_beta_fn(alpha_p, beta_p)
+        - log_beta_fn(alpha_q, beta_q)
+        + (alpha_q - alpha_p) * torch.digamma(alpha_q)
+        + (beta_q - beta_p) * torch.digamma(beta_q)
+        + (alpha_p - alpha_q + beta_p - beta_q) * torch.digamma(alpha_q + beta_q)
+    )
+
+
+def kl_normal_standard(mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, var) ‖ N(0, 1)) summed over the last axis: Σ ½(var + mean² − 1 − log var)."""
+    return 0.5 * (var + mean.pow(2) - 1.0 - torch.log(var)).sum(-1)
+
+
+def kl_normal(mean_q, var_q, mean_p, var_p) -> torch.Tensor:
+    """KL(N(mean_q, var_q) ‖ N(mean_p, var_p)) summed over the last axis."""
+    return 0.5 * (torch.log(var_p / var_q) + (var_q + (mean_q - mean_p).pow(2)) / var_p - 1.0).sum(-1)

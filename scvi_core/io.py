@@ -1,0 +1,420 @@
+"""Reading single-cell count data from the files biologists actually have, with messages they can act on.
+
+Why a module: the Load data page, notebooks and tests all need the same readers and the same refusals. Every reader
+returns ``(adata, notices)``: the AnnData as read and a list of plain-language notes about what was changed on the
+way (duplicate names made unique, features dropped, a guessed table orientation). Anything that goes wrong is raised
+as :class:`DataLoadError` whose message says what was found and what to do, never a bare library traceback.
+
+Formats: AnnData ``.h5ad``; 10x Genomics ``.h5``; the 10x matrix triplet (``matrix.mtx``, ``features.tsv`` or
+``genes.tsv``, ``barcodes.tsv``, each optionally ``.gz``, possibly with a sample prefix) given as files or one
+``.zip``; dense ``.csv`` / ``.tsv`` / ``.txt`` tables (optionally ``.gz``). Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scanpy as sc
+import scipy.sparse as sp
+
+from .simulate import simulate
+
+CELLS_BY_GENES = "cells × genes"
+GENES_BY_CELLS = "genes × cells"
+TABLE_SUFFIXES = (".csv", ".tsv", ".txt")
+MTX_PARTS = {"matrix": ("matrix.mtx",), "features": ("features.tsv", "genes.tsv"), "barcodes": ("barcodes.tsv",)}
+# Extensions the upload widget accepts (it matches the last suffix only, so ".gz" covers every gzipped file).
+UPLOAD_EXTENSIONS = ["h5ad", "h5", "zip", "mtx", "gz", "csv", "tsv", "txt"]
+SERVER_FILE_SUFFIXES = (".h5ad", ".h5", ".zip", *TABLE_SUFFIXES, *(s + ".gz" for s in TABLE_SUFFIXES))
+DEMO_DATASETS = {
+    "quick": {"n_cells": 2000, "n_genes": 500, "seed": 0},
+    "large": {"n_cells": 20000, "n_genes": 1000, "seed": 1},
+}
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_BARCODE = re.compile(r"^([A-Za-z0-9]+[_:.-])?[ACGTN]{8,}([-_.][A-Za-z0-9]+)?$")
+_ENSEMBL = re.compile(r"^ENS[A-Z]*G\d{6,}")
+_CELL_WORDS = re.compile(r"^(cell|barcode|sample|well)", re.IGNORECASE)
+_GENE_WORDS = re.compile(r"^(gene|ercc-)", re.IGNORECASE)
+
+
+class DataLoadError(ValueError):
+    """A file could not be read as count data. The message names the file, what was wrong, and what to do."""
+
+
+def demo_dataset(size: str) -> ad.AnnData:
+    """Simulated counts with ground truth (cell types, two batches, known zero-inflated genes): no download needed.
+    ``size`` is a key of :data:`DEMO_DATASETS` ("quick" ≈ 2,000 cells in a fraction of a second, "large" ≈ 20,000
+    cells in about five seconds)."""
+    return simulate(**DEMO_DATASETS[size])
+
+
+def file_kind(name: str) -> str | None:
+    """Classify a file name: "h5ad", "10x_h5", "zip", "mtx:<part>", "table", or None when unsupported."""
+    lower = name.lower()
+    stem = lower[:-3] if lower.endswith(".gz") else lower
+    for part, endings in MTX_PARTS.items():
+        if stem.endswith(endings):
+            return f"mtx:{part}"
+    if lower.endswith(".h5ad"):
+        return "h5ad"
+    if lower.endswith(".h5"):
+        return "10x_h5"
+    if lower.endswith(".zip"):
+        return "zip"
+    if stem.endswith(TABLE_SUFFIXES):
+        return "table"
+    return None
+
+
+def read_path(path: str | Path, orientation: str = "auto") -> tuple[ad.AnnData, list[str]]:
+    """Read one file of any supported single-file format. ``orientation`` only matters for tables:
+    "auto" (guess), :data:`CELLS_BY_GENES` or :data:`GENES_BY_CELLS`."""
+    path = Path(path)
+    kind = file_kind(path.name)
+    if kind is None or kind.startswith("mtx:"):
+        raise DataLoadError(_unsupported_message(path.name, kind))
+    if path.stat().st_size == 0:
+        raise DataLoadError(f"'{path.name}' is empty (0 bytes): the upload or copy did not finish. Provide it again.")
+    if kind == "h5ad":
+        adata, notices = _read_h5ad(path), []
+    elif kind == "10x_h5":
+        adata, notices = _read_10x_h5(path), []
+    elif kind == "zip":
+        return _read_zip(path, orientation)
+    else:
+        adata, notices = read_table(path, orientation)
+    return adata, notices + make_names_unique(adata)
+
+
+def read_uploaded(files: Sequence[tuple[str, bytes]], orientation: str = "auto") -> tuple[ad.AnnData, list[str]]:
+    """Read uploaded ``(file name, content)`` pairs: one file of any supported format, or the three files of a 10x
+    matrix triplet together. The bytes are written to a temporary folder first, which is removed afterwards."""
+    if not files:
+        raise DataLoadError("No file was uploaded.")
+    with tempfile.TemporaryDirectory(prefix="scvi_upload_") as tmp:
+        paths = []
+        for name, content in files:
+            path = Path(tmp) / Path(name).name  # keep only the base name: no folder in a name can escape tmp
+            path.write_bytes(content)
+            paths.append(path)
+        if len(paths) == 1 and not (file_kind(paths[0].name) or "").startswith("mtx:"):
+            return read_path(paths[0], orientation)
+        return read_mtx_files(paths)
+
+
+def read_mtx_files(paths: Sequence[Path]) -> tuple[ad.AnnData, list[str]]:
+    """Read a 10x matrix triplet given as separate files (names may carry a sample prefix and ``.gz``)."""
+    parts: dict[str, Path] = {}
+    for path in paths:
+        kind = file_kind(path.name) or ""
+        if not kind.startswith("mtx:"):
+            raise DataLoadError(
+                f"'{path.name}' is not part of a 10x matrix folder. Upload either one file (.h5ad, .h5, .zip, .csv, "
+                ".tsv) or exactly the three files matrix.mtx(.gz), features.tsv(.gz) (or genes.tsv) and "
+                "barcodes.tsv(.gz)."
+            )
+        part = kind.split(":")[1]
+        if part in parts:
+            raise DataLoadError(f"Two files for the {part} part: '{parts[part].name}' and '{path.name}'. Upload one.")
+        parts[part] = path
+    missing = [MTX_PARTS[p][0] + "(.gz)" for p in MTX_PARTS if p not in parts]
+    if missing:
+        raise DataLoadError(
+            f"A 10x matrix needs three files; missing: {', '.join(missing)}. Select all three files together, "
+            "or upload them as one .zip."
+        )
+    for path in parts.values():
+        if path.stat().st_size == 0:
+            raise DataLoadError(f"'{path.name}' is empty (0 bytes): the upload or copy did not finish.")
+    adata, notices = _read_mtx_triplet(parts)
+    return adata, notices + make_names_unique(adata)
+
+
+def read_table(path: Path, orientation: str = "auto") -> tuple[ad.AnnData, list[str]]:
+    """Read a dense count table (first column: names; header row: names) into a sparse AnnData."""
+    try:
+        with _open_text(path) as handle:
+            first_line = handle.readline()
+        sep = "\t" if first_line.count("\t") >= first_line.count(",") else ","
+        table = pd.read_csv(path, sep=sep, index_col=0, compression="infer")
+    except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError) as err:
+        raise DataLoadError(
+            f"Could not read '{path.name}' as a table ({_short(err)}). Expected a text table with gene or cell names "
+            "in the first column and a header row, separated by commas (.csv) or tabs (.tsv)."
+        ) from err
+    except pd.errors.EmptyDataError as err:
+        raise DataLoadError(f"'{path.name}' holds no table (no rows or no header).") from err
+    if table.shape[0] == 0 or table.shape[1] == 0:
+        raise DataLoadError(
+            f"'{path.name}' has {table.shape[0]} data rows and {table.shape[1]} value columns; a count table needs "
+            "names in the first column, a header row, and at least one column of counts."
+        )
+    _refuse_text_values(table, path.name)
+    notices = []
+    if orientation == "auto":
+        orientation, reason = guess_orientation(table.index, table.columns)
+        notices.append(f"Read the table as {orientation} ({reason}). If that is wrong, change the orientation.")
+    values = sp.csr_matrix(table.to_numpy())
+    if orientation == CELLS_BY_GENES:
+        adata = ad.AnnData(X=values, obs=pd.DataFrame(index=_names(table.index)), var=pd.DataFrame(index=_names(table.columns)))
+    else:
+        adata = ad.AnnData(X=values.T.tocsr(), obs=pd.DataFrame(index=_names(table.columns)), var=pd.DataFrame(index=_names(table.index)))
+    return adata, notices
+
+
+def guess_orientation(row_names: Sequence, col_names: Sequence) -> tuple[str, str]:
+    """Guess whether a table's rows are cells or genes, and say why. Names decide when they are telling (cell
+    barcodes, Ensembl gene ids, "cell…"/"gene…" prefixes); otherwise the longer axis is taken as genes, as a
+    typical dense table holds fewer cells than genes."""
+    for names, axis in ((row_names, "row"), (col_names, "column")):
+        rows_are_cells = axis == "row"
+        if _share(names, _BARCODE) or _share(names, _CELL_WORDS):
+            return (CELLS_BY_GENES if rows_are_cells else GENES_BY_CELLS), f"the {axis} names look like cells"
+        if _share(names, _ENSEMBL) or _share(names, _GENE_WORDS):
+            return (GENES_BY_CELLS if rows_are_cells else CELLS_BY_GENES), f"the {axis} names look like genes"
+    if len(row_names) > len(col_names):
+        return GENES_BY_CELLS, "there are more rows than columns, and genes usually outnumber cells"
+    return CELLS_BY_GENES, "there are more columns than rows, and genes usually outnumber cells"
+
+
+def make_names_unique(adata: ad.AnnData) -> list[str]:
+    """Make duplicated gene and cell names unique in place (appending -1, -2, …) and say so."""
+    notices = []
+    for axis, names, fix in (("gene", adata.var_names, adata.var_names_make_unique),
+                             ("cell", adata.obs_names, adata.obs_names_make_unique)):
+        duplicated = names[names.duplicated()]
+        if len(duplicated):
+            examples = ", ".join(repr(str(n)) for n in duplicated.unique()[:3])
+            fix()
+            notices.append(
+                f"{len(duplicated)} duplicate {axis} names (e.g. {examples}) were made unique by appending -1, -2, …"
+            )
+    return notices
+
+
+def list_data_files(data_dir: str | Path) -> list[str]:
+    """Files in the data directory (and its sub-folders) that can be opened, as paths relative to it. Links that
+    lead outside the directory are left out, as :func:`resolve_data_path` would refuse them."""
+    root = Path(data_dir).resolve()
+    if not root.is_dir():
+        return []
+    found = []
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if any(part.startswith(".") for part in relative.parts) or not path.name.lower().endswith(SERVER_FILE_SUFFIXES):
+            continue
+        if path.is_file() and path.resolve().is_relative_to(root):
+            found.append(relative.as_posix())
+    return found
+
+
+def resolve_data_path(name: str, data_dir: str | Path) -> Path:
+    """Return the absolute path of ``name`` inside ``data_dir``, refusing anything that leads outside it
+    (absolute paths, ``..``, links) so that the dashboard cannot be used to read arbitrary server files."""
+    root = Path(data_dir).resolve()
+    if not root.is_dir():
+        raise DataLoadError(
+            f"The data directory {root} does not exist. Create it and put .h5ad or .h5 files there, or point the "
+            "environment variable SCVI_DASHBOARD_DATA_DIR to another folder."
+        )
+    if not name or not name.strip():
+        raise DataLoadError("No file name was given. Pick a file from the data directory.")
+    candidate = (root / name.strip()).resolve()
+    if not candidate.is_relative_to(root):
+        raise DataLoadError(
+            f"'{name}' is outside the data directory {root}; only files inside it can be opened. Copy the file "
+            "into the data directory first."
+        )
+    if not candidate.is_file():
+        raise DataLoadError(f"There is no file '{name}' in the data directory {root}.")
+    return candidate
+
+
+def check_upload_size(n_bytes: int, limit_mb: int) -> None:
+    """Refuse an upload above the server's limit, pointing to the data directory for big files."""
+    if n_bytes > limit_mb * 1024 * 1024:
+        raise DataLoadError(
+            f"The upload is {n_bytes / 1024**2:,.0f} MB, over the limit of {limit_mb:,} MB. Put big files in the "
+            "server's data directory instead and open them from 'Data directory'."
+        )
+
+
+def load_pbmc3k(download_dir: str | Path) -> ad.AnnData:
+    """The 10x PBMC 3k raw counts through scanpy's download helper; a clear :class:`DataLoadError` when offline."""
+    saved = sc.settings.datasetdir
+    sc.settings.datasetdir = Path(download_dir)
+    try:
+        return sc.datasets.pbmc3k()
+    except Exception as err:  # urllib, SSL, HTTP or a broken partial download: all mean "could not get it"
+        raise DataLoadError(
+            f"Could not download PBMC 3k from 10x Genomics ({_short(err)}). This machine seems to be offline. "
+            "Use the built-in demo data, or copy the file into the data directory and open it from there."
+        ) from err
+    finally:
+        sc.settings.datasetdir = saved
+
+
+def _read_h5ad(path: Path) -> ad.AnnData:
+    _require_hdf5(path, "an AnnData .h5ad file")
+    try:
+        return ad.read_h5ad(path)
+    except Exception as err:  # h5py/anndata raise many types for damaged files
+        raise DataLoadError(
+            f"Could not read '{path.name}' as an .h5ad file: it looks truncated or corrupt ({_short(err)}). "
+            "Export it again, or copy it again in full."
+        ) from err
+
+
+def _read_10x_h5(path: Path) -> ad.AnnData:
+    _require_hdf5(path, "a 10x Genomics .h5 file")
+    try:
+        return sc.read_10x_h5(path)
+    except Exception as err:
+        raise DataLoadError(
+            f"Could not read '{path.name}' as a 10x Genomics .h5 matrix ({_short(err)}). Use Cell Ranger's "
+            "filtered_feature_bc_matrix.h5; if the file is an AnnData file, its name must end in .h5ad."
+        ) from err
+
+
+def _require_hdf5(path: Path, what: str) -> None:
+    """HDF5 files start with a fixed signature; anything else has the wrong extension or is damaged."""
+    with path.open("rb") as handle:
+        head = handle.read(8)
+    if head == _HDF5_SIGNATURE:
+        return
+    if head[:2] == b"\x1f\x8b":
+        looks = "a gzip-compressed file"
+    elif head[:4] == b"PK\x03\x04":
+        looks = "a zip archive"
+    elif all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        looks = "a text file (e.g. a CSV table)"
+    else:
+        looks = "neither HDF5 nor a known format"
+    raise DataLoadError(
+        f"'{path.name}' should be {what} (HDF5) but looks like {looks}. Check the file extension; if it is "
+        "damaged, export or copy it again."
+    )
+
+
+def _read_zip(path: Path, orientation: str) -> tuple[ad.AnnData, list[str]]:
+    """A .zip holding a 10x matrix triplet (in any folder inside), or exactly one other supported file."""
+    try:
+        with zipfile.ZipFile(path) as archive, tempfile.TemporaryDirectory(prefix="scvi_zip_") as tmp:
+            members = [m for m in archive.infolist() if not m.is_dir() and not _is_junk(m.filename)]
+            mtx = [m for m in members if (file_kind(m.filename) or "").startswith("mtx:")]
+            chosen = mtx or [m for m in members if file_kind(m.filename) not in (None, "zip")]
+            if not chosen or (not mtx and len(chosen) > 1):
+                listed = ", ".join(m.filename for m in members[:6]) or "nothing"
+                raise DataLoadError(
+                    f"'{path.name}' should hold a 10x matrix (matrix.mtx, features.tsv or genes.tsv, barcodes.tsv) "
+                    f"or one .h5ad/.h5/.csv/.tsv file, but holds: {listed}."
+                )
+            extracted = []
+            for member in chosen:
+                target = Path(tmp) / Path(member.filename).name  # our own name: no zip-slip
+                with archive.open(member) as source, target.open("wb") as sink:
+                    shutil.copyfileobj(source, sink)
+                extracted.append(target)
+            if mtx:
+                return read_mtx_files(extracted)
+            return read_path(extracted[0], orientation)
+    except (zipfile.BadZipFile, EOFError) as err:
+        raise DataLoadError(f"'{path.name}' is not a readable .zip archive ({_short(err)}). Create it again.") from err
+
+
+def _is_junk(name: str) -> bool:
+    """Files that archivers add on their own (macOS resource forks, hidden files)."""
+    return name.startswith("__MACOSX/") or Path(name).name.startswith(".")
+
+
+def _read_mtx_triplet(parts: dict[str, Path]) -> tuple[ad.AnnData, list[str]]:
+    """Lay the three files out under the names scanpy's reader expects (Cell Ranger 2 style, uncompressed, with a
+    two-column genes.tsv), read them, and keep only gene-expression features when the features file types them."""
+    try:
+        features = pd.read_csv(parts["features"], sep="\t", header=None, dtype=str, compression="infer")
+        with tempfile.TemporaryDirectory(prefix="scvi_mtx_") as tmp:
+            folder = Path(tmp)
+            _copy_uncompressed(parts["matrix"], folder / "matrix.mtx")
+            _copy_uncompressed(parts["barcodes"], folder / "barcodes.tsv")
+            names = features[1] if features.shape[1] > 1 else features[0]
+            pd.DataFrame({0: features[0], 1: names}).to_csv(folder / "genes.tsv", sep="\t", header=False, index=False)
+            adata = sc.read_10x_mtx(folder, make_unique=False)
+    except Exception as err:  # scipy's mmread, pandas and gzip errors, mismatched lengths
+        raise DataLoadError(
+            f"Could not read the 10x matrix ({', '.join(p.name for p in parts.values())}): {_short(err)}. Check that "
+            "the three files belong to the same sample and are complete (matrix.mtx in MatrixMarket format)."
+        ) from err
+    if features.shape[1] < 3:
+        return adata, []
+    adata.var["feature_types"] = features[2].to_numpy()
+    is_gene = (adata.var["feature_types"] == "Gene Expression").to_numpy()
+    if is_gene.all() or not is_gene.any():
+        return adata, []
+    dropped = ", ".join(sorted(set(adata.var["feature_types"][~is_gene])))
+    notice = f"Kept the {is_gene.sum()} gene-expression features; left out {(~is_gene).sum()} others ({dropped})."
+    return adata[:, is_gene].copy(), [notice]
+
+
+def _copy_uncompressed(source: Path, target: Path) -> None:
+    with _open_binary(source) as reader, target.open("wb") as writer:
+        shutil.copyfileobj(reader, writer)
+
+
+def _open_binary(path: Path):
+    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb")
+
+
+def _open_text(path: Path):
+    return gzip.open(path, "rt") if path.name.lower().endswith(".gz") else path.open("r")
+
+
+def _refuse_text_values(table: pd.DataFrame, name: str) -> None:
+    """Counts must be numbers: name the first cell of the table that holds text."""
+    for column in table.columns[table.dtypes == object]:
+        as_numbers = pd.to_numeric(table[column], errors="coerce")
+        text = as_numbers.isna() & table[column].notna()
+        if text.any():
+            row = table.index[np.flatnonzero(text.to_numpy())[0]]
+            raise DataLoadError(
+                f"'{name}' holds text where counts should be: {table.at[row, column]!r} in row {str(row)!r}, column "
+                f"{str(column)!r}. Only the first column (names) and the header row may hold text."
+            )
+        table[column] = as_numbers
+
+
+def _share(names: Sequence, pattern: re.Pattern) -> bool:
+    """Whether most of (a sample of) the names match the pattern."""
+    sample = [str(n) for n in list(names)[:200]]
+    return bool(sample) and sum(bool(pattern.match(n)) for n in sample) > 0.8 * len(sample)
+
+
+def _names(index: pd.Index) -> pd.Index:
+    return pd.Index([str(n) for n in index])
+
+
+def _unsupported_message(name: str, kind: str | None) -> str:
+    if kind and kind.startswith("mtx:"):
+        return (
+            f"'{name}' is one part of a 10x matrix. Select matrix.mtx(.gz), features.tsv(.gz) (or genes.tsv) and "
+            "barcodes.tsv(.gz) together, or upload them as one .zip."
+        )
+    return (
+        f"'{name}' has an unsupported file type. Supported: .h5ad, 10x .h5, a 10x matrix (matrix.mtx, features.tsv, "
+        "barcodes.tsv, optionally .gz, or all three in one .zip), and .csv/.tsv tables (optionally .gz)."
+    )
+
+
+def _short(err: BaseException) -> str:
+    """A one-line description of a library error, for inclusion in a message."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return f"{type(err).__name__}: {text[:200]}" if text else type(err).__name__

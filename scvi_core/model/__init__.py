@@ -1,0 +1,6 @@
+"""User-facing models (the scvi-tools API): SCVI and AUTOZI."""
+
+from .autozi import AUTOZI
+from .scvi import SCVI
+
+__all__ = ["SCVI", "AUTOZI"]

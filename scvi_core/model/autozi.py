@@ -1,0 +1,223 @@
+"""AUTOZI: which genes are zero-inflated? The user-facing AutoZI model and its zero-inflation table.
+
+δ_g is the probability that gene g is NOT zero-inflated (it weights the plain NB); P(ZI) = q(δ_g < 0.5).
+See ``scvi_core/module/autozivae.py`` for the equations and ``scvi_core/zero_inflation.py`` for the calls.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import distributions as D
+from ..module import AutoZIVAE
+from ..zero_inflation import DEFAULT_MIN_LOG10_BF, apply_threshold, log10_bayes_factor, prob_zero_inflated
+from .base import BaseModel
+
+
+class AUTOZI(BaseModel):
+    """AutoZI (Clivio et al., 2019) on an AnnData registered with ``AUTOZI.setup_anndata``.
+
+    ``alpha_prior`` / ``beta_prior``: the Beta prior on δ_g (both ``None``: learned from the data). They are
+    honoured as given in every ``zero_inflation`` mode ("gene", "gene-batch", "gene-label", "gene-cell").
+
+    >>> AUTOZI.setup_anndata(adata)
+    >>> model = AUTOZI(adata)
+    >>> model.train(max_epochs=200, lr=1e-2)
+    >>> table = model.get_zero_inflation_table()   # one row per gene: P(ZI), Bayes factor, call, ...
+    """
+
+    module_class = AutoZIVAE
+
+    def __init__(
+        self,
+        adata,
+        n_hidden: int = 128,
+        n_latent: int = 10,
+        n_layers: int = 1,
+        dropout_rate: float = 0.1,
+        dispersion: str = "gene",
+        use_observed_lib_size: bool = True,
+        alpha_prior: float | None = 0.5,
+        beta_prior: float | None = 0.5,
+        minimal_dropout: float = 0.01,
+        zero_inflation: str = "gene",
+    ):
+        super().__init__(
+            adata,
+            n_hidden=n_hidden,
+            n_latent=n_latent,
+            n_layers=n_layers,
+            dropout_rate=dropout_rate,
+            dispersion=dispersion,
+            use_observed_lib_size=use_observed_lib_size,
+            alpha_prior=alpha_prior,
+            beta_prior=beta_prior,
+            minimal_dropout=minimal_dropout,
+            zero_inflation=zero_inflation,
+        )
+
+    @property
+    def group_key(self) -> str | None:
+        """The obs column whose categories each get their own δ (gene-batch / gene-label modes)."""
+        return {"gene-batch": self.registry.batch_key, "gene-label": self.registry.labels_key}.get(
+            self.module.zero_inflation
+        )
+
+    def _group_names(self) -> list[str]:
+        mode = self.module.zero_inflation
+        if mode == "gene-batch":
+            return self.registry.batch_categories
+        if mode == "gene-label":
+            return self.registry.label_categories
+        return ["all"]
+
+    # ---- posterior of δ ---------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def get_alphas_betas(self, as_numpy: bool = True, adata=None, indices=None) -> dict:
+        """Posterior and prior Beta parameters of δ: ``alpha_posterior`` / ``beta_posterior`` of shape (G,),
+        (G, n_batch) or (G, n_labels), or (cells, G) in the gene-cell mode; ``alpha_prior`` / ``beta_prior``."""
+        self.module.eval()
+        if self.module.zero_inflation == "gene-cell":
+            alphas, betas = [], []
+            for batch in self._batches(adata, indices):
+                a, b = self.module.posterior_params(self.module.inference(batch)["z_mean"])
+                alphas.append(a.cpu())
+                betas.append(b.cpu())
+            alpha, beta = torch.cat(alphas), torch.cat(betas)
+        else:
+            alpha, beta = (t.cpu() for t in self.module.posterior_params())
+        alpha_prior, beta_prior = (t.detach().cpu() for t in self.module.prior_params())
+        out = {"alpha_posterior": alpha, "beta_posterior": beta, "alpha_prior": alpha_prior, "beta_prior": beta_prior}
+        return {k: v.detach().numpy() for k, v in out.items()} if as_numpy else out
+
+    @torch.no_grad()
+    def get_zero_inflation_table(
+        self, threshold: float = 0.5, min_log10_bf: float = DEFAULT_MIN_LOG10_BF, adata=None
+    ) -> pd.DataFrame:
+        """One row per gene (per gene × batch / label in those modes) with: ``alpha_posterior``,
+        ``beta_posterior``, ``prob_zero_inflated`` = q(δ < 0.5), ``log10_bayes_factor`` (evidence against the prior),
+        ``call`` (zero-inflated / not zero-inflated / undetermined), ``is_zero_inflated`` (P(ZI) > threshold),
+        ``mean_count``, ``observed_zero_fraction``, and the zero fractions expected under the fitted NB and under
+        the fitted ZINB component (averaged over the group's cells, at the posterior mean of z).
+
+        In the gene-cell mode rows are per gene: α, β and P(ZI) are averaged over cells and
+        ``fraction_cells_zero_inflated`` is added."""
+        stats = self._zero_statistics(threshold, adata)
+        groups = self._group_names()
+        n_genes, n_groups = self.data.n_genes, len(groups)
+        params = self.get_alphas_betas()
+        alpha_prior, beta_prior = float(params["alpha_prior"][0]), float(params["beta_prior"][0])
+        if self.module.zero_inflation == "gene-cell":
+            alpha, beta = stats["alpha_sum"] / stats["n_cells"], stats["beta_sum"] / stats["n_cells"]
+            prob = stats["prob_sum"] / stats["n_cells"]
+            odds = np.log10(np.clip(prob, 1e-300, None)) - np.log10(np.clip(1 - prob, 1e-300, None))
+            bf = odds - log10_bayes_factor(alpha_prior, beta_prior, 1.0, 1.0)
+        else:
+            alpha = params["alpha_posterior"].reshape(n_genes, n_groups)
+            beta = params["beta_posterior"].reshape(n_genes, n_groups)
+            prob = prob_zero_inflated(alpha, beta)
+            bf = log10_bayes_factor(alpha, beta, alpha_prior, beta_prior)
+        n_cells = np.maximum(stats["n_cells"], 1)
+        table = pd.DataFrame(
+            {
+                "gene": np.repeat(self.data.gene_names, n_groups),
+                "alpha_posterior": alpha.ravel(),
+                "beta_posterior": beta.ravel(),
+                "prob_zero_inflated": prob.ravel(),
+                "log10_bayes_factor": bf.ravel(),
+                "mean_count": (stats["count_sum"] / n_cells).ravel(),
+                "observed_zero_fraction": (stats["zeros"] / n_cells).ravel(),
+                "expected_zero_fraction_nb": (stats["nb_zero"] / n_cells).ravel(),
+                "expected_zero_fraction_zinb": (stats["zinb_zero"] / n_cells).ravel(),
+                "n_cells": np.broadcast_to(stats["n_cells"], (n_genes, n_groups)).ravel(),
+            }
+        )
+        if self.module.zero_inflation == "gene-cell":
+            table["fraction_cells_zero_inflated"] = (stats["cells_zi"] / n_cells).ravel()
+        if n_groups > 1:
+            table.insert(1, self.group_key or "group", np.tile(groups, n_genes))
+        table = apply_threshold(table, threshold, min_log10_bf)
+        table.attrs.update(alpha_prior=alpha_prior, beta_prior=beta_prior, threshold=threshold,
+                           min_log10_bf=min_log10_bf, zero_inflation=self.module.zero_inflation)
+        return table
+
+    def _zero_statistics(self, threshold: float, adata) -> dict[str, np.ndarray]:
+        """Per (gene, group) sums over cells: counts, observed zeros, expected NB / ZINB zeros, and in the
+        gene-cell mode α, β, P(ZI) and cells with P(ZI) > threshold."""
+        n_groups = len(self._group_names())
+        shape = (self.data.n_genes, n_groups)
+        sums = {k: np.zeros(shape) for k in ("count_sum", "zeros", "nb_zero", "zinb_zero", "alpha_sum", "beta_sum",
+                                             "prob_sum", "cells_zi")}
+        n_cells = np.zeros(n_groups)
+        mode = self.module.zero_inflation
+        for batch in self._batches(adata):
+            group = {"gene-batch": batch.batch, "gene-label": batch.label}.get(mode, torch.zeros_like(batch.batch))
+            inf = self.module.inference(batch)
+            gen = self.module.generative(inf["z_mean"], inf["log_library"], batch.batch, batch.label)
+            log_nb_zero = D.nb_parts(torch.zeros_like(gen["mu"]), gen["mu"], gen["theta"])[0]
+            nb_zero = torch.exp(log_nb_zero)
+            pi = torch.sigmoid(D.floor_dropout_logits(gen["zi_logits"], self.module.minimal_dropout))
+            per_cell = {
+                "count_sum": batch.x,
+                "zeros": (batch.x == 0).float(),
+                "nb_zero": nb_zero,
+                "zinb_zero": pi + (1 - pi) * nb_zero,
+            }
+            if mode == "gene-cell":
+                alpha, beta = self.module.posterior_params(inf["z_mean"])
+                prob = torch.as_tensor(prob_zero_inflated(alpha.cpu().numpy(), beta.cpu().numpy()))
+                per_cell |= {"alpha_sum": alpha, "beta_sum": beta, "prob_sum": prob, "cells_zi": (prob > threshold)}
+            group_cpu = group.cpu()
+            for key, value in per_cell.items():
+                summed = torch.zeros(n_groups, value.shape[1], dtype=torch.float64)
+                summed.index_add_(0, group_cpu, value.double().cpu())
+                sums[key] += summed.T.numpy()
+            n_cells += np.bincount(group_cpu.numpy(), minlength=n_groups)
+        sums["n_cells"] = n_cells[None, :]
+        return sums
+
+    # ---- likelihood with δ, for the marginal likelihood and sampling -------------------------------------------
+    def _sample_delta(self, z: torch.Tensor, sample_shape=()) -> tuple[torch.Tensor, torch.distributions.Beta]:
+        alpha, beta = self.module.posterior_params(z)
+        q = torch.distributions.Beta(alpha, beta)
+        return q.sample(sample_shape).clamp(1e-7, 1 - 1e-7), q
+
+    def _log_px(self, batch, gen, inf) -> torch.Tensor:
+        """Gene-cell mode: δ_n is local, so its importance ratio p(δ)/q(δ|z) joins the per-cell weight."""
+        delta, q = self._sample_delta(inf["z"])
+        alpha_p, beta_p = self.module.prior_params()
+        ratio = torch.distributions.Beta(alpha_p, beta_p).log_prob(delta) - q.log_prob(delta)
+        return self.module.mixture_log_likelihood(batch, gen, delta) + ratio.sum(-1)
+
+    @torch.no_grad()
+    def get_marginal_ll(self, adata=None, indices=None, n_mc_samples: int = 100) -> float:
+        """Importance-sampling estimate of log p(X) / N (higher is better). With a global δ the estimate is made for
+        the whole dataset at once (one δ draw shared by all cells per sample, as δ couples them):
+        log p(X) ≈ logsumexp_k[Σ_n log w_nk + Σ_g log p(δ_k)/q(δ_k)] − log K."""
+        if self.module.zero_inflation == "gene-cell":
+            return super().get_marginal_ll(adata, indices, n_mc_samples)
+        deltas, q = self._sample_delta(None, (n_mc_samples,))
+        alpha_p, beta_p = self.module.prior_params()
+        totals = (torch.distributions.Beta(alpha_p, beta_p).log_prob(deltas) - q.log_prob(deltas))
+        totals = totals.reshape(n_mc_samples, -1).sum(-1).double()
+        n_cells = 0
+        for batch in self._batches(adata, indices):
+            for k in range(n_mc_samples):
+                delta = self.module.per_cell(deltas[k], batch)
+                log_px = lambda b, gen, inf, d=delta: self.module.mixture_log_likelihood(b, gen, d)  # noqa: E731
+                totals[k] += self._log_importance_weight(batch, log_px).sum().double()
+            n_cells += batch.size
+        return float((torch.logsumexp(totals, 0) - np.log(n_mc_samples)) / n_cells)
+
+    def _sample_counts(self, batch, gen, inf) -> torch.Tensor:
+        """Respects δ: each entry follows the NB with probability δ_g (m_ng ~ Bernoulli(δ_g)), else the ZINB
+        component with its floored dropout."""
+        delta, _ = self._sample_delta(inf["z"])
+        delta = self.module.per_cell(delta, batch) if self.module.zero_inflation != "gene-cell" else delta
+        x = D.sample_nb(gen["mu"], gen["theta"])
+        pi = torch.sigmoid(D.floor_dropout_logits(gen["zi_logits"], self.module.minimal_dropout))
+        follows_nb = torch.rand_like(x) < delta
+        extra_zero = torch.rand_like(x) < pi
+        return torch.where(~follows_nb & extra_zero, 0.0, x)

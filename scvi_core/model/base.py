@@ -1,0 +1,313 @@
+"""What SCVI and AUTOZI share as user-facing models: registration, training, results, save / load.
+
+Sign conventions of the evaluation methods (stated because the reference's docstrings get them wrong):
+- ``get_elbo()``: the evidence lower bound per cell, **higher is better** (a negative number):
+  mean_n[log p(x_n|z_n) − KL_local,n] − KL_global / N.
+- ``get_reconstruction_error()``: mean_n[−log p(x_n|z_n)], a positive negative log-likelihood, **lower is better**.
+- ``get_marginal_ll()``: importance-sampled log p(x_n) per cell, **higher is better**.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import distributions as D
+from ..data import CountData, Registry, registry_of, setup_anndata
+from ..train import TrainingEvent, default_max_epochs, evaluate, resolve_device, train_module
+
+CONFIG_FILE, WEIGHTS_FILE, HISTORY_FILE = "config.json", "model.pt", "history.csv"
+RESULT_BATCH_SIZE = 1024
+
+
+class BaseModel:
+    """Common API. Subclasses set ``module_class`` and ``latent_key`` and may add results."""
+
+    module_class: type
+    latent_key = "X_scVI"
+
+    def __init__(self, adata, **params):
+        self.adata = adata
+        self.registry = registry_of(adata)
+        self.data = CountData(adata, self.registry)
+        self.params = params
+        self.module = self._build_module()
+        self.history = pd.DataFrame()
+        self.is_trained = False
+        self.train_indices = self.validation_indices = None
+        self.device = torch.device("cpu")
+
+    def _build_module(self):
+        n_batch, n_labels = len(self.registry.batch_categories), len(self.registry.label_categories)
+        means, variances = self.data.library_prior(n_batch)
+        return self.module_class(
+            self.data.n_genes,
+            n_batch=n_batch,
+            n_labels=n_labels,
+            library_log_means=means,
+            library_log_vars=variances,
+            **self.params,
+        )
+
+    @classmethod
+    def setup_anndata(cls, adata, layer: str | None = None, batch_key: str | None = None,
+                      labels_key: str | None = None) -> None:
+        """Check that ``adata`` holds raw counts and record where they are (see :func:`scvi_core.data.setup_anndata`)."""
+        setup_anndata(adata, layer=layer, batch_key=batch_key, labels_key=labels_key)
+
+    def __repr__(self) -> str:
+        settings = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        state = "trained" if self.is_trained else "not trained"
+        return f"{type(self).__name__}({settings}) on {self.data.n_cells} cells × {self.data.n_genes} genes, {state}"
+
+    # ---- training -------------------------------------------------------------------------------------------
+    def train(
+        self,
+        max_epochs: int | None = None,
+        lr: float = 1e-3,
+        batch_size: int = 128,
+        train_size: float = 0.9,
+        early_stopping: bool = False,
+        n_epochs_kl_warmup: int | None = None,
+        seed: int = 0,
+        device: str = "auto",
+        callback: Callable[[TrainingEvent], None] | None = None,
+        stop_event: threading.Event | None = None,
+    ) -> None:
+        """Fit the model. ``max_epochs=None`` uses scVI's heuristic (400 up to 20k cells, fewer beyond).
+        ``n_epochs_kl_warmup=None`` warms the KL weight up over the first half of training.
+        ``callback(event)`` receives progress and per-epoch metrics; setting ``stop_event`` ends training within
+        one minibatch, keeping the weights learnt so far. Appends to ``self.history`` (one row per epoch)."""
+        self.device = resolve_device(device)
+        result = train_module(
+            self.module,
+            self.data,
+            max_epochs=default_max_epochs(self.data.n_cells) if max_epochs is None else max_epochs,
+            lr=lr,
+            batch_size=batch_size,
+            train_size=train_size,
+            early_stopping=early_stopping,
+            n_epochs_kl_warmup=n_epochs_kl_warmup,
+            seed=seed,
+            device=self.device,
+            callback=callback,
+            stop_event=stop_event,
+        )
+        self.history = result.history
+        self.train_indices, self.validation_indices = result.train_indices, result.validation_indices
+        self.is_trained = True
+
+    # ---- passes over the data -----------------------------------------------------------------------------
+    def _data_for(self, adata) -> CountData:
+        if adata is None or adata is self.adata:
+            return self.data
+        if list(map(str, adata.var_names)) != self.data.gene_names:
+            raise ValueError("This AnnData has different genes (or gene order) than the one the model was trained on.")
+        return CountData(adata, self.registry)
+
+    def _batches(self, adata=None, indices=None):
+        data = self._data_for(adata)
+        indices = np.arange(data.n_cells) if indices is None else np.asarray(indices)
+        self.module.eval()
+        return data.minibatches(indices, RESULT_BATCH_SIZE, self.device)
+
+    @torch.no_grad()
+    def get_latent_representation(self, adata=None, indices=None, give_mean: bool = True) -> np.ndarray:
+        """The posterior mean of z_n (or one sample with ``give_mean=False``): cells × n_latent.
+        Store it as ``adata.obsm["X_scVI"]`` for scanpy's neighbours / UMAP."""
+        out = []
+        for batch in self._batches(adata, indices):
+            inf = self.module.inference(batch)
+            out.append((inf["z_mean"] if give_mean else inf["z"]).cpu().numpy())
+        return np.concatenate(out)
+
+    def _transform_codes(self, transform_batch) -> list[int | None]:
+        if transform_batch is None:
+            return [None]
+        names = [transform_batch] if isinstance(transform_batch, str) else list(transform_batch)
+        unknown = [b for b in names if b not in self.registry.batch_categories]
+        if unknown:
+            raise ValueError(f"Unknown batch {unknown}; known batches: {self.registry.batch_categories}.")
+        return [self.registry.batch_categories.index(b) for b in names]
+
+    @torch.no_grad()
+    def get_normalized_expression(
+        self,
+        adata=None,
+        indices=None,
+        gene_list: list[str] | None = None,
+        library_size: float | str = 1.0,
+        n_samples: int = 1,
+        transform_batch: str | list[str] | None = None,
+        deterministic: bool = True,
+        return_numpy: bool = False,
+    ):
+        """Denoised expression: ρ_n · library_size (rows sum to library_size over all genes), or the expected count
+        μ_n with ``library_size="latent"``. Deterministic (decodes the posterior mean of z) unless
+        ``deterministic=False``, which averages ``n_samples`` draws of z. ``transform_batch`` decodes every cell as if
+        it came from the given batch(es) (averaged): batch-corrected expression."""
+        data = self._data_for(adata)
+        genes = np.arange(data.n_genes) if gene_list is None else self._gene_positions(gene_list)
+        codes = self._transform_codes(transform_batch)
+        draws = 1 if deterministic else n_samples
+        out = []
+        for batch in self._batches(adata, indices):
+            total = 0.0
+            for code in codes:
+                batch_codes = batch.batch if code is None else torch.full_like(batch.batch, code)
+                for _ in range(draws):
+                    inf = self.module.inference(batch)
+                    z = inf["z_mean"] if deterministic else inf["z"]
+                    gen = self.module.generative(z, inf["log_library"], batch_codes, batch.label)
+                    value = gen["mu"] if library_size == "latent" else torch.exp(gen["log_rho"]) * library_size
+                    total = total + value[:, genes]
+            out.append((total / (len(codes) * draws)).cpu().numpy())
+        values = np.concatenate(out)
+        if return_numpy:
+            return values
+        obs_names = self._obs_names(adata, indices)
+        return pd.DataFrame(values, index=obs_names, columns=[self.data.gene_names[g] for g in genes])
+
+    def _obs_names(self, adata, indices):
+        names = (self.adata if adata is None else adata).obs_names
+        return names if indices is None else names[np.asarray(indices)]
+
+    def _gene_positions(self, gene_list) -> np.ndarray:
+        lookup = {g: i for i, g in enumerate(self.data.gene_names)}
+        missing = [g for g in gene_list if g not in lookup]
+        if missing:
+            raise ValueError(f"Genes not in the model: {missing[:5]}{' …' if len(missing) > 5 else ''}")
+        return np.array([lookup[g] for g in gene_list], dtype=np.int64)
+
+    # ---- evaluation ---------------------------------------------------------------------------------------
+    def _sums(self, adata, indices):
+        data = self._data_for(adata)
+        indices = np.arange(data.n_cells) if indices is None else np.asarray(indices)
+        return evaluate(self.module, data, indices, self.device), len(indices)
+
+    def get_elbo(self, adata=None, indices=None) -> float:
+        """Evidence lower bound per cell (higher is better); includes AutoZI's global KL divided by N."""
+        sums, n = self._sums(adata, indices)
+        return -sums.metrics("eval", n)["elbo_eval"]
+
+    def get_reconstruction_error(self, adata=None, indices=None) -> float:
+        """Mean over cells of −log p(x_n | z_n): a positive number, lower is better."""
+        sums, n = self._sums(adata, indices)
+        return sums.metrics("eval", n)["reconstruction_loss_eval"]
+
+    @torch.no_grad()
+    def get_marginal_ll(self, adata=None, indices=None, n_mc_samples: int = 100) -> float:
+        """Importance-sampling estimate of mean_n log p(x_n) with q(z|x) as proposal (higher is better):
+        log p(x_n) ≈ logsumexp_k[log p(x_n|z_k) + log p(z_k) − log q(z_k|x_n)] − log K."""
+        per_cell = []
+        for batch in self._batches(adata, indices):
+            weights = torch.stack([self._log_importance_weight(batch) for _ in range(n_mc_samples)])
+            per_cell.append(torch.logsumexp(weights, 0) - np.log(n_mc_samples))
+        return float(torch.cat(per_cell).mean())
+
+    def _log_importance_weight(self, batch, log_px_fn=None) -> torch.Tensor:
+        """log p(x_n|z) + log p(z) − log q(z|x_n) (+ the library's ratio when it is latent) for one z draw."""
+        inf = self.module.inference(batch)
+        gen = self.module.generative(inf["z"], inf["log_library"], batch.batch, batch.label)
+        log_px = (log_px_fn or self._log_px)(batch, gen, inf)
+        z, mean, var = inf["z"], inf["z_mean"], inf["z_var"]
+        log_pz = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
+        log_qz = torch.distributions.Normal(mean, var.sqrt()).log_prob(z).sum(-1)
+        weight = log_px + log_pz - log_qz
+        if self.module.l_encoder is not None:
+            prior = torch.distributions.Normal(self.module.library_log_means[batch.batch],
+                                               self.module.library_log_vars[batch.batch].sqrt())
+            posterior = torch.distributions.Normal(inf["l_mean"], inf["l_var"].sqrt())
+            weight = weight + prior.log_prob(inf["log_library"]) - posterior.log_prob(inf["log_library"])
+        return weight
+
+    def _log_px(self, batch, gen, inf) -> torch.Tensor:
+        return self.module.log_likelihood(batch, gen)
+
+    # ---- generation ---------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def posterior_predictive_sample(self, adata=None, indices=None, n_samples: int = 1,
+                                    gene_list: list[str] | None = None) -> np.ndarray:
+        """Counts drawn from p(x_n | z_n), z_n ~ q(z|x_n): cells × genes (× n_samples when n_samples > 1)."""
+        genes = None if gene_list is None else torch.as_tensor(self._gene_positions(gene_list))
+        out = []
+        for batch in self._batches(adata, indices):
+            draws = []
+            for _ in range(n_samples):
+                inf = self.module.inference(batch)
+                gen = self.module.generative(inf["z"], inf["log_library"], batch.batch, batch.label)
+                x = self._sample_counts(batch, gen, inf)
+                draws.append(x if genes is None else x[:, genes])
+            out.append(torch.stack(draws, -1).cpu().numpy())
+        samples = np.concatenate(out)
+        return samples[..., 0] if n_samples == 1 else samples
+
+    def _sample_counts(self, batch, gen, inf) -> torch.Tensor:
+        mu = gen["mu"]
+        if self.module.gene_likelihood == "poisson":
+            return torch.poisson(mu)
+        x = D.sample_nb(mu, gen["theta"])
+        if self.module.gene_likelihood == "zinb":
+            x = torch.where(torch.rand_like(mu) < torch.sigmoid(gen["zi_logits"]), 0.0, x)
+        return x
+
+    # ---- persistence ----------------------------------------------------------------------------------------
+    def save(self, dir_path: str | Path, overwrite: bool = False) -> None:
+        """Write ``config.json`` (settings, registration, gene names), ``model.pt`` (weights only) and
+        ``history.csv`` into ``dir_path``."""
+        path = Path(dir_path)
+        if path.exists() and any(path.iterdir()) and not overwrite:
+            raise FileExistsError(f"{path} is not empty; pass overwrite=True to replace the saved model.")
+        path.mkdir(parents=True, exist_ok=True)
+        config = {
+            "model": type(self).__name__,
+            "params": self.params,
+            "registry": self.registry.to_uns(),
+            "gene_names": self.data.gene_names,
+            "is_trained": self.is_trained,
+        }
+        (path / CONFIG_FILE).write_text(json.dumps(config, indent=1))
+        torch.save({k: v.cpu() for k, v in self.module.state_dict().items()}, path / WEIGHTS_FILE)
+        self.history.to_csv(path / HISTORY_FILE, index=False)
+
+    @classmethod
+    def load(cls, dir_path: str | Path, adata, device: str = "cpu"):
+        """Rebuild a saved model on ``adata``, which must have the same genes in the same order. The weights are
+        read with ``weights_only=True`` (no pickle code runs). ``adata`` is registered as the model was."""
+        path = Path(dir_path)
+        try:
+            config = json.loads((path / CONFIG_FILE).read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"No saved model in {path}: {CONFIG_FILE} is missing.") from None
+        if config.get("model") != cls.__name__:
+            raise ValueError(f"{path} holds a {config.get('model')} model, not {cls.__name__}.")
+        genes = [str(g) for g in adata.var_names]
+        if genes != config["gene_names"]:
+            missing = sorted(set(config["gene_names"]) - set(genes))
+            detail = f" Missing genes: {missing[:5]}." if missing else " Same genes in another order: reorder them."
+            raise ValueError(f"This AnnData's genes do not match the saved model's.{detail}")
+        registry = Registry.from_uns(config["registry"])
+        setup_anndata(adata, layer=registry.layer, batch_key=registry.batch_key, labels_key=registry.labels_key)
+        model = cls(adata, **config["params"])
+        if model.registry != registry:
+            raise ValueError(
+                "The batch / label categories of this AnnData differ from the saved model's: "
+                f"saved {registry.batch_categories} / {registry.label_categories}, "
+                f"here {model.registry.batch_categories} / {model.registry.label_categories}."
+            )
+        state = torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+        model.module.load_state_dict(state)
+        model.module.eval()
+        model.device = resolve_device(device)
+        model.module.to(model.device)
+        history = path / HISTORY_FILE
+        if history.exists() and history.stat().st_size > 1:
+            model.history = pd.read_csv(history)
+        model.is_trained = bool(config.get("is_trained", True))
+        return model

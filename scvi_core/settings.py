@@ -1,0 +1,24 @@
+"""Where the dashboard finds its files, read from environment variables.
+
+Why a module: the data directory decides what the Load data page may open from the server (and refuses anything
+outside it), and the runs directory is where training runs are stored. Both are read at call time so that tests
+and deployments can point them elsewhere without restarting Python.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DATA_DIR_ENV = "SCVI_DASHBOARD_DATA_DIR"
+RUNS_DIR_ENV = "SCVI_DASHBOARD_RUNS_DIR"
+
+
+def data_dir() -> Path:
+    """The folder whose files can be opened without uploading (default ``./data``), resolved to an absolute path."""
+    return Path(os.environ.get(DATA_DIR_ENV, "data")).expanduser().resolve()
+
+
+def runs_dir() -> Path:
+    """The folder where training runs are kept (default ``./runs``), resolved to an absolute path."""
+    return Path(os.environ.get(RUNS_DIR_ENV, "runs")).expanduser().resolve()

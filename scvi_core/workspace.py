@@ -1,0 +1,91 @@
+"""The one place where the dashboard keeps what a user has loaded, prepared, configured and trained.
+
+Why: every page needs part of this (the Model page trains on the prepared data, the sidebar shows what is loaded,
+Export writes results), and state spread over loose ``st.session_state`` keys drifts apart. ``app.py`` creates one
+:class:`Workspace` per browser session in ``st.session_state["workspace"]``; pages read and update its fields.
+It is plain Python (no Streamlit) so that it can be tested and used from a notebook.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import anndata as ad
+
+from .counts import CountsError
+from .preprocess import DatasetSummary, check_raw_counts, counts_locations, summarize
+
+
+@dataclass
+class Workspace:
+    """Everything one dashboard session works on. Fields later in the list depend on earlier ones; replacing the
+    dataset (:meth:`load`) clears everything that was derived from the previous one."""
+
+    dataset_name: str | None = None
+    """Shown to the user: a file name, "Demo (quick)", … None until something is loaded."""
+    original: ad.AnnData | None = None
+    """The AnnData as loaded. Never modified: preparation always works on a copy."""
+    counts_layer: str | None = None
+    """Where ``original`` keeps its raw counts: None for X, "raw" for ``.raw``, or a layer name."""
+    counts_problem: str | None = None
+    """Why ``counts_layer`` does not hold raw counts (shown to the user), or None when it does."""
+    summary: DatasetSummary | None = None
+    """Summary of ``original``'s matrix at ``counts_layer`` (kept here so that reruns do not recompute it)."""
+    prepared: ad.AnnData | None = None
+    """What the model trains on: filtered cells, selected genes, raw counts in X. None until prepared."""
+    batch_key: str | None = None
+    """obs column of ``prepared`` holding the batch of each cell, or None (a single batch)."""
+    labels_key: str | None = None
+    """obs column of ``prepared`` holding known cell labels, or None."""
+    notices: list[str] = field(default_factory=list)
+    """Plain-language notes about what loading changed (duplicate names, guessed orientation, …). Notes about
+    preparation travel with the prepared data, in ``prepared.uns["preparation_notices"]``."""
+    model_config: dict[str, Any] | None = None
+    """Model settings chosen on the Model page (model kind and hyper-parameters); None until configured."""
+    current_run_id: str | None = None
+    """Id of the latest training run (stored under the runs directory); None before any training."""
+
+    def load(self, name: str, adata: ad.AnnData, notices: list[str]) -> None:
+        """Replace the dataset, resetting every other field (they were derived from the previous one), and point
+        at the first place that holds raw counts (X, a layer, .raw); when none does, at X with its problem."""
+        self.__dict__.update(vars(Workspace(dataset_name=name, original=adata, notices=list(notices))))
+        for location in counts_locations(adata):
+            self.choose_counts(location)
+            if self.counts_problem is None:
+                return
+        self.choose_counts(None)
+
+    def choose_counts(self, layer: str | None) -> None:
+        """Use ``layer`` (None = X, "raw", or a layer name) as the counts: check it, summarise it, and drop any
+        preparation made from another matrix."""
+        self.counts_layer = layer
+        try:
+            check_raw_counts(self.original, layer)
+            self.counts_problem = None
+        except CountsError as err:
+            self.counts_problem = str(err)
+        self.summary = summarize(self.original, layer) if self.counts_problem is None or layer is None else None
+        self.set_prepared(None, None, None)
+
+    def set_prepared(self, prepared: ad.AnnData | None, batch_key: str | None, labels_key: str | None) -> None:
+        """Store newly prepared data; a model configured or trained on earlier data no longer applies."""
+        self.prepared, self.batch_key, self.labels_key = prepared, batch_key, labels_key
+        self.model_config, self.current_run_id = None, None
+
+    def status(self) -> dict[str, str]:
+        """Short lines for the sidebar: what is loaded, prepared, configured and running."""
+        if self.original is None:
+            return {"Data": "nothing loaded yet"}
+        shown = self.prepared if self.prepared is not None else self.original
+        lines = {
+            "Data": self.dataset_name or "unnamed",
+            "Cells × genes": f"{shown.n_obs:,} × {shown.n_vars:,}" + ("" if self.prepared is not None else " (not prepared)"),
+        }
+        if self.prepared is not None:
+            lines["Batch key"] = self.batch_key or "none"
+            lines["Label key"] = self.labels_key or "none"
+        model = self.model_config.get("model", "configured") if self.model_config else "not configured"
+        lines["Model"] = str(model)
+        lines["Training"] = f"run {self.current_run_id}" if self.current_run_id else "no run yet"
+        return lines
