@@ -32,6 +32,7 @@ class DatasetSummary:
     n_cells: int
     n_genes: int
     sparsity: float  # fraction of entries that are zero
+    median_counts_per_cell: float
     counts_per_cell: np.ndarray
     genes_per_cell: np.ndarray
     top_genes: pd.DataFrame  # gene, total counts, % of all counts, cells expressing; most expressed first
@@ -82,6 +83,7 @@ def summarize(adata: ad.AnnData, counts_layer: str | None = None, n_top_genes: i
         n_cells=n_cells,
         n_genes=n_genes,
         sparsity=1.0 - stats.genes_per_cell.sum() / max(n_cells * n_genes, 1),
+        median_counts_per_cell=float(np.median(stats.counts_per_cell)) if n_cells else 0.0,
         counts_per_cell=stats.counts_per_cell,
         genes_per_cell=stats.genes_per_cell,
         top_genes=top_genes,

@@ -47,26 +47,24 @@ class Workspace:
     """Id of the latest training run (stored under the runs directory); None before any training."""
 
     def load(self, name: str, adata: ad.AnnData, notices: list[str]) -> None:
-        """Replace the dataset, resetting every other field (they were derived from the previous one), and point
-        at the first place that holds raw counts (X, a layer, .raw); when none does, at X with its problem."""
+        """Replace the dataset, resetting every other field (they were derived from the previous one), and use the
+        first place that holds raw counts (X, a layer, .raw); when none does, X, whose problem is then shown."""
         self.__dict__.update(vars(Workspace(dataset_name=name, original=adata, notices=list(notices))))
-        for location in counts_locations(adata):
-            self.choose_counts(location)
-            if self.counts_problem is None:
-                return
-        self.choose_counts(None)
+        self.choose_counts(next((place for place in counts_locations(adata) if _holds_counts(adata, place)), None))
 
     def choose_counts(self, layer: str | None) -> None:
         """Use ``layer`` (None = X, "raw", or a layer name) as the counts: check it, summarise it, and drop any
         preparation made from another matrix."""
-        self.counts_layer = layer
+        self.counts_layer, self.counts_problem, self.summary = layer, None, None
+        self.set_prepared(None, None, None)
         try:
             check_raw_counts(self.original, layer)
-            self.counts_problem = None
         except CountsError as err:
             self.counts_problem = str(err)
-        self.summary = summarize(self.original, layer) if self.counts_problem is None or layer is None else None
-        self.set_prepared(None, None, None)
+        try:
+            self.summary = summarize(self.original, layer)
+        except CountsError:
+            pass  # there is no matrix at this place; counts_problem says so
 
     def set_prepared(self, prepared: ad.AnnData | None, batch_key: str | None, labels_key: str | None) -> None:
         """Store newly prepared data; a model configured or trained on earlier data no longer applies."""
@@ -89,3 +87,11 @@ class Workspace:
         lines["Model"] = str(model)
         lines["Training"] = f"run {self.current_run_id}" if self.current_run_id else "no run yet"
         return lines
+
+
+def _holds_counts(adata: ad.AnnData, layer: str | None) -> bool:
+    try:
+        check_raw_counts(adata, layer)
+    except CountsError:
+        return False
+    return True
