@@ -16,6 +16,7 @@ import gzip
 import re
 import shutil
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -278,7 +279,9 @@ def _read_h5ad(path: Path) -> ad.AnnData:
 def _read_10x_h5(path: Path) -> ad.AnnData:
     _require_hdf5(path, "a 10x Genomics .h5 file")
     try:
-        return sc.read_10x_h5(path)
+        with warnings.catch_warnings():  # duplicate gene symbols are usual in 10x files: make_names_unique reports them
+            warnings.filterwarnings("ignore", message="Variable names are not unique")
+            return sc.read_10x_h5(path)
     except Exception as err:
         raise DataLoadError(
             f"Could not read '{path.name}' as a 10x Genomics .h5 matrix ({_short(err)}). Use Cell Ranger's "

@@ -107,3 +107,13 @@ def write_all(folder: Path, adata: ad.AnnData) -> dict[str, Path]:
         (folder / name).write_bytes(content)
         written[kind] = folder / name
     return written
+
+
+def write_big_h5ad(path: Path, n_cells: int = 100_000, n_genes: int = 1000) -> None:
+    """A sparse 100,000-cell count matrix (about 2% non-zero) with a batch and an identifier column."""
+    rng = np.random.default_rng(0)
+    counts = sp.random(n_cells, n_genes, density=0.02, format="csr", random_state=rng,
+                       data_rvs=lambda k: rng.integers(1, 30, k)).astype(np.int32)
+    names = [f"cell{i}" for i in range(n_cells)]
+    obs = pd.DataFrame({"batch": pd.Categorical(rng.choice(["a", "b"], n_cells)), "barcode": names}, index=names)
+    ad.AnnData(X=counts, obs=obs).write_h5ad(path)

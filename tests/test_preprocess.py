@@ -2,9 +2,7 @@
 
 import time
 
-import anndata as ad
 import numpy as np
-import pandas as pd
 import pytest
 import scipy.sparse as sp
 
@@ -100,19 +98,9 @@ def test_workspace_finds_the_counts_and_resets_on_new_data(demo):
     assert workspace.prepared is None and workspace.model_config is None and workspace.notices == []
 
 
-def write_big_h5ad(path, n_cells=100_000, n_genes=1000):
-    """A sparse 100,000-cell count matrix (about 2% non-zero) with a batch and an identifier column."""
-    rng = np.random.default_rng(0)
-    counts = sp.random(n_cells, n_genes, density=0.02, format="csr", random_state=rng,
-                       data_rvs=lambda k: rng.integers(1, 30, k)).astype(np.int32)
-    names = [f"cell{i}" for i in range(n_cells)]
-    obs = pd.DataFrame({"batch": pd.Categorical(rng.choice(["a", "b"], n_cells)), "barcode": names}, index=names)
-    ad.AnnData(X=counts, obs=obs).write_h5ad(path)
-
-
 def test_100k_cells_load_and_summarise_quickly_and_sparse(tmp_path):
     path = tmp_path / "big.h5ad"
-    write_big_h5ad(path)
+    datafiles.write_big_h5ad(path)
     start = time.perf_counter()
     adata, _ = io.read_path(path)
     workspace = Workspace()

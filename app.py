@@ -1,0 +1,32 @@
+"""Entry point of the dashboard: ``streamlit run app.py``.
+
+Builds the navigation (one page per file in ``pages/``), creates the session's :class:`~scvi_core.workspace.Workspace`
+(the one place where shared state lives: ``st.session_state["workspace"]``), runs the chosen page, and then shows in
+the sidebar what is loaded, configured and trained, so that it reflects what the page just did.
+"""
+
+import streamlit as st
+
+from scvi_core.workspace import Workspace
+
+st.set_page_config(page_title="scVI dashboard", page_icon="🧬", layout="wide")
+
+if "workspace" not in st.session_state:
+    st.session_state["workspace"] = Workspace()
+
+PAGES = [
+    st.Page("pages/1_load_data.py", title="Load data", icon="📂", default=True),
+    st.Page("pages/2_model.py", title="Model", icon="🧠"),
+    st.Page("pages/3_training.py", title="Training", icon="🏋️"),
+    st.Page("pages/4_latent_space.py", title="Latent space (UMAP)", icon="🗺️"),
+    st.Page("pages/5_zero_inflation.py", title="Zero-inflation", icon="🕳️"),
+    st.Page("pages/6_export.py", title="Export", icon="💾"),
+]
+
+st.navigation(PAGES).run()
+
+with st.sidebar:
+    st.divider()
+    st.subheader("Workspace")
+    for label, value in st.session_state["workspace"].status().items():
+        st.markdown(f"**{label}:** {value}")

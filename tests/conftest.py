@@ -1,0 +1,43 @@
+"""Fixtures shared by the dashboard tests: an AppTest of ``app.py`` with its data and runs directories in tmp.
+
+Browser fixtures (a ``streamlit run`` server and headless Chromium) live in ``tests/browser/conftest.py``.
+"""
+
+from pathlib import Path
+
+import pytest
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch) -> Path:
+    """An empty server-side data directory (SCVI_DASHBOARD_DATA_DIR), and a runs directory next to it."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    monkeypatch.setenv("SCVI_DASHBOARD_DATA_DIR", str(folder))
+    monkeypatch.setenv("SCVI_DASHBOARD_RUNS_DIR", str(tmp_path / "runs"))
+    return folder
+
+
+@pytest.fixture
+def app(data_dir, monkeypatch) -> AppTest:
+    """``app.py`` run once (it opens on the Load data page), ready for interaction.
+
+    AppTest recomputes on every run whether the app uses the old ``pages/`` folder convention, and then runs page
+    files without ``app.py`` (so no sidebar, no workspace set-up). A real server stops doing that once ``app.py``
+    calls ``st.navigation``; the patch below makes AppTest behave the same way.
+    """
+    original_init = PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.run()
+    assert not at.exception
+    return at
