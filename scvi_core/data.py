@@ -111,7 +111,8 @@ class Batch:
 
     index: torch.Tensor  # (b,) cell indices in the AnnData
     x: torch.Tensor  # (b, G) float32 counts
-    rows: torch.Tensor  # (nnz,) row of each non-zero entry within the batch
+    row_lengths: torch.Tensor  # (b,) number of non-zero entries of each cell (entries are in row order)
+    flat_index: torch.Tensor  # (nnz,) position row·G + gene of each non-zero entry in x
     cols: torch.Tensor  # (nnz,) gene of each non-zero entry
     values: torch.Tensor  # (nnz,) its count
     log_library: torch.Tensor  # (b,) log Σ_g x_ng
@@ -186,7 +187,8 @@ class CountData:
         return Batch(
             index=tensor(index, torch.long),
             x=tensor(x, torch.float32),
-            rows=tensor(rows, torch.long),
+            row_lengths=tensor(np.bincount(rows, minlength=len(index)), torch.long),
+            flat_index=tensor(rows.astype(np.int64) * self.n_genes + cols, torch.long),
             cols=tensor(cols, torch.long),
             values=tensor(values, torch.float32),
             log_library=tensor(self.log_library[index], torch.float32),

@@ -17,6 +17,8 @@ logit ℓ_π with π = σ(ℓ_π) the probability of an extra (structural) zero.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -40,13 +42,44 @@ def zinb_kernel(x, mu, theta, zi_logits, parts: tuple[torch.Tensor, torch.Tensor
     """ZINB log-pmf without its lnΓ terms (``parts``: precomputed :func:`nb_parts`).
 
     x = 0:  log(π + (1−π)·NB(0)) = softplus(log NB(0) − ℓ_π) − softplus(−ℓ_π)
-    x > 0:  log(1−π) + NB kernel  = −softplus(−ℓ_π) + NB kernel
+    x > 0:  log(1−π) + NB kernel  = −softplus(ℓ_π) + NB kernel
     """
     log_nb_zero, count_term = parts if parts is not None else nb_parts(x, mu, theta)
-    log_one_minus_pi = -F.softplus(-zi_logits)
-    at_zero = F.softplus(log_nb_zero - zi_logits) + log_one_minus_pi
-    positive = log_one_minus_pi + log_nb_zero + count_term
-    return torch.where(x > 0, positive, at_zero)
+    at_zero = F.softplus(log_nb_zero - zi_logits) - F.softplus(-zi_logits)
+    positive = log_nb_zero + count_term - F.softplus(zi_logits)
+    return blend(x > 0, positive, at_zero)
+
+
+def blend(condition: torch.Tensor, if_true: torch.Tensor, if_false: torch.Tensor) -> torch.Tensor:
+    """torch.where for finite values, written as arithmetic: several times faster on CPU, forward and backward."""
+    return if_false + condition.to(if_false.dtype) * (if_true - if_false)
+
+
+def _digamma(x: torch.Tensor) -> torch.Tensor:
+    """ψ(x) for x > 0 to float32 precision with a fixed number of vectorised operations: three steps of the
+    recurrence ψ(x) = ψ(x+1) − 1/x, then the asymptotic series. torch.digamma loops per element below 10 and is
+    the slowest part of an NB gradient otherwise."""
+    y = x + 3.0
+    inv2 = 1.0 / (y * y)
+    series = torch.log(y) - 0.5 / y - inv2 * (1 / 12 - inv2 * (1 / 120 - inv2 * (1 / 252 - inv2 / 240)))
+    return series - (3 * x * x + 6 * x + 2) / (x * (x + 1) * (x + 2))
+
+
+class _LogGamma(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.lgamma(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * _digamma(x)
+
+
+def lgamma(x: torch.Tensor) -> torch.Tensor:
+    """lnΓ(x) for x > 0 with a fast gradient (see :func:`_digamma`)."""
+    return _LogGamma.apply(x)
 
 
 def poisson_kernel(x: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
@@ -87,6 +120,19 @@ def floor_dropout_logits(zi_logits: torch.Tensor, minimal_dropout: float) -> tor
         return zi_logits
     p = minimal_dropout + (1.0 - minimal_dropout) * torch.sigmoid(zi_logits)
     return torch.log(p) - torch.log1p(-p + EPS)
+
+
+def floored_zinb_kernel(x: torch.Tensor, parts, zi_logits: torch.Tensor, minimal_dropout: float) -> torch.Tensor:
+    """:func:`zinb_kernel` with the dropout π' = m + (1−m)·σ(ℓ) of :func:`floor_dropout_logits`, computed in
+    probability space (fewer operations; stable because π' ≥ m > 0):
+    log(1−π') = log(1−m) − softplus(ℓ);  x = 0: log(π' + (1−π')·NB(0));  x > 0: log(1−π') + NB kernel."""
+    if minimal_dropout <= 0:
+        return zinb_kernel(x, None, None, zi_logits, parts=parts)
+    log_nb_zero, count_term = parts
+    log_keep = math.log1p(-minimal_dropout) - F.softplus(zi_logits)
+    keep_nb_zero = torch.exp(log_keep + log_nb_zero)
+    at_zero = torch.log(1.0 - torch.exp(log_keep) + keep_nb_zero)
+    return blend(x > 0, log_keep + log_nb_zero + count_term, at_zero)
 
 
 def kl_beta(alpha_q, beta_q, alpha_p, beta_p) -> torch.Tensor:

@@ -172,7 +172,7 @@ def train_module(
     n_train = len(train_idx)
 
     module.to(device)
-    optimizer = torch.optim.Adam(module.parameters(), lr=lr, eps=0.01, weight_decay=1e-6)
+    optimizer = torch.optim.Adam(module.parameters(), lr=lr, eps=0.01, weight_decay=1e-6, fused=True)
     rows: list[dict] = []
     good_state = copy.deepcopy(module.state_dict())
     best = (math.inf, None)  # (validation ELBO, state)

@@ -126,9 +126,8 @@ class AutoZIVAE(VAE):
         """Σ_g logaddexp(log δ + log NB, log(1−δ) + log ZINB) per cell; δ broadcastable to (b, G)."""
         x, mu, theta = batch.x, gen["mu"], gen["theta"]
         parts = D.nb_parts(x, mu, theta)
-        zi_logits = D.floor_dropout_logits(gen["zi_logits"], self.minimal_dropout)
         log_nb = parts[0] + parts[1]
-        log_zinb = D.zinb_kernel(x, mu, theta, zi_logits, parts=parts)
+        log_zinb = D.floored_zinb_kernel(x, parts, gen["zi_logits"], self.minimal_dropout)
         mixed = torch.logaddexp(torch.log(delta + D.EPS) + log_nb, torch.log1p(-delta + D.EPS) + log_zinb)
         return mixed.sum(-1) + self.log_norm(batch, theta)
 

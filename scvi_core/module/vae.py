@@ -121,11 +121,16 @@ class VAE(nn.Module):
         return {"log_rho": log_rho, "mu": mu, "theta": theta, "zi_logits": zi_logits}
 
     def log_norm(self, batch: Batch, theta: torch.Tensor) -> torch.Tensor:
-        """Σ_g lnΓ(x_ng+θ) − lnΓ(θ) − lnΓ(x_ng+1) per cell, evaluated on the non-zero entries only."""
-        theta_nz = theta[batch.cols] if theta.dim() == 1 else theta[batch.rows, batch.cols]
-        per_entry = torch.lgamma(batch.values + theta_nz) - torch.lgamma(theta_nz)
-        summed = torch.zeros(batch.size, device=batch.x.device, dtype=per_entry.dtype)
-        return summed.index_add_(0, batch.rows, per_entry) - batch.log_factorial
+        """Σ_g lnΓ(x_ng+θ) − lnΓ(θ) − lnΓ(x_ng+1) per cell. Only non-zero entries contribute; for a per-gene θ
+        the lnΓ(θ) part is a product of the non-zero mask with lnΓ(θ_g), so it is evaluated G times, not per entry."""
+        if theta.dim() == 1:
+            theta_nz = theta.index_select(0, batch.cols)
+            lgamma_theta = (batch.x > 0).to(theta.dtype) @ D.lgamma(theta)
+        else:
+            theta_nz = theta.reshape(-1).index_select(0, batch.flat_index)
+            lgamma_theta = torch.segment_reduce(D.lgamma(theta_nz), "sum", lengths=batch.row_lengths)
+        lgamma_x_theta = torch.segment_reduce(D.lgamma(batch.values + theta_nz), "sum", lengths=batch.row_lengths)
+        return lgamma_x_theta - lgamma_theta - batch.log_factorial
 
     def log_likelihood(self, batch: Batch, gen: dict[str, torch.Tensor]) -> torch.Tensor:
         """log p(x_n | z_n, l_n, s_n) per cell."""
