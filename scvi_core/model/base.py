@@ -37,13 +37,30 @@ class BaseModel:
         self.registry = registry_of(adata)
         self.data = CountData(adata, self.registry)
         self.params = params
-        self.module = self._build_module()
+        with torch.random.fork_rng():  # the same settings always start from the same weights (reproducible runs)
+            torch.manual_seed(0)
+            self.module = self._build_module()
         self.history = pd.DataFrame()
         self.is_trained = False
         self.train_indices = self.validation_indices = None
         self.device = torch.device("cpu")
 
+    def _check_params(self) -> None:
+        """Refuse settings that cannot work, before any weight is built, saying what would."""
+        p = self.params
+        for name in ("n_hidden", "n_latent", "n_layers"):
+            if not (isinstance(p[name], int) and p[name] >= 1):
+                raise ValueError(f"{name} must be a whole number ≥ 1; got {p[name]!r}.")
+        if not 0 <= p["dropout_rate"] < 1:
+            raise ValueError(f"dropout_rate must lie in [0, 1); got {p['dropout_rate']!r}.")
+        for name in ("dispersion", "zero_inflation"):
+            if p.get(name) == "gene-label" and self.registry.labels_key is None:
+                raise ValueError(f"{name}='gene-label' needs a labels_key: call setup_anndata(adata, labels_key=...).")
+            if p.get(name) == "gene-batch" and self.registry.batch_key is None:
+                raise ValueError(f"{name}='gene-batch' needs a batch_key: call setup_anndata(adata, batch_key=...).")
+
     def _build_module(self):
+        self._check_params()
         n_batch, n_labels = len(self.registry.batch_categories), len(self.registry.label_categories)
         means, variances = self.data.library_prior(n_batch)
         return self.module_class(
