@@ -9,24 +9,22 @@ import streamlit as st
 
 from scvi_core.workspace import Workspace
 
-st.set_page_config(page_title="scVI dashboard", page_icon="🧬", layout="wide")
+st.set_page_config(page_title="scVI dashboard", page_icon=":material/biotech:", layout="wide")
 
 if "workspace" not in st.session_state:
     st.session_state["workspace"] = Workspace()
 
 PAGES = [
-    st.Page("pages/1_load_data.py", title="Load data", icon="📂", default=True),
-    st.Page("pages/2_model.py", title="Model", icon="🧠"),
-    st.Page("pages/3_training.py", title="Training", icon="🏋️"),
-    st.Page("pages/4_latent_space.py", title="Latent space (UMAP)", icon="🗺️"),
-    st.Page("pages/5_zero_inflation.py", title="Zero-inflation", icon="🕳️"),
-    st.Page("pages/6_export.py", title="Export", icon="💾"),
+    st.Page("pages/1_load_data.py", title="Load data", icon=":material/upload_file:", default=True),
+    st.Page("pages/2_model.py", title="Model", icon=":material/neurology:"),
+    st.Page("pages/3_training.py", title="Training", icon=":material/model_training:"),
+    st.Page("pages/4_latent_space.py", title="Latent space (UMAP)", icon=":material/scatter_plot:"),
+    st.Page("pages/5_zero_inflation.py", title="Zero-inflation", icon=":material/exposure_zero:"),
+    st.Page("pages/6_export.py", title="Export", icon=":material/download:"),
 ]
 
 st.navigation(PAGES).run()
 
 with st.sidebar:
-    st.divider()
     st.subheader("Workspace")
-    for label, value in st.session_state["workspace"].status().items():
-        st.markdown(f"**{label}:** {value}")
+    st.markdown("  \n".join(f"**{label}:** {value}" for label, value in st.session_state["workspace"].status().items()))

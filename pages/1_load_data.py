@@ -116,12 +116,14 @@ def show_summary(summary: preprocess.DatasetSummary):
         histogram(summary.genes_per_cell, "Genes per cell", "detected genes")
     left, right = st.columns(2)
     left.markdown("**Most expressed genes**")
-    left.dataframe(summary.top_genes, hide_index=True, height=300)
+    left.dataframe(summary.top_genes, hide_index=True, height=300, column_config={
+        "total counts": st.column_config.NumberColumn(format="localized"),
+        "% of all counts": st.column_config.NumberColumn(format="%.2f")})
     right.markdown("**Cell annotations (obs columns)**")
     if summary.obs_columns.empty:
         right.caption("This dataset has no cell annotations.")
     else:
-        right.dataframe(summary.obs_columns, hide_index=True, height=300)
+        right.dataframe(summary.obs_columns, hide_index=True)
 
 
 def show_preparation():
@@ -157,7 +159,7 @@ def show_preparation():
                    f"(batch key: {workspace.batch_key or 'none'}, label key: {workspace.labels_key or 'none'}).")
         for notice in workspace.prepared.uns.get("preparation_notices", []):
             st.caption(notice)
-        st.page_link("pages/2_model.py", label="Next: choose a model", icon="🧠")
+        st.page_link("pages/2_model.py", label="Next: choose a model", icon=":material/neurology:")
 
 
 st.title("Load data")
