@@ -1,0 +1,155 @@
+"""Training runs on disk: every run is written as it happens, so that none is ever lost.
+
+Why files rather than memory: a browser reload, a second tab or a server restart must find every run again
+(running, finished, stopped or failed), and results pages must be able to reopen any finished run.
+
+Layout of one run, ``<runs_dir>/<run_id>/``:
+
+    config.json        what was asked for: {"model", "model_params", "train_params", "setup", "dataset_name", "created"}
+    status.json        {"state", "message", "epoch", "max_epochs", "cells_per_second", "started", "ended", "final_elbo"}
+                       state ∈ queued | running | finished | stopped | failed
+    history.csv        one row per finished epoch (rewritten after each epoch)
+    data.h5ad          the prepared AnnData the run trains on (raw counts in X, registration in uns)
+    model/             ``model.save()`` output once training ends (finished or stopped)
+    results/           latent.npy (the latent representation, cells × n_latent), zero_inflation.csv (AUTOZI),
+                       and whatever the results pages add (groups.json, cached embeddings)
+
+Writes go through a temporary file and ``os.replace`` so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+from datetime import datetime, timezone
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from .model import AUTOZI, SCVI
+
+MODELS = {"SCVI": SCVI, "AUTOZI": AUTOZI}
+STATES = ("queued", "running", "finished", "stopped", "failed")
+DONE_STATES = ("finished", "stopped", "failed")
+_RUN_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$")
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class RunStore:
+    """Read and write runs under one directory. Run ids are generated here and validated on every access, so a
+    crafted id (e.g. from a URL) can never reach outside the runs directory."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, run_id: str) -> Path:
+        if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+            raise KeyError(f"{run_id!r} is not a run id.")
+        path = self.root / run_id
+        if not path.is_dir():
+            raise KeyError(f"No run {run_id!r} in {self.root}.")
+        return path
+
+    def create(self, config: dict, adata: ad.AnnData) -> str:
+        """Start a run's folder: configuration, the data it trains on, and a 'queued' status."""
+        run_id = f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+        path = self.root / run_id
+        (path / "results").mkdir(parents=True)
+        write_atomic(path / "config.json", json.dumps({**config, "created": now()}, indent=1, default=str))
+        adata.write_h5ad(path / "data.h5ad")
+        self.write_status(run_id, state="queued", message="Waiting to start.")
+        return run_id
+
+    # ---- status, history, config ------------------------------------------------------------------------
+    def write_status(self, run_id: str, **fields) -> dict:
+        """Merge ``fields`` into status.json and return the new status."""
+        status = self.read_status(run_id) if (self.root / run_id / "status.json").exists() else {}
+        status.update(fields)
+        write_atomic(self.path(run_id) / "status.json", json.dumps(status, indent=1, default=float))
+        return status
+
+    def read_status(self, run_id: str) -> dict:
+        return json.loads((self.path(run_id) / "status.json").read_text())
+
+    def read_config(self, run_id: str) -> dict:
+        return json.loads((self.path(run_id) / "config.json").read_text())
+
+    def write_history(self, run_id: str, history: pd.DataFrame) -> None:
+        write_atomic(self.path(run_id) / "history.csv", history.to_csv(index=False))
+
+    def read_history(self, run_id: str) -> pd.DataFrame:
+        path = self.path(run_id) / "history.csv"
+        return pd.read_csv(path) if path.exists() else pd.DataFrame()
+
+    def list_runs(self) -> pd.DataFrame:
+        """One row per run, newest first: id, dataset, model, state, epochs done, final validation ELBO."""
+        rows = []
+        for path in sorted(self.root.iterdir(), reverse=True):
+            if not (_RUN_ID.match(path.name) and (path / "status.json").exists()):
+                continue
+            try:
+                status, config = self.read_status(path.name), self.read_config(path.name)
+            except (OSError, ValueError):
+                continue  # a run folder being created or damaged: not listable, never fatal
+            rows.append(
+                {
+                    "run_id": path.name,
+                    "created": config.get("created"),
+                    "dataset": config.get("dataset_name"),
+                    "model": config.get("model"),
+                    "state": status.get("state"),
+                    "epochs": status.get("epoch", 0),
+                    "max_epochs": status.get("max_epochs"),
+                    "final_elbo": status.get("final_elbo"),
+                    "message": status.get("message", ""),
+                }
+            )
+        return pd.DataFrame(rows, columns=["run_id", "created", "dataset", "model", "state", "epochs", "max_epochs",
+                                           "final_elbo", "message"])
+
+    # ---- data, model, results ---------------------------------------------------------------------------
+    def load_adata(self, run_id: str) -> ad.AnnData:
+        return ad.read_h5ad(self.path(run_id) / "data.h5ad")
+
+    def save_model(self, run_id: str, model) -> None:
+        model.save(self.path(run_id) / "model", overwrite=True)
+
+    def load_model(self, run_id: str, adata: ad.AnnData | None = None):
+        """The trained model of a finished or stopped run, on ``adata`` (default: the run's own data)."""
+        config = self.read_config(run_id)
+        adata = self.load_adata(run_id) if adata is None else adata
+        return MODELS[config["model"]].load(self.path(run_id) / "model", adata)
+
+    def has_model(self, run_id: str) -> bool:
+        return (self.path(run_id) / "model" / "model.pt").exists()
+
+    def results_dir(self, run_id: str) -> Path:
+        return self.path(run_id) / "results"
+
+    def save_results(self, run_id: str, model) -> None:
+        """What the results pages show first, computed once when training ends."""
+        results = self.results_dir(run_id)
+        np.save(results / "latent.npy", model.get_latent_representation())
+        if isinstance(model, AUTOZI):
+            write_atomic(results / "zero_inflation.csv", model.get_zero_inflation_table().to_csv(index=False))
+
+    def read_latent(self, run_id: str) -> np.ndarray:
+        return np.load(self.results_dir(run_id) / "latent.npy")
+
+    def read_zero_inflation(self, run_id: str) -> pd.DataFrame | None:
+        path = self.results_dir(run_id) / "zero_inflation.csv"
+        return pd.read_csv(path) if path.exists() else None
