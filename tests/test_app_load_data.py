@@ -1,6 +1,9 @@
 """The Load data page through Streamlit's AppTest: demo, every upload format, server-side files, and every bad
 input showing its message (never a traceback)."""
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -53,6 +56,13 @@ def test_demo_loads_summarises_and_prepares(app):
     assert_clean(app)
     assert "Prepared 2,000 cells × 500 genes" in texts(app.success)
     assert "**Batch key:** batch" in sidebar(app) and "**Label key:** cell_type" in sidebar(app)
+
+
+def test_large_demo(app):
+    app.selectbox(key="demo_size").set_value("large").run()
+    app.button(key="load_demo").click().run()
+    assert_clean(app)
+    assert metrics(app)["Cells"] == "20,000" and "Demo (large)" in sidebar(app)
 
 
 def tiny_uploads():
@@ -189,6 +199,23 @@ def test_100k_cells_from_the_data_directory(app, data_dir):
     assert_clean(app)
     assert metrics(app)["Cells"] == "100,000"
     assert "barcode (too many categories (100,000)" in texts(app.caption)
+
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="real data in ../shared is not available")
+def test_real_pbmc_batches_prepare_with_batch_aware_gene_selection(app, data_dir):
+    shutil.copy(SHARED / "pbmc_3batches_10x" / "pbmc_3batches_10x.h5ad", data_dir)
+    open_server_file(app, "pbmc_3batches_10x.h5ad")
+    assert metrics(app)["Cells"] == "2,860" and metrics(app)["Genes"] == "11,221"
+    assert "barcode (too many categories (2,860)" in texts(app.caption)
+    assert app.selectbox(key="batch_key").value == "batch"
+    assert app.number_input(key="n_top_genes").value == 2000
+    app.button(key="FormSubmitter:prepare-Prepare data").click().run()
+    assert_clean(app)
+    assert "× 2,000 genes" in texts(app.success)
+    assert "per batch of 'batch'" in texts(app.caption)
 
 
 def test_wrong_extension_in_the_data_directory(app, data_dir):
