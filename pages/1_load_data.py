@@ -163,6 +163,8 @@ def show_preparation():
 
 
 st.title("Load data")
+st.caption("Start here: load raw counts, check what they are, and prepare them for scVI or AutoZI. "
+           "No data at hand? The demo is one click.")
 try:
     loaded = choose_source()
     if loaded:

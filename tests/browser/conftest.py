@@ -100,12 +100,14 @@ def browser(chromium_path):
 
 @pytest.fixture
 def page(browser, dashboard):
-    """A new tab on the dashboard (a new Streamlit session), with the app rendered."""
+    """A new tab on the dashboard (a new Streamlit session), fully rendered: the sidebar's Workspace heading is
+    drawn after the page, so once it shows, the first run is complete."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     tab = context.new_page()
     tab.set_default_timeout(60_000)
     tab.goto(dashboard.url)
-    tab.get_by_role("heading", name="Load data").wait_for()
+    tab.get_by_role("heading", name="Workspace").wait_for()
+    wait_until_idle(tab)
     yield tab
     context.close()
 

@@ -68,3 +68,4 @@ def test_bad_upload_shows_a_message_in_the_browser(page, tmp_path):
     page.locator('[data-testid="stAlert"]').filter(has_text="looks like a text file").wait_for()
     wait_until_idle(page)
     assert_no_exception(page)
+    screenshot(page, "bad_upload")
