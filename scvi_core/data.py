@@ -112,7 +112,6 @@ class Batch:
     index: torch.Tensor  # (b,) cell indices in the AnnData
     x: torch.Tensor  # (b, G) float32 counts
     row_lengths: torch.Tensor  # (b,) number of non-zero entries of each cell (entries are in row order)
-    flat_index: torch.Tensor  # (nnz,) position row·G + gene of each non-zero entry in x
     cols: torch.Tensor  # (nnz,) gene of each non-zero entry
     values: torch.Tensor  # (nnz,) its count
     log_library: torch.Tensor  # (b,) log Σ_g x_ng
@@ -123,6 +122,11 @@ class Batch:
     @property
     def size(self) -> int:
         return self.x.shape[0]
+
+    def flat_index(self) -> torch.Tensor:
+        """Position row·G + gene of each non-zero entry in the flattened x (needed only for per-cell parameters)."""
+        rows = torch.repeat_interleave(torch.arange(self.size, device=self.x.device), self.row_lengths)
+        return rows * self.x.shape[1] + self.cols
 
 
 class CountData:
@@ -173,22 +177,21 @@ class CountData:
         index = np.sort(index)
         block = self.matrix[index]
         if sp.issparse(block):
-            x = block.toarray().astype(np.float32, copy=False)
-            rows = np.repeat(np.arange(len(index)), np.diff(block.indptr))
-            cols, values = block.indices, block.data.astype(np.float32, copy=False)
+            values = block.data.astype(np.float32)
+            x = sp.csr_matrix((values, block.indices, block.indptr), shape=block.shape).toarray()
+            cols, row_lengths = block.indices, np.diff(block.indptr)
         else:
             x = np.asarray(block, dtype=np.float32)
             rows, cols = np.nonzero(x)
-            values = x[rows, cols]
+            values, row_lengths = x[rows, cols], np.bincount(rows, minlength=len(index))
 
         def tensor(a, dtype):
-            return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype).to(device, non_blocking=True)
+            return torch.as_tensor(a, dtype=dtype).to(device, non_blocking=True)
 
         return Batch(
             index=tensor(index, torch.long),
             x=tensor(x, torch.float32),
-            row_lengths=tensor(np.bincount(rows, minlength=len(index)), torch.long),
-            flat_index=tensor(rows.astype(np.int64) * self.n_genes + cols, torch.long),
+            row_lengths=tensor(row_lengths, torch.long),
             cols=tensor(cols, torch.long),
             values=tensor(values, torch.float32),
             log_library=tensor(self.log_library[index], torch.float32),

@@ -94,7 +94,7 @@ class _Batch:
         rows, cols = torch.nonzero(x, as_tuple=True)
         self.cols, self.values = cols, x[rows, cols]
         self.row_lengths = torch.bincount(rows, minlength=x.shape[0])
-        self.flat_index = rows * x.shape[1] + cols
+        self.flat_index = lambda: rows * x.shape[1] + cols
         self.log_factorial = torch.lgamma(x + 1).sum(-1)
         self.size = x.shape[0]
 

@@ -127,7 +127,7 @@ class VAE(nn.Module):
             theta_nz = theta.index_select(0, batch.cols)
             lgamma_theta = (batch.x > 0).to(theta.dtype) @ D.lgamma(theta)
         else:
-            theta_nz = theta.reshape(-1).index_select(0, batch.flat_index)
+            theta_nz = theta.reshape(-1).index_select(0, batch.flat_index())
             lgamma_theta = torch.segment_reduce(D.lgamma(theta_nz), "sum", lengths=batch.row_lengths)
         lgamma_x_theta = torch.segment_reduce(D.lgamma(batch.values + theta_nz), "sum", lengths=batch.row_lengths)
         return lgamma_x_theta - lgamma_theta - batch.log_factorial
