@@ -41,3 +41,31 @@ def app(data_dir, monkeypatch) -> AppTest:
     at.run()
     assert not at.exception
     return at
+
+
+@pytest.fixture(scope="session")
+def finished_runs(tmp_path_factory) -> dict:
+    """A runs directory with one finished AUTOZI run and one finished SCVI run (tiny models, trained once per test
+    session), the AUTOZI run's default UMAP already cached: ``{"root": Path, "AUTOZI": run_id, "SCVI": run_id}``.
+    Shared: tests that write into it (groups, embeddings) work on a copy, see :func:`runs_copy`."""
+    from scvi_core import embedding
+    from scvi_core.runs import RunStore
+    from tests.tiny_run import write_tiny_run
+
+    root = tmp_path_factory.mktemp("finished_runs")
+    runs = {"root": root, "AUTOZI": write_tiny_run(root, "AUTOZI"), "SCVI": write_tiny_run(root, "SCVI")}
+    store = RunStore(root)
+    embedding.cached(store.results_dir(runs["AUTOZI"]), store.read_latent(runs["AUTOZI"]), embedding.EmbeddingParams())
+    return runs
+
+
+@pytest.fixture
+def runs_copy(finished_runs, data_dir, tmp_path, monkeypatch) -> dict:
+    """A private copy of :func:`finished_runs`, set as the dashboard's runs directory (SCVI_DASHBOARD_RUNS_DIR,
+    replacing the empty one of :func:`data_dir`). Request it before ``app`` so the app starts with these runs."""
+    import shutil
+
+    root = tmp_path / "runs_copy"
+    shutil.copytree(finished_runs["root"], root)
+    monkeypatch.setenv("SCVI_DASHBOARD_RUNS_DIR", str(root))
+    return {**finished_runs, "root": root}

@@ -1,0 +1,92 @@
+"""Export: the annotated .h5ad reopens with anndata and holds what scanpy users expect; the model zip loads back;
+saved groups; the reproduction snippet."""
+
+import json
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+from scvi_core import embedding, export, groups
+from scvi_core.runs import RunStore
+
+
+@pytest.fixture
+def autozi_run(runs_copy):
+    store = RunStore(runs_copy["root"])
+    return store, runs_copy["AUTOZI"]
+
+
+def test_groups_are_saved_validated_and_deleted(tmp_path):
+    assert groups.read_groups(tmp_path) == {}
+    cells = groups.save_group(tmp_path, " T cells ", [5, 3, 3, 9], n_cells=10)
+    assert list(cells) == [3, 5, 9]
+    assert list(groups.read_groups(tmp_path)["T cells"]) == [3, 5, 9]
+    for name, chosen, message in (("", [1], "Name the group"), ("../x", [1], "Name the group"),
+                                  ("ok", [], "at least one cell"), ("ok", [10], "between 0 and 9")):
+        with pytest.raises(groups.GroupError, match=message):
+            groups.save_group(tmp_path, name, chosen, n_cells=10)
+    assert groups.group_sizes(groups.read_groups(tmp_path)).to_dict("records") == [{"group": "T cells", "cells": 3}]
+    groups.delete_group(tmp_path, "T cells")
+    assert groups.read_groups(tmp_path) == {}
+
+
+def test_exported_h5ad_holds_every_result(autozi_run, tmp_path):
+    store, run_id = autozi_run
+    adata, latent = store.load_adata(run_id), store.read_latent(run_id)
+    emb = embedding.cached(store.results_dir(run_id), latent, embedding.EmbeddingParams())
+    groups.save_group(store.results_dir(run_id), "first ten", range(10), adata.n_obs)
+    table = store.read_zero_inflation(run_id)
+    annotated = export.annotated_adata(adata, latent, run_id, store.read_config(run_id), emb,
+                                       groups.read_groups(store.results_dir(run_id)), table)
+    path = tmp_path / "out.h5ad"
+    path.write_bytes(export.h5ad_bytes(annotated))
+    back = ad.read_h5ad(path)
+    assert np.allclose(back.obsm["X_scVI"], latent) and back.obsm["X_umap"].shape == (adata.n_obs, 2)
+    assert list(back.obs["leiden"].astype(str)) == list(emb.leiden)
+    assert back.obs["group_first ten"].sum() == 10 and back.obs["group_first ten"].iloc[:10].all()
+    assert back.var["autozi_prob_zero_inflated"].to_numpy() == pytest.approx(table["prob_zero_inflated"].to_numpy())
+    assert list(back.var["autozi_call"]) == list(table["call"])
+    info = back.uns["scvi_dashboard"]
+    assert info["run_id"] == run_id and json.loads(info["config"])["model"] == "AUTOZI"
+    assert {"torch", "scanpy", "anndata"} <= set(info["versions"])
+    assert np.array_equal(back.X.toarray(), adata.X.toarray())  # the counts themselves are untouched
+
+
+def test_per_group_tables_become_one_var_column_set_per_group():
+    table = pd.DataFrame({"gene": ["a", "a", "b", "b"], "batch": ["x", "y", "x", "y"],
+                          "prob_zero_inflated": [0.1, 0.2, 0.3, 0.4]})
+    wide = export.zero_inflation_var_columns(table, ["b", "a"], "batch")
+    assert list(wide.columns) == ["autozi_prob_zero_inflated_x", "autozi_prob_zero_inflated_y"]
+    assert wide.loc["b"].tolist() == [0.3, 0.4]
+
+
+def test_cells_table_has_coordinates(autozi_run):
+    store, run_id = autozi_run
+    adata, latent = store.load_adata(run_id), store.read_latent(run_id)
+    annotated = export.annotated_adata(adata, latent, run_id, {}, None)
+    cells = export.cells_table(annotated)
+    assert len(cells) == adata.n_obs and cells["cell"].iloc[0] == adata.obs_names[0]
+    assert f"scVI_{latent.shape[1]}" in cells.columns and "UMAP_1" not in cells.columns
+
+
+def test_model_zip_loads_back_with_the_same_latent_space(autozi_run, tmp_path):
+    store, run_id = autozi_run
+    archive = tmp_path / "model.zip"
+    archive.write_bytes(export.model_zip_bytes(store.path(run_id) / "model"))
+    model = export.load_model_zip(archive, store.load_adata(run_id))
+    assert type(model).__name__ == "AUTOZI"
+    assert np.allclose(model.get_latent_representation(), store.read_latent(run_id), atol=1e-5)
+    (tmp_path / "not_a_model").mkdir()
+    (tmp_path / "not_a_model" / "notes.txt").write_text("hello")
+    with pytest.raises(ValueError, match="no scvi_core model"):
+        export.load_model_zip(export.model_zip_bytes(tmp_path / "not_a_model"), store.load_adata(run_id))
+
+
+def test_snippet_is_valid_python_naming_the_run_settings(autozi_run):
+    store, run_id = autozi_run
+    code = export.reproduce_snippet(store.read_config(run_id), store.load_adata(run_id))
+    compile(code, "snippet", "exec")
+    assert "AUTOZI.setup_anndata(adata, batch_key='batch', labels_key='cell_type')" in code
+    assert "n_hidden=32" in code and "max_epochs=4" in code

@@ -1,0 +1,34 @@
+"""A finished training run on disk, made without the Training page, for the results pages' tests.
+
+Why: the results pages only read runs (``RunStore``), so their tests need one finished run of each model; training
+a tiny model for a few epochs takes about a second.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from scvi_core import AUTOZI, SCVI, simulate
+from scvi_core.runs import RunStore
+
+MODEL_PARAMS = {"n_hidden": 32, "n_latent": 5}
+TRAIN_PARAMS = {"max_epochs": 4, "lr": 1e-2, "batch_size": 128}
+
+
+def write_tiny_run(root: str | Path, model_name: str = "AUTOZI", n_cells: int = 300, n_genes: int = 60) -> str:
+    """Simulate, train ``model_name`` briefly and store it under ``root`` as a finished run; return the run id."""
+    adata = simulate(n_cells, n_genes, seed=1)
+    model_class = {"AUTOZI": AUTOZI, "SCVI": SCVI}[model_name]
+    model_class.setup_anndata(adata, batch_key="batch", labels_key="cell_type")
+    store = RunStore(root)
+    config = {"model": model_name, "model_params": MODEL_PARAMS, "train_params": TRAIN_PARAMS,
+              "setup": {"batch_key": "batch", "labels_key": "cell_type"}, "dataset_name": "Demo (tiny)"}
+    run_id = store.create(config, adata)
+    model = model_class(adata, **MODEL_PARAMS)
+    model.train(**TRAIN_PARAMS)
+    store.write_history(run_id, model.history)
+    store.save_model(run_id, model)
+    store.save_results(run_id, model)
+    store.write_status(run_id, state="finished", message="Finished.", epoch=TRAIN_PARAMS["max_epochs"],
+                      max_epochs=TRAIN_PARAMS["max_epochs"])
+    return run_id
