@@ -1,0 +1,54 @@
+"""Reading a zero-inflation table: filters, the share of genes called zero-inflated, and recovery of known truth.
+
+Why separate from :mod:`scvi_core.zero_inflation` (which makes the calls): these are the views a user asks of a
+finished table, and they work on a saved CSV without the model. "Called zero-inflated" here is the seed's decision
+rule, ``is_zero_inflated`` = P(ZI) > threshold; the evidence-aware ``call`` column is counted beside it.
+
+The AutoZI authors advise interpreting only genes with mean count > 1: for rarely expressed genes, NB and ZINB
+predict almost the same zeros and the posterior stays near the prior.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .zero_inflation import ZI
+
+EXPRESSED_MEAN = 1.0
+
+
+def filter_table(table: pd.DataFrame, search: str = "", min_mean: float = 0.0, calls: list[str] | None = None,
+                 ) -> pd.DataFrame:
+    """Rows whose gene name contains ``search`` (case-insensitive), with mean count > ``min_mean`` (when > 0) and,
+    when ``calls`` is given, whose evidence-aware call is one of them."""
+    keep = table["gene"].astype(str).str.contains(search.strip(), case=False, regex=False)
+    if min_mean > 0:
+        keep &= table["mean_count"] > min_mean
+    if calls is not None:
+        keep &= table["call"].isin(calls)
+    return table[keep]
+
+
+def call_shares(table: pd.DataFrame) -> pd.DataFrame:
+    """Genes called zero-inflated among all genes and among genes with mean count > 1: one row each with
+    ``genes``, ``called_zi`` (P(ZI) > threshold), ``share_zi`` and ``evidence_zi`` (evidence-aware calls)."""
+    rows = []
+    expressed = table[table["mean_count"] > EXPRESSED_MEAN]
+    for name, part in (("all genes", table), (f"mean count > {EXPRESSED_MEAN:g}", expressed)):
+        called = int(part["is_zero_inflated"].sum())
+        rows.append({"genes": name, "n_genes": len(part), "called_zi": called,
+                     "share_zi": called / len(part) if len(part) else float("nan"),
+                     "evidence_zi": int((part["call"] == ZI).sum())})
+    return pd.DataFrame(rows)
+
+
+def recovery(table: pd.DataFrame, truth: pd.Series) -> dict[str, int]:
+    """Against known truth (``truth``: gene name → is zero-inflated, e.g. the simulator's ``var``): how many truly
+    zero-inflated genes were called (``found`` of ``true_zi``) and how many NB genes were wrongly called
+    (``false_calls`` of ``true_nb``), by P(ZI) > threshold and by the evidence-aware call."""
+    is_true = table["gene"].astype(str).map(truth.astype(bool)).fillna(False).to_numpy(dtype=bool)
+    called = table["is_zero_inflated"].to_numpy(dtype=bool)
+    evidence = (table["call"] == ZI).to_numpy()
+    return {"true_zi": int(is_true.sum()), "found": int((called & is_true).sum()),
+            "found_evidence": int((evidence & is_true).sum()), "true_nb": int((~is_true).sum()),
+            "false_calls": int((called & ~is_true).sum()), "false_calls_evidence": int((evidence & ~is_true).sum())}
