@@ -74,11 +74,17 @@ def cache_key(params: EmbeddingParams, cells: np.ndarray) -> str:
     return digest.hexdigest()[:16]
 
 
+def cache_path(results_dir: str | Path, params: EmbeddingParams, cells: np.ndarray | None, n_cells: int) -> Path:
+    """Where the embedding of ``cells`` (None: all ``n_cells``) at ``params`` is (or will be) kept."""
+    cells = np.arange(n_cells) if cells is None else cells
+    return Path(results_dir) / "embeddings" / f"{cache_key(params, cells)}.npz"
+
+
 def cached(results_dir: str | Path, latent: np.ndarray, params: EmbeddingParams, cells: np.ndarray | None = None,
            progress: Callable[[str], None] | None = None) -> Embedding:
     """The embedding of ``cells`` (default: every cell) from the run's cache, computing and storing it if absent."""
     cells = np.arange(latent.shape[0]) if cells is None else np.asarray(cells, dtype=np.int64)
-    path = Path(results_dir) / "embeddings" / f"{cache_key(params, cells)}.npz"
+    path = cache_path(results_dir, params, cells, latent.shape[0])
     if path.exists():
         with np.load(path) as stored:
             return Embedding(cells=cells, umap=stored["umap"], leiden=stored["leiden"])

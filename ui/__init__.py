@@ -1,0 +1,1 @@
+"""Streamlit pieces shared by several pages (``scvi_core`` never imports Streamlit; these do)."""

@@ -1,0 +1,113 @@
+"""The run the results pages show, and its data loaded once per server.
+
+Why shared: Latent space, Zero-inflation and Export all show one finished run — the one just trained
+(``Workspace.current_run_id``) or any finished / stopped run reopened from the runs directory, e.g. after a server
+restart — and they need the same data, model and UMAP. Loading them once per run (Streamlit caches) and the UMAP
+once per run and parameters (on disk, :mod:`scvi_core.embedding`) keeps page switches instant.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from scvi_core import embedding, settings
+from scvi_core.runs import RunStore
+from scvi_core.zero_inflation import DEFAULT_MIN_LOG10_BF, apply_threshold
+
+SHOWABLE = ("finished", "stopped")
+EMBEDDING_PARAMS = "embedding_params"  # session keys (not widget keys, so they survive page switches)
+ZI_DECISION = "zi_decision"
+
+
+def store() -> RunStore:
+    return RunStore(settings.runs_dir())
+
+
+def _label(row) -> str:
+    epochs = f"{row.epochs} epoch{'s' if row.epochs != 1 else ''}"
+    return f"{row.run_id} · {row.model} · {row.dataset or 'unnamed data'} · {row.state}, {epochs}"
+
+
+def choose_run() -> str | None:
+    """Show the run picker and return the chosen run id, or None (after saying why) when no run has results.
+    The default is the workspace's current run; picking another makes it the current run."""
+    workspace = st.session_state["workspace"]
+    runs = store().list_runs()
+    current = workspace.current_run_id
+    states = dict(zip(runs["run_id"], runs["state"]))
+    if current in states and states[current] not in SHOWABLE:
+        st.info(f"Run {current} is {states[current]}: its results appear here once it finishes. "
+                "Meanwhile you can look at an earlier run.")
+    done = runs[runs["state"].isin(SHOWABLE)]
+    done = done[[store().has_model(run_id) for run_id in done["run_id"]]]
+    if done.empty:
+        st.info("No finished training run yet: train a model first (runs are kept in "
+                f"{settings.runs_dir()}, so finished ones are offered here after a restart too).")
+        st.page_link("pages/3_training.py", label="Go to Training", icon=":material/model_training:")
+        return None
+    labels = {row.run_id: _label(row) for row in done.itertuples()}
+    ids = list(labels)
+
+    def make_current():
+        workspace.current_run_id = st.session_state["results_run"]
+
+    chosen = st.selectbox("Run", ids, index=ids.index(current) if current in ids else 0, key="results_run",
+                          format_func=labels.get, on_change=make_current,
+                          help="Any finished or stopped run of this server's runs directory.")
+    return chosen
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the run's data…")
+def run_adata(root: str, run_id: str):
+    """The run's prepared AnnData, shared by every session: never modify it (copy first)."""
+    return RunStore(root).load_adata(run_id)
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the trained model…")
+def run_model(root: str, run_id: str):
+    return RunStore(root).load_model(run_id, run_adata(root, run_id))
+
+
+def adata(run_id: str):
+    return run_adata(str(store().root), run_id)
+
+
+def model(run_id: str):
+    return run_model(str(store().root), run_id)
+
+
+def config(run_id: str) -> dict:
+    return store().read_config(run_id)
+
+
+def embedding_params() -> embedding.EmbeddingParams:
+    return st.session_state.get(EMBEDDING_PARAMS, embedding.EmbeddingParams())
+
+
+def run_embedding(run_id: str, cells: np.ndarray | None = None) -> embedding.Embedding:
+    """UMAP and Leiden clusters of the run (or of ``cells``) at the session's parameters; computed at most once
+    per run, cells and parameters, with the step being computed shown while it runs."""
+    results = store().results_dir(run_id)
+    latent = store().read_latent(run_id)
+    params = embedding_params()
+    if embedding.cache_path(results, params, cells, latent.shape[0]).exists():
+        return embedding.cached(results, latent, params, cells)
+    n = latent.shape[0] if cells is None else len(cells)
+    with st.status(f"Computing neighbours, UMAP and clusters of {n:,} cells (once per run and settings)…") as status:
+        result = embedding.cached(results, latent, params, cells, progress=lambda message: status.update(label=message))
+        status.update(label=f"UMAP and {len(set(result.leiden))} Leiden clusters of {n:,} cells computed.",
+                      state="complete")
+    return result
+
+
+def zi_decision() -> tuple[float, float]:
+    """The threshold on P(ZI) and the evidence needed for a call, as last set on the Zero-inflation page."""
+    return st.session_state.get(ZI_DECISION, (0.5, DEFAULT_MIN_LOG10_BF))
+
+
+def zero_inflation_table(run_id: str) -> pd.DataFrame | None:
+    """The run's saved zero-inflation table with the calls at the session's threshold (None for scVI runs)."""
+    table = store().read_zero_inflation(run_id)
+    return None if table is None else apply_threshold(table, *zi_decision())
