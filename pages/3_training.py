@@ -1,10 +1,215 @@
-"""Training: fit the configured model and follow its progress (placeholder until its issue lands)."""
+"""Training: start the configured model, follow its progress live, stop it, and find every past run again.
 
+Training runs in the process-wide :class:`~scvi_core.jobs.JobManager` (a background thread that never calls
+Streamlit); this page only reads what the manager keeps in memory and what it writes to the runs directory. The
+followed run's id is in the URL (``?run=…``), so a reload or another tab reconnects to it; a fragment redraws the
+progress and the curves every second while it trains, without rerunning the rest of the page.
+"""
+
+import plotly.graph_objects as go
 import streamlit as st
 
+from scvi_core import config as cfg
+from scvi_core import settings
+from scvi_core.jobs import JobBusyError, manager_for
+
+REFRESH_SECONDS = 1.0
+ACTIVE = ("queued", "running")
+MODEL_NAMES = {"AUTOZI": "AutoZI", "SCVI": "scVI"}
+STATE_ICONS = {"queued": "⏳", "running": "▶️", "finished": "✅", "stopped": "⏹️", "failed": "❌"}
+LOSS_AXIS = "−ELBO per cell (lower is better)"
+
+workspace = st.session_state["workspace"]
+manager = manager_for(settings.runs_dir())
+store = manager.store
+
+
+def follow(run_id: str) -> None:
+    """Show ``run_id`` on this page (its id goes into the URL) and, unless it failed, in the results pages."""
+    st.query_params["run"] = run_id
+    if manager.status(run_id).get("state") != "failed":
+        workspace.current_run_id = run_id
+
+
+def followed_run() -> str | None:
+    """The run named in the URL (it survives a reload), else the session's current run; None when it is unknown."""
+    run_id = st.query_params.get("run") or workspace.current_run_id
+    if run_id is None:
+        return None
+    try:
+        store.path(run_id)
+    except KeyError:
+        st.warning(f"There is no run {run_id!r} in {store.root}. Pick one from the list below.")
+        del st.query_params["run"]
+        return None
+    follow(run_id)
+    return run_id
+
+
+# ---- starting -----------------------------------------------------------------------------------------------------
+def start_section() -> None:
+    config = workspace.model_config
+    if workspace.prepared is None or config is None:
+        st.info("Configure a model first: training needs prepared data and a model choice.")
+        st.page_link("pages/2_model.py", label="Go to Model", icon=":material/neurology:")
+        return
+    n_cells, n_genes = workspace.prepared.n_obs, workspace.prepared.n_vars
+    train = config["train_params"]
+    st.markdown(f"**{MODEL_NAMES[config['model']]}** on **{workspace.dataset_name}** ({n_cells:,} cells × "
+                f"{n_genes:,} genes): {train['max_epochs']} epochs, learning rate {train['lr']:g}, batch size "
+                f"{train['batch_size']}, expected {cfg.format_duration(cfg.estimate_seconds(config, n_cells, n_genes))}"
+                f"{' at most (early stopping)' if train['early_stopping'] else ''}.")
+    check = cfg.validate(config, n_cells, n_genes, workspace.batch_key, workspace.labels_key)
+    for message in check.errors:
+        st.error(message, icon=":material/block:")
+    if check.errors:
+        st.page_link("pages/2_model.py", label="Change the settings on the Model page", icon=":material/neurology:")
+    for message in check.warnings:
+        st.warning(message)
+    active = manager.active_run_id()
+    if active:
+        st.info(f"A training run is already going (id {active}). This server trains one model at a time: Start "
+                "becomes available when it finishes or is stopped.")
+        if active != st.query_params.get("run"):
+            st.button("Follow the running job", key="follow_active", on_click=follow, args=(active,))
+    if st.button("Start training", type="primary", key="start", icon=":material/play_arrow:",
+                 disabled=bool(check.errors or active)):
+        try:
+            run_id = manager.start(config, workspace.prepared, workspace.dataset_name, workspace.batch_key,
+                                   workspace.labels_key)
+        except (JobBusyError, ValueError) as err:
+            st.error(str(err))
+            return
+        follow(run_id)
+        st.rerun()
+
+
+# ---- following one run ----------------------------------------------------------------------------------------------
+def run_section(run_id: str) -> None:
+    """The followed run; redrawn every second while it trains."""
+    training = manager.status(run_id)["state"] in ACTIVE
+    st.fragment(run_every=REFRESH_SECONDS if training else None)(show_run)(run_id)
+
+
+def show_run(run_id: str) -> None:
+    status, config = manager.status(run_id), store.read_config(run_id)
+    state = status["state"]
+    st.subheader(f"{STATE_ICONS.get(state, '')} Run {run_id}: {state}")
+    st.caption(f"{MODEL_NAMES.get(config.get('model'), config.get('model'))} on {config.get('dataset_name')} · "
+               f"started {status.get('started') or config.get('created')}")
+    if state in ACTIVE:
+        st.session_state["live_run"] = run_id
+        show_progress(run_id, status)
+    elif st.session_state.pop("live_run", None) == run_id:
+        st.rerun()  # it just ended: redraw the whole page (Start button, run list)
+    else:
+        show_outcome(status)
+    history = manager.history(run_id)
+    if history.empty:
+        st.caption("The curve appears after the first epoch.")
+        return
+    show_terms = st.checkbox("Show reconstruction and KL terms", key="show_terms")
+    st.plotly_chart(loss_figure(history, show_terms), width="stretch", key="curve")
+
+
+def show_progress(run_id: str, status: dict) -> None:
+    job = manager.job(run_id)
+    event = job.progress if job else None
+    if event is None:
+        st.progress(0.0, text="Starting: building the model…")
+    else:
+        epochs_done = event.epoch if event.kind == "epoch" else event.epoch - 1 + event.step / event.steps_per_epoch
+        done = epochs_done / event.max_epochs
+        left = event.elapsed_seconds * (1 - done) / max(done, 1e-9)
+        st.progress(min(done, 1.0), text=f"Epoch {event.epoch} of {event.max_epochs} · "
+                                         f"{event.cells_per_second:,.0f} cells/s · {cfg.format_duration(left)} left")
+    if manager.is_stopping(run_id):
+        st.button("Stopping…", key="stop", disabled=True, icon=":material/stop:")
+    elif job is not None:
+        st.button("Stop", key="stop", on_click=manager.stop, args=(run_id,), icon=":material/stop:",
+                  help="Ends training within about a second and keeps the model trained so far.")
+    else:
+        st.caption(status.get("message", ""))
+
+
+def show_outcome(status: dict) -> None:
+    message = status.get("message", "")
+    if status["state"] == "failed":
+        st.error(message)
+    elif status["state"] == "stopped":
+        st.warning(message)
+    else:
+        st.success(message)
+
+
+def loss_figure(history, show_terms: bool) -> go.Figure:
+    terms = {"elbo": "−ELBO"}
+    if show_terms:
+        terms |= {"reconstruction_loss": "reconstruction", "kl_local": "KL"}
+    figure = go.Figure()
+    for term, name in terms.items():
+        for split, dash in (("train", "solid"), ("validation", "dot")):
+            column = f"{term}_{split}"
+            if column in history and history[column].notna().any():
+                figure.add_scatter(x=history["epoch"], y=history[column], mode="lines+markers", marker_size=4,
+                                   name=f"{name}, {split} cells", line_dash=dash)
+    figure.update_layout(height=360, xaxis_title="epoch", yaxis_title=LOSS_AXIS, margin=dict(l=10, r=10, t=30, b=10),
+                         yaxis_type="log" if show_terms else "linear")
+    return figure
+
+
+# ---- all runs -------------------------------------------------------------------------------------------------------
+def runs_section() -> None:
+    st.subheader("All runs")
+    runs = manager.list_runs()
+    st.caption(f"Every run is kept in {store.root} (set SCVI_DASHBOARD_RUNS_DIR to use another folder), with its "
+               "settings, history, model and results; finished and stopped runs can be reopened after a restart.")
+    if runs.empty:
+        st.caption("No runs yet.")
+        return
+    table = runs.assign(state=[f"{STATE_ICONS.get(s, '')} {s}" for s in runs["state"]],
+                        model=runs["model"].map(MODEL_NAMES))
+    st.dataframe(table[["run_id", "created", "dataset", "model", "state", "epochs", "max_epochs", "final_elbo",
+                        "message"]], hide_index=True, key="runs_table", column_config={
+        "final_elbo": st.column_config.NumberColumn("final −ELBO", format="%.1f",
+                                                    help="Last epoch, validation cells; lower is better."),
+        "max_epochs": st.column_config.NumberColumn("of")})
+    labels = dict(zip(runs["run_id"], [f"{r.run_id} · {MODEL_NAMES.get(r.model, r.model)} · {r.state}"
+                                       for r in runs.itertuples()], strict=True))
+    left, right = st.columns(2)
+    with left:
+        chosen = st.selectbox("Open a run", list(labels), format_func=labels.get, key="open_run")
+        st.button("Open", key="open", on_click=follow, args=(chosen,), icon=":material/folder_open:",
+                  help="Shows its curves here; a finished or stopped run also becomes the one the results pages show.")
+    with right:
+        compared = st.multiselect("Compare runs (overlay their curves)", list(labels), format_func=labels.get,
+                                  key="compare", max_selections=5)
+    if len(compared) >= 2:
+        st.plotly_chart(overlay_figure(compared), width="stretch", key="overlay")
+
+
+def overlay_figure(run_ids: list[str]) -> go.Figure:
+    """Validation curves (training when there is no validation) of several runs, named by what differs."""
+    differences = cfg.differences([store.read_config(run_id) for run_id in run_ids])
+    figure = go.Figure()
+    for run_id, difference in zip(run_ids, differences, strict=True):
+        history = manager.history(run_id)
+        if history.empty:
+            continue
+        has_validation = "elbo_validation" in history and history["elbo_validation"].notna().any()
+        column = "elbo_validation" if has_validation else "elbo_train"
+        figure.add_scatter(x=history["epoch"], y=history[column], mode="lines",
+                           name=f"{run_id[-6:]}: {difference or 'same settings'} ({column.split('_')[1]})")
+    figure.update_layout(height=380, xaxis_title="epoch", yaxis_title=LOSS_AXIS, margin=dict(l=10, r=10, t=30, b=10),
+                         legend=dict(orientation="h", y=-0.25))
+    return figure
+
+
 st.title("Training")
-if st.session_state["workspace"].model_config is None:
-    st.info("Configure a model first: training needs prepared data and a model choice.")
-    st.page_link("pages/2_model.py", label="Go to Model", icon=":material/neurology:")
-else:
-    st.info("Starting a training run and following its loss curves will appear here.")
+start_section()
+followed = followed_run()
+if followed:
+    st.divider()
+    run_section(followed)
+st.divider()
+runs_section()

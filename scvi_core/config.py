@@ -28,6 +28,7 @@ MODELS = {
 }
 MODES = ("gene", "gene-batch", "gene-label", "gene-cell")
 LIKELIHOODS = ("zinb", "nb", "poisson")
+CHOICES = {"dispersion": MODES, "zero_inflation": MODES, "gene_likelihood": LIKELIHOODS}
 
 COMMON_MODEL_PARAMS = {"n_hidden": 128, "n_latent": 10, "n_layers": 1, "dropout_rate": 0.1, "dispersion": "gene",
                        "use_observed_lib_size": True}
@@ -305,6 +306,8 @@ def _read_section(data: dict, name: str, defaults: dict) -> dict:
             ok = _is_int(value)
         if not ok:
             raise ConfigError(f"'{name}.{key}' has the wrong kind of value: {value!r}.")
+        if key in CHOICES and value not in CHOICES[key]:
+            raise ConfigError(f"'{name}.{key}' must be one of {', '.join(CHOICES[key])}; this file says {value!r}.")
     return section
 
 

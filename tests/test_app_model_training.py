@@ -1,0 +1,164 @@
+"""The Model and Training pages through Streamlit's AppTest: a tiny run configured, started, followed to its end;
+a run stopped mid-way; settings that cannot work blocked with their message; the JSON settings round trip."""
+
+import json
+import time
+
+import pytest
+
+from scvi_core import config as cfg
+from scvi_core import settings
+from scvi_core.jobs import manager_for
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def assert_clean(at):
+    assert not at.exception, texts(at.exception)
+
+
+@pytest.fixture
+def model_page(app):
+    """The demo prepared (with or without labels, see ``labels``), then the Model page open."""
+    app.button(key="load_demo").click().run()
+    app.button(key="FormSubmitter:prepare-Prepare data").click().run()
+    app.switch_page("pages/2_model.py").run()
+    assert_clean(app)
+    yield app
+    manager = manager_for(settings.runs_dir())
+    if manager.active_run_id():  # never leave a thread training after a failed test
+        manager.stop(manager.active_run_id())
+        manager.wait(30)
+
+
+def tiny_settings(at, epochs: int):
+    at.button(key="preset_quick").click().run()
+    at.number_input(key="cfg_max_epochs").set_value(epochs).run()
+    at.number_input(key="cfg_n_hidden").set_value(16).run()
+    assert_clean(at)
+    return at
+
+
+def start(at):
+    at.switch_page("pages/3_training.py").run()
+    at.button(key="start").click().run()
+    assert_clean(at)
+    return at.query_params["run"][0] if isinstance(at.query_params["run"], list) else at.query_params["run"]
+
+
+def poll(at, condition, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not condition(at):
+        assert time.monotonic() < deadline, texts(at.subheader)
+        time.sleep(0.3)
+        at.run()
+        assert_clean(at)
+
+
+def state_of(at) -> str:
+    return texts(at.subheader)
+
+
+def test_model_page_offers_both_models_with_presets(model_page):
+    at = model_page
+    assert at.radio(key="cfg_model").value == "AUTOZI"
+    assert "which genes are zero-inflated" in str(at.radio(key="cfg_model").proto)
+    assert "Prior P(zero-inflated)" in [m.label for m in at.metric] and at.metric[0].value == "50%"
+    at.number_input(key="cfg_alpha_prior").set_value(1.0).run()
+    at.number_input(key="cfg_beta_prior").set_value(5.0).run()
+    assert at.metric[0].value == "97%"
+    at.checkbox(key="cfg_learn_prior").check().run()
+    assert at.session_state["workspace"].model_config["model_params"]["alpha_prior"] is None
+    at.radio(key="cfg_model").set_value("SCVI").run()
+    assert_clean(at)
+    config = at.session_state["workspace"].model_config
+    assert config == cfg.preset_config("SCVI", "standard", 2000, 500)
+    at.button(key="preset_thorough").click().run()
+    assert at.session_state["workspace"].model_config["train_params"]["early_stopping"]
+    assert "These settings can be trained." in texts(at.success)
+
+
+def test_configure_start_and_finish_a_tiny_run(model_page):
+    at = tiny_settings(model_page, epochs=3)
+    run_id = start(at)
+    poll(at, lambda a: "finished" in state_of(a))
+    assert "Finished all 3 epochs." in texts(at.success)
+    assert at.session_state["workspace"].current_run_id == run_id
+    assert len(at.get("plotly_chart")) >= 1
+    history = manager_for(settings.runs_dir()).history(run_id)
+    assert list(history["epoch"]) == [1, 2, 3]
+    runs = at.dataframe[0].value
+    assert runs.loc[0, "run_id"] == run_id and "finished" in runs.loc[0, "state"]
+    assert runs.loc[0, "final_elbo"] == pytest.approx(history["elbo_validation"].iloc[-1])
+    assert f"run {run_id}" in texts(at.sidebar.markdown)
+    assert not at.button(key="start").disabled  # free again for the next run
+
+
+def test_stop_a_run_midway(model_page):
+    at = tiny_settings(model_page, epochs=5000)
+    run_id = start(at)
+    manager = manager_for(settings.runs_dir())
+    poll(at, lambda a: len(manager.history(run_id)) >= 1 and a.button(key="stop").label == "Stop")
+    assert at.button(key="start").disabled
+    assert "already going" in texts(at.info)
+    at.button(key="stop").click().run()
+    poll(at, lambda a: "stopped" in state_of(a))
+    assert "model trained so far was saved" in texts(at.warning)
+    assert manager.store.has_model(run_id)
+
+
+@pytest.mark.parametrize(
+    ("control", "value", "message"),
+    [
+        ("cfg_batch_size", 5000, "larger than the 1,800 training cells"),
+        ("cfg_alpha_prior", 0.0, "must both be above 0"),
+        ("cfg_lr", 0.0, "learning rate must be above 0"),
+    ],
+)
+def test_invalid_settings_are_blocked_with_their_message(model_page, control, value, message):
+    at = model_page
+    at.number_input(key=control).set_value(value).run()
+    assert message in texts(at.error)
+    assert not at.success
+    at.switch_page("pages/3_training.py").run()
+    assert message in texts(at.error)
+    assert at.button(key="start").disabled
+
+
+def test_label_level_mode_without_a_label_key_is_blocked(app):
+    app.button(key="load_demo").click().run()
+    app.selectbox(key="labels_key").select_index(0)  # "none"
+    app.button(key="FormSubmitter:prepare-Prepare data").click().run()
+    assert "label key: none" in texts(app.success)
+    app.switch_page("pages/2_model.py").run()
+    app.selectbox(key="cfg_zero_inflation").set_value("gene-label").run()
+    assert "needs known cell labels, but no label key was chosen" in texts(app.error)
+    app.switch_page("pages/3_training.py").run()
+    assert app.button(key="start").disabled
+
+
+def test_json_settings_round_trip(model_page):
+    at = model_page
+    at.number_input(key="cfg_alpha_prior").set_value(2.0).run()
+    at.selectbox(key="cfg_zero_inflation").set_value("gene-batch").run()
+    at.number_input(key="cfg_seed").set_value(7).run()
+    saved = at.session_state["workspace"].model_config
+    assert at.get("download_button")
+    at.button(key="preset_quick").click().run()
+    at.radio(key="cfg_model").set_value("SCVI").run()
+    assert at.session_state["workspace"].model_config != saved
+    at.file_uploader(key="config_upload").set_value(
+        [("settings.json", cfg.to_json(saved).encode(), "application/json")]).run()
+    assert_clean(at)
+    assert at.session_state["workspace"].model_config == saved
+    assert at.number_input(key="cfg_alpha_prior").value == 2.0 and at.radio(key="cfg_model").value == "AUTOZI"
+
+
+def test_a_bad_settings_file_shows_a_message(model_page):
+    at = model_page
+    bad = json.dumps({"model": "SCVI", "model_params": {"n_latnet": 5}}).encode()
+    at.file_uploader(key="config_upload").set_value([("bad.json", bad, "application/json")]).run()
+    assert_clean(at)
+    assert "Unknown setting(s) in 'model_params': n_latnet" in texts(at.error)
