@@ -113,26 +113,19 @@ def sample_nb(mu: torch.Tensor, theta: torch.Tensor, generator: torch.Generator 
     return torch.poisson(rate.clamp(max=1e8), generator=generator)
 
 
-def floor_dropout_logits(zi_logits: torch.Tensor, minimal_dropout: float) -> torch.Tensor:
-    """AutoZI's ZINB component keeps at least ``minimal_dropout`` extra zeros: p' = m + (1−m)·σ(ℓ), returned as a
-    logit. With m = 0 the ZINB would nest the NB and the NB-vs-ZINB question would be ill-posed."""
-    if minimal_dropout <= 0:
-        return zi_logits
-    p = minimal_dropout + (1.0 - minimal_dropout) * torch.sigmoid(zi_logits)
-    return torch.log(p) - torch.log1p(-p + EPS)
+def floored_dropout(zi_logits: torch.Tensor, minimal_dropout: float) -> torch.Tensor:
+    """AutoZI's ZINB component keeps at least ``minimal_dropout`` extra zeros: π' = m + (1−m)·σ(ℓ). With m = 0 the
+    ZINB would nest the NB and the NB-vs-ZINB question would be ill-posed."""
+    return minimal_dropout + (1.0 - minimal_dropout) * torch.sigmoid(zi_logits)
 
 
-def floored_zinb_kernel(x: torch.Tensor, parts, zi_logits: torch.Tensor, minimal_dropout: float) -> torch.Tensor:
-    """:func:`zinb_kernel` with the dropout π' = m + (1−m)·σ(ℓ) of :func:`floor_dropout_logits`, computed in
-    probability space (fewer operations; stable because π' ≥ m > 0):
-    log(1−π') = log(1−m) − softplus(ℓ);  x = 0: log(π' + (1−π')·NB(0));  x > 0: log(1−π') + NB kernel."""
-    if minimal_dropout <= 0:
-        return zinb_kernel(x, None, None, zi_logits, parts=parts)
+def zinb_kernel_from_dropout(x: torch.Tensor, parts, dropout: torch.Tensor) -> torch.Tensor:
+    """ZINB log-pmf without its lnΓ terms, given the extra-zero probability π itself (``parts``: :func:`nb_parts`).
+    Written in probability space, which is cheaper than the logit form and stable while π < 1:
+    x = 0: log(π + (1−π)·NB(0));  x > 0: log(1−π) + NB kernel. (1e-30 keeps log finite if both terms underflow.)"""
     log_nb_zero, count_term = parts
-    log_keep = math.log1p(-minimal_dropout) - F.softplus(zi_logits)
-    keep_nb_zero = torch.exp(log_keep + log_nb_zero)
-    at_zero = torch.log(1.0 - torch.exp(log_keep) + keep_nb_zero)
-    return blend(x > 0, log_keep + log_nb_zero + count_term, at_zero)
+    at_zero = torch.log(dropout + (1.0 - dropout) * torch.exp(log_nb_zero) + 1e-30)
+    return blend(x > 0, log_nb_zero + count_term + torch.log1p(-dropout), at_zero)
 
 
 def kl_beta(alpha_q, beta_q, alpha_p, beta_p) -> torch.Tensor:

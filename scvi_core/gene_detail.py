@@ -94,7 +94,7 @@ def fitted_parameters(model: AUTOZI, gene: str, cells: np.ndarray | None = None)
         inf = model.module.inference(batch)
         gen = model.module.generative(inf["z_mean"], inf["log_library"], batch.batch, batch.label)
         theta = gen["theta"].expand_as(gen["mu"])
-        pi = torch.sigmoid(D.floor_dropout_logits(gen["zi_logits"], model.module.minimal_dropout))
+        pi = D.floored_dropout(gen["zi_logits"], model.module.minimal_dropout)
         for key, value in (("cells", batch.index), ("counts", batch.x[:, g]), ("mu", gen["mu"][:, g]),
                            ("theta", theta[:, g]), ("pi", pi[:, g])):
             parts[key].append(value.cpu().numpy())

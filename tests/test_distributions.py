@@ -48,14 +48,14 @@ def test_poisson_log_pmf_matches_scipy():
     )
 
 
-def test_floored_zinb_kernel_equals_zinb_with_floored_logits():
-    x = _t([0, 0, 3, 40])
-    parts = D.nb_parts(x, _t([0.5, 20.0, 4.0, 30.0]), _t([2.0, 0.3, 8.0, 1.0]))
-    logits = _t([-20.0, 0.0, 3.0, -3.0])
-    direct = D.floored_zinb_kernel(x, parts, logits, 0.01)
-    via_logits = D.zinb_kernel(x, None, None, D.floor_dropout_logits(logits, 0.01), parts=parts)
-    np.testing.assert_allclose(direct.numpy(), via_logits.numpy(), rtol=1e-6)
-    floored = torch.sigmoid(D.floor_dropout_logits(logits, 0.01)).numpy()
+def test_zinb_from_dropout_equals_logit_form():
+    x = _t([0, 0, 3, 40, 0])
+    mu, theta = _t([0.5, 20.0, 4.0, 30.0, 2.0]), _t([2.0, 0.3, 8.0, 1.0, 5.0])
+    logits = _t([-20.0, 0.0, 3.0, -3.0, 8.0])
+    parts = D.nb_parts(x, mu, theta)
+    from_prob = D.zinb_kernel_from_dropout(x, parts, torch.sigmoid(logits))
+    np.testing.assert_allclose(from_prob.numpy(), D.zinb_kernel(x, mu, theta, logits).numpy(), rtol=1e-6)
+    floored = D.floored_dropout(logits, 0.01).numpy()
     np.testing.assert_allclose(floored, 0.01 + 0.99 * special.expit(logits.numpy()), rtol=1e-6)
 
 
@@ -110,7 +110,7 @@ def test_delta_convention_delta_one_is_nb_delta_zero_is_floored_zinb():
     gen = {"mu": mu, "theta": theta, "zi_logits": logits}
     batch = _Batch(x)
     nb = D.log_nb(x, mu, theta).sum(-1)
-    zinb = D.log_zinb(x, mu, theta, D.floor_dropout_logits(logits, 0.01)).sum(-1)
+    zinb = D.log_zinb(x, mu, theta, special.logit(D.floored_dropout(logits, 0.01))).sum(-1)
     as_nb = module.mixture_log_likelihood(batch, gen, torch.full((4,), 1 - 1e-7))
     as_zinb = module.mixture_log_likelihood(batch, gen, torch.full((4,), 1e-7))
     np.testing.assert_allclose(as_nb.numpy(), nb.numpy(), rtol=1e-5)
@@ -119,6 +119,6 @@ def test_delta_convention_delta_one_is_nb_delta_zero_is_floored_zinb():
     half = module.mixture_log_likelihood(batch, gen, torch.full((4,), 0.5))
     per_entry = np.logaddexp(
         np.log(0.5) + D.log_nb(x, mu, theta).numpy(),
-        np.log(0.5) + D.log_zinb(x, mu, theta, D.floor_dropout_logits(logits, 0.01)).numpy(),
+        np.log(0.5) + D.log_zinb(x, mu, theta, special.logit(D.floored_dropout(logits, 0.01))).numpy(),
     ).sum(-1)
     np.testing.assert_allclose(half.numpy(), per_entry, rtol=1e-5)

@@ -158,7 +158,7 @@ class AUTOZI(BaseModel):
             gen = self.module.generative(inf["z_mean"], inf["log_library"], batch.batch, batch.label)
             log_nb_zero = D.nb_parts(torch.zeros_like(gen["mu"]), gen["mu"], gen["theta"])[0]
             nb_zero = torch.exp(log_nb_zero)
-            pi = torch.sigmoid(D.floor_dropout_logits(gen["zi_logits"], self.module.minimal_dropout))
+            pi = D.floored_dropout(gen["zi_logits"], self.module.minimal_dropout)
             per_cell = {
                 "count_sum": batch.x,
                 "zeros": (batch.x == 0).float(),
@@ -217,7 +217,7 @@ class AUTOZI(BaseModel):
         delta, _ = self._sample_delta(inf["z"])
         delta = self.module.per_cell(delta, batch) if self.module.zero_inflation != "gene-cell" else delta
         x = D.sample_nb(gen["mu"], gen["theta"])
-        pi = torch.sigmoid(D.floor_dropout_logits(gen["zi_logits"], self.module.minimal_dropout))
+        pi = D.floored_dropout(gen["zi_logits"], self.module.minimal_dropout)
         follows_nb = torch.rand_like(x) < delta
         extra_zero = torch.rand_like(x) < pi
         return torch.where(~follows_nb & extra_zero, 0.0, x)

@@ -10,6 +10,7 @@ Convention (the reference implementation's, and the only one consistent with the
            ZINB(μ_ng, θ_g, π'_ng)        if m_ng = 0,   π'_ng = m + (1 − m)·σ(h_g(z_n)),  m = minimal_dropout
 
     log p(x_ng | δ_g) = logaddexp( log δ_g + log NB(x_ng),  log(1 − δ_g) + log ZINB(x_ng) )
+                      = log ZINB(x_ng; μ_ng, θ_g, dropout (1 − δ_g)·π'_ng)        (the same thing, computed so)
 
 Variational posterior q(δ_g) = Beta(α_g, β_g) with α_g, β_g ∈ (0, c), c = max(1, α, β) (so U-shaped for the
 default prior Beta(0.5, 0.5)), initialised at the prior. The posterior probability that gene g is zero-inflated is
@@ -123,13 +124,14 @@ class AutoZIVAE(VAE):
 
     # ---- likelihood ---------------------------------------------------------------------------------------------
     def mixture_log_likelihood(self, batch: Batch, gen: dict[str, torch.Tensor], delta: torch.Tensor):
-        """Σ_g logaddexp(log δ + log NB, log(1−δ) + log ZINB) per cell; δ broadcastable to (b, G)."""
-        x, mu, theta = batch.x, gen["mu"], gen["theta"]
-        parts = D.nb_parts(x, mu, theta)
-        log_nb = parts[0] + parts[1]
-        log_zinb = D.floored_zinb_kernel(x, parts, gen["zi_logits"], self.minimal_dropout)
-        mixed = torch.logaddexp(torch.log(delta + D.EPS) + log_nb, torch.log1p(-delta + D.EPS) + log_zinb)
-        return mixed.sum(-1) + self.log_norm(batch, theta)
+        """Σ_g logaddexp(log δ + log NB, log(1−δ) + log ZINB_π') per cell; δ broadcastable to (b, G).
+
+        The per-entry mixture of an NB and a ZINB with dropout π' is itself a ZINB with dropout (1−δ)·π' (expand
+        both cases x = 0 and x > 0), which is how it is computed: one ZINB, no log-sum-exp."""
+        dropout = D.floored_dropout(gen["zi_logits"], self.minimal_dropout)
+        parts = D.nb_parts(batch.x, gen["mu"], gen["theta"])
+        kernel = D.zinb_kernel_from_dropout(batch.x, parts, (1.0 - delta) * dropout)
+        return kernel.sum(-1) + self.log_norm(batch, gen["theta"])
 
     def forward(self, batch: Batch) -> LossTerms:
         inf = self.inference(batch)
