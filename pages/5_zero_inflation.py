@@ -1,10 +1,220 @@
-"""Zero-inflation: which genes AutoZI calls zero-inflated, and how confidently (placeholder)."""
+"""Zero-inflation: AutoZI's per-gene table (P(ZI), evidence, call at a chosen threshold), its plots, a gene detail
+that shows *why* a gene is called zero-inflated, and recovery of the truth on simulated data. Widgets and layout
+only: the numbers come from ``scvi_core.zero_inflation``, ``scvi_core.zi_summary`` and ``scvi_core.gene_detail``."""
 
+import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
-st.title("Zero-inflation")
-if st.session_state["workspace"].current_run_id is None:
-    st.info("Train an AutoZI model first: its per-gene zero-inflation calls are shown here.")
-    st.page_link("pages/3_training.py", label="Go to Training", icon=":material/model_training:")
-else:
-    st.info("Per-gene zero-inflation probabilities from AutoZI will appear here.")
+from scvi_core import config as cfg
+from scvi_core import gene_detail, zi_summary
+from scvi_core.data import registry_of
+from scvi_core.zero_inflation import NOT_ZI, UNDETERMINED, ZI
+from ui import results
+
+CALL_COLOURS = {ZI: "#c0392b", UNDETERMINED: "#95a5a6", NOT_ZI: "#1f6f8b"}
+SHOWN_COLUMNS = ["gene", "prob_zero_inflated", "log10_bayes_factor", "call", "alpha_posterior", "beta_posterior",
+                 "mean_count", "observed_zero_fraction", "expected_zero_fraction_nb", "expected_zero_fraction_zinb"]
+COLUMN_CONFIG = {
+    "prob_zero_inflated": st.column_config.NumberColumn("P(ZI)", format="%.3f",
+                                                        help="Posterior probability that δ < 0.5 (zero-inflated)."),
+    "log10_bayes_factor": st.column_config.NumberColumn("log10 BF", format="%.2f",
+                                                        help="How far the data moved the odds of ZI from the prior."),
+    "alpha_posterior": st.column_config.NumberColumn("α", format="%.3f"),
+    "beta_posterior": st.column_config.NumberColumn("β", format="%.3f"),
+    "mean_count": st.column_config.NumberColumn("mean count", format="%.2f"),
+    "observed_zero_fraction": st.column_config.NumberColumn("zeros observed", format="%.3f"),
+    "expected_zero_fraction_nb": st.column_config.NumberColumn("zeros NB", format="%.3f"),
+    "expected_zero_fraction_zinb": st.column_config.NumberColumn("zeros ZINB", format="%.3f"),
+}
+PLOT_MARGIN = dict(l=10, r=10, t=40, b=10)
+
+
+def offer_autozi(run_id: str):
+    """scVI runs: zero inflation is AutoZI's question; set one up on this run's data."""
+    st.info("This run is an scVI model. Whether a gene is zero-inflated is an AutoZI question: AutoZI fits, for "
+            "every gene, how likely its counts need extra zeros beyond a negative binomial.")
+    if st.button("Configure an AutoZI model on this run's data", type="primary", key="configure_autozi"):
+        workspace = st.session_state["workspace"]
+        adata = results.adata(run_id)
+        if workspace.prepared is None or workspace.prepared.shape != adata.shape:
+            registry = registry_of(adata)
+            workspace.load(results.config(run_id).get("dataset_name") or f"run {run_id}", adata.copy(), [])
+            workspace.set_prepared(adata.copy(), registry.batch_key, registry.labels_key)
+        workspace.model_config = cfg.preset_config("AUTOZI", "standard", adata.n_obs, adata.n_vars)
+        st.switch_page("pages/2_model.py")
+
+
+def decision_controls():
+    """Threshold on P(ZI) (the seed's rule: 0.5) and the evidence needed for the evidence-aware call."""
+    threshold, min_bf = results.zi_decision()
+    c1, c2 = st.columns(2)
+    threshold = c1.slider("Call zero-inflated when P(ZI) >", 0.05, 0.95, threshold, 0.05, key="zi_threshold",
+                          help="0.5 is AutoZI's decision rule.")
+    min_bf = c2.number_input("Evidence needed (|log10 Bayes factor| ≥)", 0.0, 5.0, min_bf, 0.25, key="zi_min_bf",
+                             help="For the evidence-aware 'call' column: below this the data did not move the "
+                                  "prior enough, and the gene is 'undetermined'. 0.5 ≈ odds changed 3-fold.")
+    st.session_state[results.ZI_DECISION] = (float(threshold), float(min_bf))
+
+
+def group_column(table: pd.DataFrame) -> str | None:
+    """The batch / label column of per-batch / per-label tables (it comes right after ``gene``)."""
+    return table.columns[1] if table.columns[1] != "alpha_posterior" else None
+
+
+def summary(table: pd.DataFrame, truth: pd.Series | None):
+    shares = zi_summary.call_shares(table)
+    columns = st.columns(4 if truth is not None else 2)
+    for column, row in zip(columns, shares.itertuples()):
+        column.metric(f"Called ZI, {row.genes}", f"{row.called_zi:,} of {row.n_genes:,}",
+                      f"{row.share_zi:.0%}" if row.n_genes else "–", delta_color="off",
+                      help=f"P(ZI) > threshold. Evidence-aware calls: {row.evidence_zi:,}.")
+    if truth is not None:
+        found = zi_summary.recovery(table, truth)
+        columns[2].metric("True ZI genes found", f"{found['found']:,} of {found['true_zi']:,}",
+                          help=f"Simulated ground truth. Evidence-aware calls: {found['found_evidence']:,}.")
+        columns[3].metric("NB genes wrongly called ZI", f"{found['false_calls']:,} of {found['true_nb']:,}",
+                          help=f"Evidence-aware calls: {found['false_calls_evidence']:,}.")
+        st.caption("This is simulated data with known zero-inflated genes, so the calls can be checked.")
+
+
+def plots(table: pd.DataFrame, threshold: float):
+    left, middle, right = st.columns([2, 3, 2])
+    hist = go.Figure(go.Histogram(x=table["prob_zero_inflated"], xbins=dict(start=0, end=1, size=0.05),
+                                  marker_color="#1f6f8b"))
+    hist.add_vline(threshold, line_dash="dash", line_color="#c0392b")
+    hist.update_layout(title="P(ZI) of all genes", xaxis_title="P(ZI)", yaxis_title="genes", height=320,
+                       margin=PLOT_MARGIN, bargap=0.05)
+    left.plotly_chart(hist, key="zi_hist")
+    scatter = go.Figure()
+    for call, colour in CALL_COLOURS.items():
+        part = table[table["call"] == call]
+        scatter.add_trace(go.Scattergl(
+            x=part["mean_count"].clip(lower=1e-3), y=part["prob_zero_inflated"], mode="markers", name=call,
+            text=part["gene"], marker=dict(color=colour, size=6, opacity=0.8),
+            hovertemplate="%{text}<br>mean count %{x:.3g}<br>P(ZI) %{y:.3f}<extra></extra>"))
+    scatter.add_hline(threshold, line_dash="dash", line_color="#c0392b")
+    scatter.add_vline(zi_summary.EXPRESSED_MEAN, line_dash="dot", line_color="#7f8c8d")
+    scatter.update_layout(title="P(ZI) against mean expression", xaxis_title="mean count (log scale)",
+                          yaxis_title="P(ZI)", xaxis_type="log", height=320, margin=PLOT_MARGIN,
+                          legend=dict(orientation="h", y=-0.25))
+    middle.plotly_chart(scatter, key="zi_scatter")
+    shares = zi_summary.call_shares(table)
+    bars = go.Figure(go.Bar(x=shares["genes"], y=shares["share_zi"], marker_color="#c0392b",
+                            text=[f"{s:.0%}" if s == s else "–" for s in shares["share_zi"]], textposition="auto"))
+    bars.update_layout(title="Share of genes called ZI", yaxis_tickformat=".0%", yaxis_range=[0, 1], height=320,
+                       margin=PLOT_MARGIN)
+    right.plotly_chart(bars, key="zi_share")
+
+
+def table_section(table: pd.DataFrame, group_key: str | None, run_id: str) -> pd.DataFrame:
+    """Search / filter the table, show it (a click on a row opens that gene's detail), offer it as CSV."""
+    c1, c2, c3 = st.columns([2, 1, 2])
+    search = c1.text_input("Search genes", key="zi_search", placeholder="part of a gene name")
+    min_mean = c2.number_input("Mean count >", 0.0, value=0.0, step=0.5, key="zi_min_mean",
+                               help="The AutoZI authors interpret only genes with mean count > 1.")
+    calls = c3.multiselect("Calls", [ZI, UNDETERMINED, NOT_ZI], default=[ZI, UNDETERMINED, NOT_ZI], key="zi_calls")
+    shown = zi_summary.filter_table(table, search, min_mean, calls)
+    columns = SHOWN_COLUMNS if group_key is None else [SHOWN_COLUMNS[0], group_key, *SHOWN_COLUMNS[1:]]
+    st.caption(f"{len(shown):,} of {len(table):,} rows. Click a column to sort; click a row to see the gene's "
+               "detail below.")
+    event = st.dataframe(shown[columns], hide_index=True, height=320, column_config=COLUMN_CONFIG,
+                         on_select="rerun", selection_mode="single-row", key="zi_table")
+    rows = event.selection.rows if event else []
+    if rows and st.session_state.get("zi_clicked") != shown.iloc[rows[0]]["gene"]:
+        st.session_state["zi_clicked"] = st.session_state["zi_gene"] = shown.iloc[rows[0]]["gene"]
+    st.download_button("Download this table (CSV)", shown.to_csv(index=False), file_name=f"zero_inflation_{run_id}.csv",
+                       mime="text/csv", icon=":material/download:", key="zi_csv")
+    return shown
+
+
+@st.cache_data(max_entries=64, show_spinner="Computing the gene's expected counts…")
+def detail_for(root: str, run_id: str, row: tuple) -> gene_detail.GeneDetail:
+    """Cached per run and table row (gene, group, α, β): the decoder pass over the cells is the slow part."""
+    return gene_detail.gene_detail(results.run_model(root, run_id), dict(row))
+
+
+def detail_section(run_id: str, table: pd.DataFrame, shown: pd.DataFrame, group_key: str | None):
+    st.subheader("Gene detail")
+    genes = list(shown["gene"].unique()) or list(table["gene"].unique())
+    if st.session_state.get("zi_gene") not in genes:
+        st.session_state.pop("zi_gene", None)
+    gene = st.selectbox("Gene", genes, key="zi_gene", help="Or click a row of the table.")
+    row = table[table["gene"] == gene].iloc[0]
+    keys = ["gene", "alpha_posterior", "beta_posterior"] + ([group_key] if group_key else [])
+    detail = detail_for(str(results.store().root), run_id, tuple((k, row[k]) for k in keys))
+    verdict = {ZI: "**zero-inflated**", NOT_ZI: "**not zero-inflated**", UNDETERMINED: "**undetermined**"}
+    rule = "above" if row["is_zero_inflated"] else "not above"
+    st.markdown(
+        f"**{gene}**{f' in {group_key} {row[group_key]}' if group_key else ''}: P(ZI) = {row['prob_zero_inflated']:.3f}"
+        f" ({rule} the threshold), log10 Bayes factor {row['log10_bayes_factor']:+.2f} → {verdict[row['call']]}. "
+        f"Zeros: {row['observed_zero_fraction']:.1%} observed; a negative binomial fitted to this gene expects "
+        f"{row['expected_zero_fraction_nb']:.1%}, the zero-inflated one {row['expected_zero_fraction_zinb']:.1%}.")
+    left, right = st.columns(2)
+    left.plotly_chart(count_figure(detail), key="zi_detail_counts")
+    right.plotly_chart(delta_figure(detail, row), key="zi_detail_delta")
+    st.caption("Left: share of cells at each count, observed and expected under the two fitted models (the decoder "
+               "at each cell's posterior mean). When the NB predicts too few zeros and the ZINB matches them, the "
+               "gene is zero-inflated. Right: AutoZI's posterior of δ (the probability of the plain NB); its mass "
+               "left of 0.5 is P(ZI).")
+
+
+def count_figure(detail: gene_detail.GeneDetail) -> go.Figure:
+    hist = detail.histogram
+    fig = go.Figure([
+        go.Bar(x=hist["count"], y=hist["observed"], name="observed", marker_color="#95a5a6"),
+        go.Scatter(x=hist["count"], y=hist["expected_nb"], name="expected: NB", mode="lines+markers",
+                   line=dict(color="#1f6f8b")),
+        go.Scatter(x=hist["count"], y=hist["expected_zinb"], name="expected: ZINB", mode="lines+markers",
+                   line=dict(color="#c0392b", dash="dash")),
+    ])
+    fig.update_layout(title=f"Counts of {detail.gene}", xaxis_title="count", yaxis_title="share of cells",
+                      yaxis_tickformat=".0%", height=360, margin=PLOT_MARGIN, legend=dict(orientation="h", y=-0.3),
+                      xaxis_type="category")
+    return fig
+
+
+def delta_figure(detail: gene_detail.GeneDetail, row: pd.Series) -> go.Figure:
+    delta = detail.delta
+    left = delta[delta["delta"] < 0.5]
+    fig = go.Figure([
+        go.Scatter(x=left["delta"], y=left["posterior"], fill="tozeroy", mode="none", name="P(ZI): mass below 0.5",
+                   fillcolor="rgba(192, 57, 43, 0.25)", hoverinfo="skip"),
+        go.Scatter(x=delta["delta"], y=delta["posterior"], name=f"posterior Beta({row['alpha_posterior']:.2f}, "
+                   f"{row['beta_posterior']:.2f})", line=dict(color="#c0392b")),
+        go.Scatter(x=delta["delta"], y=delta["prior"], name="prior", line=dict(color="#7f8c8d", dash="dot")),
+    ])
+    fig.add_vline(0.5, line_dash="dash", line_color="#1b2631")
+    fig.update_layout(title=f"Posterior of δ for {detail.gene}", xaxis_title="δ (probability of the plain NB)",
+                      yaxis_title="density (log scale)", yaxis_type="log", height=360, margin=PLOT_MARGIN,
+                      legend=dict(orientation="h", y=-0.3))
+    return fig
+
+
+def main():
+    st.title("Zero-inflation")
+    run_id = results.choose_run()
+    if run_id is None:
+        return
+    if results.config(run_id).get("model") != "AUTOZI":
+        offer_autozi(run_id)
+        return
+    decision_controls()
+    table = results.zero_inflation_table(run_id)
+    group_key = group_column(table)
+    if group_key:
+        groups = list(pd.unique(table[group_key].astype(str)))
+        group = st.selectbox(f"{group_key} (AutoZI fitted one δ per gene and {group_key})", groups, key="zi_group")
+        table = table[table[group_key].astype(str) == group].reset_index(drop=True)
+    var = results.adata(run_id).var
+    truth = var["is_zero_inflated"] if "is_zero_inflated" in var.columns else None
+    summary(table, truth)
+    plots(table, results.zi_decision()[0])
+    shown = table_section(table, group_key, run_id)
+    detail_section(run_id, table, shown, group_key)
+
+
+try:
+    main()
+except (ValueError, KeyError, OSError) as err:
+    st.error(f"This run's zero-inflation results could not be shown: {err}")

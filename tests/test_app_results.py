@@ -53,3 +53,38 @@ def test_latent_space_page_shows_the_run_and_saves_a_group(runs_copy, app):
     assert not app.exception
     assert "re-embedded" in " ".join(h.value for h in app.subheader)
     assert len(app.get("plotly_chart")) == 2
+
+
+def test_zero_inflation_page_table_threshold_and_gene_detail(runs_copy, app):
+    app.session_state["workspace"].current_run_id = runs_copy["AUTOZI"]
+    open_page(app, "Zero-inflation")
+    table = app.dataframe[0].value
+    assert len(table) == 60 and table["gene"].is_unique  # one row per gene
+    called_at_half = int(table["prob_zero_inflated"].gt(0.5).sum())
+    metric = app.metric[0].value
+    assert metric.startswith(f"{called_at_half} of 60")
+    app.slider(key="zi_threshold").set_value(0.05).run()  # every gene has P(ZI) > 0.05
+    assert not app.exception
+    assert app.metric[0].value.startswith("60 of 60")
+    # ground truth of the simulated data is reported
+    assert "True ZI genes found" in [m.label for m in app.metric]
+    # search a gene: the table narrows and the detail opens on it
+    app.text_input(key="zi_search").input("gene_00007").run()
+    assert not app.exception
+    assert list(app.dataframe[0].value["gene"]) == ["gene_00007"]
+    assert app.selectbox(key="zi_gene").value == "gene_00007"
+    assert "**gene_00007**" in texts(app) and len(app.get("plotly_chart")) == 5
+    # mean-count filter
+    app.text_input(key="zi_search").input("").run()
+    app.number_input(key="zi_min_mean").set_value(1.0).run()
+    assert app.dataframe[0].value["mean_count"].gt(1).all()
+
+
+def test_zero_inflation_page_for_an_scvi_run_offers_autozi(runs_copy, app):
+    app.session_state["workspace"].current_run_id = runs_copy["SCVI"]
+    open_page(app, "Zero-inflation")
+    assert "AutoZI question" in texts(app)
+    app.button(key="configure_autozi").click().run()
+    assert not app.exception
+    workspace = app.session_state["workspace"]
+    assert workspace.model_config["model"] == "AUTOZI" and workspace.prepared.n_obs == 300
