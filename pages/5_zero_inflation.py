@@ -57,11 +57,6 @@ def decision_controls():
     st.session_state[results.ZI_DECISION] = (float(threshold), float(min_bf))
 
 
-def group_column(table: pd.DataFrame) -> str | None:
-    """The batch / label column of per-batch / per-label tables (it comes right after ``gene``)."""
-    return table.columns[1] if table.columns[1] != "alpha_posterior" else None
-
-
 def summary(table: pd.DataFrame, truth: pd.Series | None):
     shares = zi_summary.call_shares(table)
     columns = st.columns(4 if truth is not None else 2)
@@ -201,7 +196,7 @@ def main():
         return
     decision_controls()
     table = results.zero_inflation_table(run_id)
-    group_key = group_column(table)
+    group_key = zi_summary.group_column(table)
     if group_key:
         groups = list(pd.unique(table[group_key].astype(str)))
         group = st.selectbox(f"{group_key} (AutoZI fitted one δ per gene and {group_key})", groups, key="zi_group")

@@ -1,10 +1,71 @@
-"""Export: download the trained model, latent coordinates and zero-inflation calls (placeholder)."""
+"""Export: take a run home — an annotated ``.h5ad`` for scanpy, CSV tables, the trained model as a zip that
+``scvi_core`` loads, and the Python code that reproduces the run. Widgets only: everything is built by
+``scvi_core.export``, on demand when a download button is clicked (large files are never built for nothing)."""
 
 import streamlit as st
 
-st.title("Export")
-if st.session_state["workspace"].current_run_id is None:
-    st.info("Train a model first: there is nothing to export yet.")
-    st.page_link("pages/3_training.py", label="Go to Training", icon=":material/model_training:")
-else:
-    st.info("Downloads of the model, the latent space and the zero-inflation calls will appear here.")
+from scvi_core import export, groups, zi_summary
+from ui import results
+
+
+def main():
+    st.title("Export")
+    run_id = results.choose_run()
+    if run_id is None:
+        return
+    store, config = results.store(), results.config(run_id)
+    adata = results.adata(run_id)
+    with_umap = st.checkbox("Include the UMAP and Leiden clusters (computed now if not yet)", value=True,
+                            key="export_umap")
+    emb = results.run_embedding(run_id) if with_umap else None
+    saved = groups.read_groups(store.results_dir(run_id))
+    table = results.zero_inflation_table(run_id)
+    threshold, min_bf = results.zi_decision()
+
+    def annotated():
+        """Built only when a download is clicked (outside the script run: no Streamlit calls in here)."""
+        group_key = None if table is None else zi_summary.group_column(table)
+        return export.annotated_adata(adata, store.read_latent(run_id), run_id, config, emb, saved, table, group_key)
+
+    st.subheader("AnnData for scanpy")
+    written = ["`obsm['X_scVI']` (latent space)"]
+    if with_umap:
+        params = results.embedding_params()
+        written += [f"`obsm['X_umap']`, `obs['leiden']` ({params.n_neighbors} neighbours, resolution "
+                    f"{params.resolution:g})"]
+    if saved:
+        written.append(", ".join(f"`obs['{groups.obs_column(name)}']`" for name in saved) + " (saved groups)")
+    if config.get("model") == "AUTOZI":
+        written.append(f"`var['autozi_*']`: the zero-inflation table (calls at P(ZI) > {threshold:g}, evidence "
+                       f"≥ {min_bf:g})")
+    written.append("`uns['scvi_dashboard']`: run id, configuration, package versions")
+    st.markdown(f"{adata.n_obs:,} cells × {adata.n_vars:,} genes, raw counts in X, with:\n" +
+                "\n".join(f"- {line}" for line in written))
+    st.download_button("Download .h5ad", lambda: export.h5ad_bytes(annotated()), file_name=f"scvi_run_{run_id}.h5ad",
+                       mime="application/x-hdf5", type="primary", icon=":material/download:", key="download_h5ad")
+
+    st.subheader("Tables (CSV)")
+    c1, c2 = st.columns(2)
+    c1.download_button("Cells: annotations, UMAP, latent coordinates", lambda: export.cells_table(annotated()).to_csv(
+        index=False), file_name=f"cells_{run_id}.csv", mime="text/csv", icon=":material/table:", key="download_cells")
+    if table is not None:
+        c2.download_button("Zero-inflation table", table.to_csv(index=False), file_name=f"zero_inflation_{run_id}.csv",
+                           mime="text/csv", icon=":material/table:", key="download_zi")
+
+    st.subheader("Trained model")
+    st.download_button("Download the model (.zip)", lambda: export.model_zip_bytes(store.path(run_id) / "model"),
+                       file_name=f"model_{run_id}.zip", mime="application/zip", icon=":material/download:",
+                       key="download_model")
+    model_name = config.get("model", "SCVI")
+    st.caption(f"Weights and configuration. Load it on the exported data with "
+               f"`scvi_core.export.load_model_zip('model_{run_id}.zip', adata)` (or unzip it and call "
+               f"`{model_name}.load(folder, adata)`).")
+
+    st.subheader("Reproduce this run in Python")
+    st.code(export.reproduce_snippet(config, adata, f"scvi_run_{run_id}.h5ad"), language="python")
+
+
+try:
+    main()
+except (ValueError, KeyError, OSError) as err:
+    st.error(f"This run could not be exported: {err}")

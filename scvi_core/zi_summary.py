@@ -17,6 +17,11 @@ from .zero_inflation import ZI
 EXPRESSED_MEAN = 1.0
 
 
+def group_column(table: pd.DataFrame) -> str | None:
+    """The batch / label column of a per-batch / per-label table (right after ``gene``), or None."""
+    return table.columns[1] if table.columns[1] != "alpha_posterior" else None
+
+
 def filter_table(table: pd.DataFrame, search: str = "", min_mean: float = 0.0, calls: list[str] | None = None,
                  ) -> pd.DataFrame:
     """Rows whose gene name contains ``search`` (case-insensitive), with mean count > ``min_mean`` (when > 0) and,

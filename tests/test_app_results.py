@@ -88,3 +88,19 @@ def test_zero_inflation_page_for_an_scvi_run_offers_autozi(runs_copy, app):
     assert not app.exception
     workspace = app.session_state["workspace"]
     assert workspace.model_config["model"] == "AUTOZI" and workspace.prepared.n_obs == 300
+
+
+def test_export_page_lists_what_the_h5ad_holds_and_the_snippet(runs_copy, app):
+    store = RunStore(runs_copy["root"])
+    groups.save_group(store.results_dir(runs_copy["AUTOZI"]), "first", np.arange(20), 300)
+    app.session_state["workspace"].current_run_id = runs_copy["AUTOZI"]
+    open_page(app, "Export")
+    listing = texts(app)
+    for key in ("obsm['X_scVI']", "obsm['X_umap']", "obs['leiden']", "obs['group_first']", "var['autozi_*']",
+                "uns['scvi_dashboard']"):
+        assert key in listing
+    downloads = [e for e in app.get("download_button")]
+    assert len(downloads) == 4  # h5ad, cells CSV, zero-inflation CSV, model zip
+    snippet = app.code[0].value
+    compile(snippet, "snippet", "exec")
+    assert "AUTOZI(adata, n_hidden=32, n_latent=5)" in snippet
