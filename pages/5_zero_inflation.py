@@ -62,7 +62,7 @@ def summary(table: pd.DataFrame, truth: pd.Series | None):
     columns = st.columns(4 if truth is not None else 2)
     for column, row in zip(columns, shares.itertuples()):
         column.metric(f"Called ZI, {row.genes}", f"{row.called_zi:,} of {row.n_genes:,}",
-                      f"{row.share_zi:.0%}" if row.n_genes else "–", delta_color="off",
+                      f"{row.share_zi:.0%}" if row.n_genes else None, delta_color="off", delta_arrow="off",
                       help=f"P(ZI) > threshold. Evidence-aware calls: {row.evidence_zi:,}.")
     if truth is not None:
         found = zi_summary.recovery(table, truth)
@@ -113,7 +113,7 @@ def table_section(table: pd.DataFrame, group_key: str | None, run_id: str) -> pd
     columns = SHOWN_COLUMNS if group_key is None else [SHOWN_COLUMNS[0], group_key, *SHOWN_COLUMNS[1:]]
     st.caption(f"{len(shown):,} of {len(table):,} rows. Click a column to sort; click a row to see the gene's "
                "detail below.")
-    event = st.dataframe(shown[columns], hide_index=True, height=320, column_config=COLUMN_CONFIG,
+    event = st.dataframe(shown[columns], hide_index=True, column_config=COLUMN_CONFIG,
                          on_select="rerun", selection_mode="single-row", key="zi_table")
     rows = event.selection.rows if event else []
     if rows and st.session_state.get("zi_clicked") != shown.iloc[rows[0]]["gene"]:
@@ -133,7 +133,7 @@ def detail_section(run_id: str, table: pd.DataFrame, shown: pd.DataFrame, group_
     st.subheader("Gene detail")
     genes = list(shown["gene"].unique()) or list(table["gene"].unique())
     if st.session_state.get("zi_gene") not in genes:
-        st.session_state.pop("zi_gene", None)
+        st.session_state["zi_gene"] = genes[0]  # set, not dropped: the browser would keep showing the old gene
     gene = st.selectbox("Gene", genes, key="zi_gene", help="Or click a row of the table.")
     row = table[table["gene"] == gene].iloc[0]
     keys = ["gene", "alpha_posterior", "beta_posterior"] + ([group_key] if group_key else [])
@@ -164,13 +164,17 @@ def count_figure(detail: gene_detail.GeneDetail) -> go.Figure:
                    line=dict(color="#c0392b", dash="dash")),
     ])
     fig.update_layout(title=f"Counts of {detail.gene}", xaxis_title="count", yaxis_title="share of cells",
-                      yaxis_tickformat=".0%", height=360, margin=PLOT_MARGIN, legend=dict(orientation="h", y=-0.3),
-                      xaxis_type="category")
+                      yaxis_tickformat=".0%", height=360, margin=PLOT_MARGIN, xaxis_type="category",
+                      legend=dict(x=0.98, y=0.98, xanchor="right", bgcolor="rgba(255, 255, 255, 0.8)"))
     return fig
 
 
 def delta_figure(detail: gene_detail.GeneDetail, row: pd.Series) -> go.Figure:
+    """Linear axis, so the shaded area reads as probability; Beta densities with α or β < 1 rise without bound at
+    the edges, so the axis stops at twice the highest density away from them."""
     delta = detail.delta
+    inner = delta[delta["delta"].between(0.05, 0.95)]
+    top = max(2.0, 2 * float(inner[["posterior", "prior"]].to_numpy().max()))
     left = delta[delta["delta"] < 0.5]
     fig = go.Figure([
         go.Scatter(x=left["delta"], y=left["posterior"], fill="tozeroy", mode="none", name="P(ZI): mass below 0.5",
@@ -181,7 +185,7 @@ def delta_figure(detail: gene_detail.GeneDetail, row: pd.Series) -> go.Figure:
     ])
     fig.add_vline(0.5, line_dash="dash", line_color="#1b2631")
     fig.update_layout(title=f"Posterior of δ for {detail.gene}", xaxis_title="δ (probability of the plain NB)",
-                      yaxis_title="density (log scale)", yaxis_type="log", height=360, margin=PLOT_MARGIN,
+                      yaxis_title="density", yaxis_range=[0, top], height=360, margin=PLOT_MARGIN,
                       legend=dict(orientation="h", y=-0.3))
     return fig
 

@@ -25,7 +25,7 @@ from scipy import stats
 from . import distributions as D
 from .model import AUTOZI
 
-MAX_BINS = 30
+MAX_BINS = 24
 """At most this many bars: zero alone, equal-width bins up to the 99th percentile, one bin for the rest."""
 
 

@@ -4,12 +4,12 @@ may show a Streamlit exception. Screenshots for the README are saved to docs/scr
 from tests import datafiles
 from tests.browser.conftest import SCREENSHOTS, assert_no_exception, wait_until_idle
 
-PAGES = {
+PAGES = {  # page title → README screenshot; None: test_browser_results.py takes it with a trained run
     "Model": "model",
     "Training": "training",
-    "Latent space (UMAP)": "latent_space",
-    "Zero-inflation": "zero_inflation",
-    "Export": "export",
+    "Latent space (UMAP)": None,
+    "Zero-inflation": None,
+    "Export": None,
 }
 
 
@@ -42,7 +42,8 @@ def test_demo_summary_and_every_page(page):
         wait_until_idle(page)
         assert_no_exception(page)
         assert "Batch key: batch" in page.locator('[data-testid="stSidebar"]').inner_text()
-        screenshot(page, name)
+        if name:
+            screenshot(page, name)
 
 
 def test_upload_in_the_browser(page, tmp_path):
