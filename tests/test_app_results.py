@@ -104,3 +104,17 @@ def test_export_page_lists_what_the_h5ad_holds_and_the_snippet(runs_copy, app):
     snippet = app.code[0].value
     compile(snippet, "snippet", "exec")
     assert "AUTOZI(adata, n_hidden=32, n_latent=5)" in snippet
+
+
+def test_zero_inflation_page_per_batch_has_a_group_selector(data_dir, app):
+    from tests.tiny_run import write_tiny_run
+
+    run_id = write_tiny_run(data_dir.parent / "runs", "AUTOZI", n_cells=200, n_genes=30, max_epochs=2,
+                            zero_inflation="gene-batch")
+    app.session_state["workspace"].current_run_id = run_id
+    open_page(app, "Zero-inflation")
+    assert app.selectbox(key="zi_group").options == ["batch_1", "batch_2"]
+    assert len(app.dataframe[0].value) == 30  # one row per gene within the chosen batch
+    app.selectbox(key="zi_group").set_value("batch_2").run()
+    assert not app.exception
+    assert "in batch batch_2" in texts(app)  # the gene detail is the chosen batch's

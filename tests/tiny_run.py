@@ -16,18 +16,20 @@ TRAIN_PARAMS = {"max_epochs": 4, "lr": 1e-2, "batch_size": 128}
 
 
 def write_tiny_run(root: str | Path, model_name: str = "AUTOZI", n_cells: int = 300, n_genes: int = 60,
-                   max_epochs: int = 4) -> str:
+                   max_epochs: int = 4, **model_params) -> str:
     """Simulate, train ``model_name`` briefly and store it under ``root`` as a finished run; return the run id.
-    (40 epochs on 600 cells × 100 genes take about 5 s and already find the simulated zero-inflated genes.)"""
+    (40 epochs on 600 cells × 100 genes take about 5 s and already find the simulated zero-inflated genes.)
+    ``model_params`` override the small default architecture (e.g. ``zero_inflation="gene-batch"``)."""
     adata = simulate(n_cells, n_genes, seed=1)
     model_class = {"AUTOZI": AUTOZI, "SCVI": SCVI}[model_name]
     model_class.setup_anndata(adata, batch_key="batch", labels_key="cell_type")
     store = RunStore(root)
     train_params = {**TRAIN_PARAMS, "max_epochs": max_epochs}
-    config = {"model": model_name, "model_params": MODEL_PARAMS, "train_params": train_params,
+    model_params = {**MODEL_PARAMS, **model_params}
+    config = {"model": model_name, "model_params": model_params, "train_params": train_params,
               "setup": {"batch_key": "batch", "labels_key": "cell_type"}, "dataset_name": "Demo (simulated)"}
     run_id = store.create(config, adata)
-    model = model_class(adata, **MODEL_PARAMS)
+    model = model_class(adata, **model_params)
     model.train(**train_params)
     store.write_history(run_id, model.history)
     store.save_model(run_id, model)
