@@ -170,8 +170,9 @@ class CountData:
                 variances[b] = max(float(values.var()), 1e-4)
         return means, variances
 
-    def column_means(self) -> np.ndarray:
-        return np.asarray(self.matrix.mean(axis=0), dtype=np.float64).ravel()
+    def gene_totals(self) -> np.ndarray:
+        """Σ_n x_ng for every gene (float64)."""
+        return np.asarray(self.matrix.sum(axis=0, dtype=np.float64)).ravel()
 
     def batch(self, index: np.ndarray, device: torch.device) -> Batch:
         index = np.sort(index)

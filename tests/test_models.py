@@ -295,3 +295,20 @@ def test_autozi_recovers_simulated_zero_inflated_genes():
     assert called[~t].mean() <= 0.05
     observed = table["observed_zero_fraction"].to_numpy()[expressed]
     assert np.mean(observed[t] - table["expected_zero_fraction_nb"].to_numpy()[expressed][t]) > 0.1
+
+
+def test_gene_without_evidence_stays_at_prior_and_is_undetermined(small):
+    """An all-zero gene says nothing about NB vs ZINB: its posterior must stay near the prior (P(ZI) ≈ 0.5) and the
+    evidence-aware call must say so instead of calling it."""
+    adata = small.copy()
+    x = adata.X.toarray()
+    x[:, 0] = 0
+    adata.X = sp.csr_matrix(x)
+    AUTOZI.setup_anndata(adata)
+    model = AUTOZI(adata, n_hidden=32)
+    model.train(max_epochs=20, batch_size=64, lr=1e-2)
+    row = model.get_zero_inflation_table().iloc[0]
+    assert row["gene"] == "gene_00000" and row["mean_count"] == 0
+    assert abs(row["prob_zero_inflated"] - 0.5) < 0.05
+    assert abs(row["log10_bayes_factor"]) < 0.2
+    assert row["call"] == "undetermined"

@@ -63,7 +63,7 @@ class BaseModel:
         self._check_params()
         n_batch, n_labels = len(self.registry.batch_categories), len(self.registry.label_categories)
         means, variances = self.data.library_prior(n_batch)
-        return self.module_class(
+        module = self.module_class(
             self.data.n_genes,
             n_batch=n_batch,
             n_labels=n_labels,
@@ -71,6 +71,14 @@ class BaseModel:
             library_log_vars=variances,
             **self.params,
         )
+        # Start the decoder at each gene's average share of the counts: training then refines cell-to-cell
+        # differences instead of first learning gene means (an all-zero gene starts, and stays, at ρ ≈ 0, which
+        # keeps AutoZI from mistaking a not-yet-fitted mean for evidence of zero inflation).
+        totals = self.data.gene_totals()
+        share = totals / totals.sum()
+        with torch.no_grad():
+            module.decoder.frequency.bias.copy_(torch.as_tensor(np.log(share + 1e-8), dtype=torch.float32))
+        return module
 
     @classmethod
     def setup_anndata(cls, adata, layer: str | None = None, batch_key: str | None = None,
