@@ -13,7 +13,7 @@ from scvi_core.runs import RunStore
 from tests.browser.conftest import SCREENSHOTS, assert_no_exception, wait_until_idle
 from tests.tiny_run import write_tiny_run
 
-GENE = "gene_00054"  # a simulated zero-inflated gene that the model calls so
+GENE = "gene_00054"  # a simulated zero-inflated gene (var["is_zero_inflated"])
 
 
 @pytest.fixture(scope="module")
