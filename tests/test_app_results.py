@@ -118,3 +118,12 @@ def test_zero_inflation_page_per_batch_has_a_group_selector(data_dir, app):
     app.selectbox(key="zi_group").set_value("batch_2").run()
     assert not app.exception
     assert "in batch batch_2" in texts(app)  # the gene detail is the chosen batch's
+
+
+def test_an_scvi_run_on_the_latent_space_and_export_pages(runs_copy, app):
+    app.session_state["workspace"].current_run_id = runs_copy["SCVI"]
+    open_page(app, "Latent space (UMAP)")  # its UMAP is computed here, not cached by the fixture
+    assert len(app.get("plotly_chart")) == 1
+    open_page(app, "Export")
+    assert "var['autozi_*']" not in texts(app) and len(app.get("download_button")) == 3
+    assert "SCVI(adata, n_hidden=32, n_latent=5)" in app.code[0].value
