@@ -7,6 +7,8 @@ the sidebar what is loaded, configured and trained, so that it reflects what the
 
 import streamlit as st
 
+from scvi_core import settings
+from scvi_core.jobs import manager_for
 from scvi_core.workspace import Workspace
 
 st.set_page_config(page_title="scVI dashboard", page_icon=":material/biotech:", layout="wide")
@@ -28,3 +30,7 @@ st.navigation(PAGES).run()
 with st.sidebar:
     st.subheader("Workspace")
     st.markdown("  \n".join(f"**{label}:** {value}" for label, value in st.session_state["workspace"].status().items()))
+    training = manager_for(settings.runs_dir()).active_run_id()  # server-wide: possibly another session's run
+    if training:
+        st.page_link("pages/3_training.py", label="Training in progress",
+                     icon=":material/model_training:", query_params={"run": training})

@@ -155,7 +155,7 @@ def prior_plot(alpha: float, beta: float) -> None:
 
 
 def model_controls(model: str) -> None:
-    st.subheader("Model settings")
+    st.subheader("Likelihood and network")
     if model == "AUTOZI":
         prior_controls()
         left, right = st.columns(2)

@@ -16,7 +16,8 @@ from scvi_core.jobs import JobBusyError, manager_for
 REFRESH_SECONDS = 1.0
 ACTIVE = ("queued", "running")
 MODEL_NAMES = {"AUTOZI": "AutoZI", "SCVI": "scVI"}
-STATE_ICONS = {"queued": "⏳", "running": "▶️", "finished": "✅", "stopped": "⏹️", "failed": "❌"}
+STATE_ICONS = {"queued": ":material/hourglass_empty:", "running": ":material/play_circle:",
+               "finished": ":material/check_circle:", "stopped": ":material/stop_circle:", "failed": ":material/error:"}
 LOSS_AXIS = "−ELBO per cell (lower is better)"
 
 workspace = st.session_state["workspace"]
@@ -94,14 +95,15 @@ def run_section(run_id: str) -> None:
 def show_run(run_id: str) -> None:
     status, config = manager.status(run_id), store.read_config(run_id)
     state = status["state"]
+    if state in ACTIVE:
+        st.session_state["live_run"] = run_id
+    elif st.session_state.pop("live_run", None) == run_id:
+        st.rerun()  # it just ended: redraw the whole page (Start button, run list)
     st.subheader(f"{STATE_ICONS.get(state, '')} Run {run_id}: {state}")
     st.caption(f"{MODEL_NAMES.get(config.get('model'), config.get('model'))} on {config.get('dataset_name')} · "
                f"started {status.get('started') or config.get('created')}")
     if state in ACTIVE:
-        st.session_state["live_run"] = run_id
         show_progress(run_id, status)
-    elif st.session_state.pop("live_run", None) == run_id:
-        st.rerun()  # it just ended: redraw the whole page (Start button, run list)
     else:
         show_outcome(status)
     history = manager.history(run_id)
@@ -110,6 +112,9 @@ def show_run(run_id: str) -> None:
         return
     show_terms = st.checkbox("Show reconstruction and KL terms", key="show_terms")
     st.plotly_chart(loss_figure(history, show_terms), width="stretch", key="curve")
+    st.caption("−ELBO per cell: how badly the model explains a cell's counts (lower is better). The validation curve "
+               "uses cells held out from training; if it rises while the training curve falls, the model overfits. "
+               "Early epochs may lie above the plotted range: the autoscale button shows them.")
 
 
 def show_progress(run_id: str, status: dict) -> None:
@@ -155,30 +160,42 @@ def loss_figure(history, show_terms: bool) -> go.Figure:
                                    name=f"{name}, {split} cells", line_dash=dash)
     figure.update_layout(height=360, xaxis_title="epoch", yaxis_title=LOSS_AXIS, margin=dict(l=10, r=10, t=30, b=10),
                          yaxis_type="log" if show_terms else "linear")
+    if not show_terms and len(history) >= 5:
+        figure.update_yaxes(range=zoomed_range(history))
     return figure
 
 
+def zoomed_range(history) -> list[float]:
+    """The first epochs' loss is several times the rest and would flatten the curve; the y range is set by the
+    second half of training, where progress is judged (the autoscale button shows everything)."""
+    columns = [c for c in ("elbo_train", "elbo_validation") if c in history]
+    later = history[columns].iloc[len(history) // 2:]
+    low, high = float(history[columns].min().min()), float(later.max().max())
+    margin = (high - low) or 1.0
+    return [low - 0.05 * margin, high + margin]
+
+
 # ---- all runs -------------------------------------------------------------------------------------------------------
-def runs_section() -> None:
+def runs_section(followed: str | None) -> None:
     st.subheader("All runs")
-    runs = manager.list_runs()
     st.caption(f"Every run is kept in {store.root} (set SCVI_DASHBOARD_RUNS_DIR to use another folder), with its "
                "settings, history, model and results; finished and stopped runs can be reopened after a restart.")
+    runs = manager.list_runs()
     if runs.empty:
         st.caption("No runs yet.")
         return
-    table = runs.assign(state=[f"{STATE_ICONS.get(s, '')} {s}" for s in runs["state"]],
-                        model=runs["model"].map(MODEL_NAMES))
-    st.dataframe(table[["run_id", "created", "dataset", "model", "state", "epochs", "max_epochs", "final_elbo",
-                        "message"]], hide_index=True, key="runs_table", column_config={
-        "final_elbo": st.column_config.NumberColumn("final −ELBO", format="%.1f",
-                                                    help="Last epoch, validation cells; lower is better."),
-        "max_epochs": st.column_config.NumberColumn("of")})
+    # The table follows a running job's epochs; the pickers below stay put so that a choice is not interrupted.
+    st.fragment(run_every=REFRESH_SECONDS if manager.active_run_id() else None)(runs_table)()
     labels = dict(zip(runs["run_id"], [f"{r.run_id} · {MODEL_NAMES.get(r.model, r.model)} · {r.state}"
                                        for r in runs.itertuples()], strict=True))
     left, right = st.columns(2)
     with left:
-        chosen = st.selectbox("Open a run", list(labels), format_func=labels.get, key="open_run")
+        # Options are the labels themselves and there is no key: when a run's state changes, the picker is a new
+        # widget and starts again on the followed run, instead of showing a stale state.
+        run_ids = list(labels)
+        chosen_label = st.selectbox("Open a run", list(labels.values()),
+                                    index=run_ids.index(followed) if followed in labels else 0)
+        chosen = run_ids[list(labels.values()).index(chosen_label)]
         st.button("Open", key="open", on_click=follow, args=(chosen,), icon=":material/folder_open:",
                   help="Shows its curves here; a finished or stopped run also becomes the one the results pages show.")
     with right:
@@ -186,6 +203,14 @@ def runs_section() -> None:
                                   key="compare", max_selections=5)
     if len(compared) >= 2:
         st.plotly_chart(overlay_figure(compared), width="stretch", key="overlay")
+
+
+def runs_table() -> None:
+    runs = manager.list_runs()
+    st.dataframe(runs.assign(model=runs["model"].map(MODEL_NAMES)), hide_index=True, column_config={
+        "max_epochs": st.column_config.NumberColumn("of"),
+        "final_elbo": st.column_config.NumberColumn("final −ELBO", format="%.1f",
+                                                    help="Last epoch, validation cells; lower is better.")})
 
 
 def overlay_figure(run_ids: list[str]) -> go.Figure:
@@ -212,4 +237,4 @@ if followed:
     st.divider()
     run_section(followed)
 st.divider()
-runs_section()
+runs_section(followed)

@@ -23,8 +23,8 @@ from .train import default_max_epochs
 from .zero_inflation import prob_zero_inflated
 
 MODELS = {
-    "AUTOZI": "AutoZI: which genes are zero-inflated, i.e. have more zeros than their expression level explains?",
-    "SCVI": "scVI: a latent space of the cells for clustering and UMAP, batch correction, and denoised expression.",
+    "AUTOZI": "Which genes are zero-inflated, i.e. have more zeros than their expression level explains?",
+    "SCVI": "A latent space of the cells for clustering and UMAP, batch correction, and denoised expression.",
 }
 MODES = ("gene", "gene-batch", "gene-label", "gene-cell")
 LIKELIHOODS = ("zinb", "nb", "poisson")

@@ -64,7 +64,7 @@ def state_of(at) -> str:
 def test_model_page_offers_both_models_with_presets(model_page):
     at = model_page
     assert at.radio(key="cfg_model").value == "AUTOZI"
-    assert "which genes are zero-inflated" in str(at.radio(key="cfg_model").proto)
+    assert "Which genes are zero-inflated" in str(at.radio(key="cfg_model").proto)
     assert "Prior P(zero-inflated)" in [m.label for m in at.metric] and at.metric[0].value == "50%"
     at.number_input(key="cfg_alpha_prior").set_value(1.0).run()
     at.number_input(key="cfg_beta_prior").set_value(5.0).run()
@@ -103,6 +103,7 @@ def test_stop_a_run_midway(model_page):
     poll(at, lambda a: len(manager.history(run_id)) >= 1 and a.button(key="stop").label == "Stop")
     assert at.button(key="start").disabled
     assert "already going" in texts(at.info)
+    assert [link.proto.label for link in at.sidebar.get("page_link")] == ["Training in progress"]
     at.button(key="stop").click().run()
     poll(at, lambda a: "stopped" in state_of(a))
     assert "model trained so far was saved" in texts(at.warning)
