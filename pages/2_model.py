@@ -222,28 +222,30 @@ def save_and_load(config: dict) -> None:
         right.error(st.session_state["config_error"])
 
 
-st.title("Model")
-if workspace.prepared is None:
-    st.info("Load and prepare data first: the model is set up for the prepared cells and genes.")
-    st.page_link("pages/1_load_data.py", label="Go to Load data", icon=":material/upload_file:")
-    st.stop()
+def main() -> None:
+    st.title("Model")
+    if workspace.prepared is None:
+        st.info("Load and prepare data first: the model is set up for the prepared cells and genes.")
+        st.page_link("pages/1_load_data.py", label="Go to Load data", icon=":material/upload_file:")
+        return  # not st.stop(): app.py still draws the sidebar after the page
+    n_cells, n_genes = shape()
+    st.caption(f"{workspace.dataset_name}: {n_cells:,} cells × {n_genes:,} genes · batch key: "
+               f"{workspace.batch_key or 'none'} · label key: {workspace.labels_key or 'none'}")
+    start = workspace.model_config or cfg.preset_config("AUTOZI", "standard", n_cells, n_genes)
+    for key, value in control_values(start).items():
+        st.session_state.setdefault(key, value)  # controls left on another page come back as configured
+    model = choose_model()
+    for key, value in control_values(cfg.preset_config(model, "standard", n_cells, n_genes)).items():
+        st.session_state.setdefault(key, value)  # settings the other model did not have
+    config = config_from_controls(model)
+    presets(config)
+    model_controls(model)
+    training_controls(config)
+    workspace.model_config = config
+    if check(config):
+        st.success("These settings can be trained.")
+        st.page_link("pages/3_training.py", label="Next: start training", icon=":material/model_training:")
+    save_and_load(config)
 
-n_cells, n_genes = shape()
-st.caption(f"{workspace.dataset_name}: {n_cells:,} cells × {n_genes:,} genes · batch key: "
-           f"{workspace.batch_key or 'none'} · label key: {workspace.labels_key or 'none'}")
-start = workspace.model_config or cfg.preset_config("AUTOZI", "standard", n_cells, n_genes)
-for key, value in control_values(start).items():
-    st.session_state.setdefault(key, value)  # controls left on another page come back as configured
 
-model = choose_model()
-for key, value in control_values(cfg.preset_config(model, "standard", n_cells, n_genes)).items():
-    st.session_state.setdefault(key, value)  # settings the other model did not have
-config = config_from_controls(model)
-presets(config)
-model_controls(model)
-training_controls(config)
-workspace.model_config = config
-if check(config):
-    st.success("These settings can be trained.")
-    st.page_link("pages/3_training.py", label="Next: start training", icon=":material/model_training:")
-save_and_load(config)
+main()

@@ -4,9 +4,9 @@ may show a Streamlit exception. Screenshots for the README are saved to docs/scr
 from tests import datafiles
 from tests.browser.conftest import SCREENSHOTS, assert_no_exception, wait_until_idle
 
-PAGES = {  # page title → README screenshot; None: test_browser_results.py takes it with a trained run
-    "Model": "model",
-    "Training": "training",
+PAGES = {  # page title → README screenshot; None: test_browser_training.py / test_browser_results.py take it
+    "Model": None,
+    "Training": None,
     "Latent space (UMAP)": None,
     "Zero-inflation": None,
     "Export": None,
