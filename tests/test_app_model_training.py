@@ -7,7 +7,7 @@ import time
 import pytest
 
 from scvi_core import config as cfg
-from scvi_core import settings
+from scvi_core import settings, simulate
 from scvi_core.jobs import manager_for
 
 
@@ -163,3 +163,31 @@ def test_a_bad_settings_file_shows_a_message(model_page):
     at.file_uploader(key="config_upload").set_value([("bad.json", bad, "application/json")]).run()
     assert_clean(at)
     assert "Unknown setting(s) in 'model_params': n_latnet" in texts(at.error)
+
+
+def test_run_list_reopens_a_run_and_overlays_two_priors(app):
+    manager = manager_for(settings.runs_dir())
+    adata = simulate(n_cells=300, n_genes=60, seed=1)
+    run_ids = []
+    for alpha in (0.5, 2.0):
+        config = cfg.preset_config("AUTOZI", "quick", 300, 60)
+        config["model_params"] |= {"alpha_prior": alpha, "n_hidden": 16}
+        config["train_params"] |= {"max_epochs": 2, "batch_size": 64}
+        run_ids.append(manager.start(config, adata, "tiny", batch_key="batch"))
+        manager.wait(60)
+    app.switch_page("pages/3_training.py").run()
+    assert_clean(app)
+    assert list(app.dataframe[0].value["run_id"]) == run_ids[::-1]  # newest first
+    assert set(app.dataframe[0].value["state"]) == {"finished"}
+
+    picker = next(s for s in app.selectbox if s.label == "Open a run")
+    picker.select_index(1).run()
+    app.button(key="open").click().run()
+    assert app.query_params["run"] in (run_ids[0], [run_ids[0]])
+    assert app.session_state["workspace"].current_run_id == run_ids[0]
+    assert "Finished all 2 epochs." in texts(app.success)
+
+    app.multiselect(key="compare").set_value(run_ids).run()
+    assert_clean(app)
+    overlay = app.get("plotly_chart")[-1].proto.spec
+    assert "α=0.5" in overlay and "α=2.0" in overlay
