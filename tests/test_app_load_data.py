@@ -238,9 +238,9 @@ def test_public_download_offline_shows_a_message(app, monkeypatch):
 PLACEHOLDERS = {
     "pages/2_model.py": "Load and prepare data first",
     "pages/3_training.py": "Configure a model first",
-    "pages/4_latent_space.py": "Train a model first",
-    "pages/5_zero_inflation.py": "Train an AutoZI model first",
-    "pages/6_export.py": "Train a model first",
+    "pages/4_latent_space.py": "train a model first",
+    "pages/5_zero_inflation.py": "train a model first",
+    "pages/6_export.py": "train a model first",
 }
 
 

@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from scvi_core import embedding, settings
+from scvi_core.jobs import manager_for
 from scvi_core.runs import RunStore
 from scvi_core.zero_inflation import DEFAULT_MIN_LOG10_BF, apply_threshold
 
@@ -34,7 +35,7 @@ def choose_run() -> str | None:
     """Show the run picker and return the chosen run id, or None (after saying why) when no run has results.
     The default is the workspace's current run; picking another makes it the current run."""
     workspace = st.session_state["workspace"]
-    runs = store().list_runs()
+    runs = manager_for(settings.runs_dir()).list_runs()  # marks runs cut short by a restart as failed
     current = workspace.current_run_id
     states = dict(zip(runs["run_id"], runs["state"]))
     if current in states and states[current] not in SHOWABLE:
