@@ -98,8 +98,10 @@ class RunStore:
     def list_runs(self) -> pd.DataFrame:
         """One row per run, newest first: id, dataset, model, state, epochs done, final validation ELBO."""
         rows = []
-        for path in sorted(self.root.iterdir(), reverse=True):
-            if not (_RUN_ID.match(path.name) and (path / "status.json").exists()):
+        folders = [p for p in self.root.iterdir() if _RUN_ID.match(p.name) and (p / "config.json").exists()]
+        # Newest first by creation (config.json is written once); ids alone only order runs to the second.
+        for path in sorted(folders, key=lambda p: ((p / "config.json").stat().st_mtime_ns, p.name), reverse=True):
+            if not (path / "status.json").exists():
                 continue
             try:
                 status, config = self.read_status(path.name), self.read_config(path.name)
