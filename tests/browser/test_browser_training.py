@@ -85,6 +85,8 @@ def test_quick_training_live_curve_reload_stop_and_run_list(page):
     wait_until_idle(page)
     assert_no_exception(page)
     run_id = re.search(r"run=([0-9a-f-]+)", page.url).group(1)
+    page.reload()  # the run list as a fresh visit finds it
+    page.get_by_role("heading", name=re.compile(r"Run .*: stopped")).wait_for()
     page.wait_for_function(f"""() => {{
         const picker = document.querySelector('input[aria-label="Open a run"]');
         return picker && picker.value.startsWith('{run_id}') && picker.value.includes('stopped');
