@@ -39,15 +39,14 @@ def nb_kernel(x: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor) -> torch.T
 
 
 def zinb_kernel(x, mu, theta, zi_logits, parts: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-    """ZINB log-pmf without its lnΓ terms (``parts``: precomputed :func:`nb_parts`).
+    """ZINB log-pmf without its lnΓ terms (``parts``: precomputed :func:`nb_parts`), π = σ(ℓ_π):
 
-    x = 0:  log(π + (1−π)·NB(0)) = softplus(log NB(0) − ℓ_π) − softplus(−ℓ_π)
-    x > 0:  log(1−π) + NB kernel  = −softplus(ℓ_π) + NB kernel
-    """
-    log_nb_zero, count_term = parts if parts is not None else nb_parts(x, mu, theta)
-    at_zero = F.softplus(log_nb_zero - zi_logits) - F.softplus(-zi_logits)
-    positive = log_nb_zero + count_term - F.softplus(zi_logits)
-    return blend(x > 0, positive, at_zero)
+    x = 0:  log(π + (1−π)·NB(0))
+    x > 0:  log(1−π) + NB kernel
+
+    1−π is computed as σ(−ℓ_π), not by subtraction, so it keeps its precision when π is close to 1."""
+    parts = parts if parts is not None else nb_parts(x, mu, theta)
+    return zinb_kernel_from_dropout(x, parts, torch.sigmoid(zi_logits), torch.sigmoid(-zi_logits))
 
 
 def blend(condition: torch.Tensor, if_true: torch.Tensor, if_false: torch.Tensor) -> torch.Tensor:
@@ -119,13 +118,15 @@ def floored_dropout(zi_logits: torch.Tensor, minimal_dropout: float) -> torch.Te
     return minimal_dropout + (1.0 - minimal_dropout) * torch.sigmoid(zi_logits)
 
 
-def zinb_kernel_from_dropout(x: torch.Tensor, parts, dropout: torch.Tensor) -> torch.Tensor:
-    """ZINB log-pmf without its lnΓ terms, given the extra-zero probability π itself (``parts``: :func:`nb_parts`).
-    Written in probability space, which is cheaper than the logit form and stable while π < 1:
-    x = 0: log(π + (1−π)·NB(0));  x > 0: log(1−π) + NB kernel. (1e-30 keeps log finite if both terms underflow.)"""
+def zinb_kernel_from_dropout(x: torch.Tensor, parts, dropout: torch.Tensor, keep: torch.Tensor | None = None):
+    """ZINB log-pmf without its lnΓ terms, given the extra-zero probability π itself and, when known more precisely
+    than 1 − π, ``keep`` = 1 − π (``parts``: :func:`nb_parts`). Written in probability space, which is cheaper than
+    softplus-based logit forms: x = 0: log(π + (1−π)·NB(0));  x > 0: log(1−π) + NB kernel. (1e-30 keeps the logs
+    finite where a probability underflows.)"""
     log_nb_zero, count_term = parts
-    at_zero = torch.log(dropout + (1.0 - dropout) * torch.exp(log_nb_zero) + 1e-30)
-    return blend(x > 0, log_nb_zero + count_term + torch.log1p(-dropout), at_zero)
+    keep = 1.0 - dropout if keep is None else keep
+    at_zero = torch.log(dropout + keep * torch.exp(log_nb_zero) + 1e-30)
+    return blend(x > 0, log_nb_zero + count_term + torch.log(keep + 1e-30), at_zero)
 
 
 def kl_beta(alpha_q, beta_q, alpha_p, beta_p) -> torch.Tensor:
