@@ -55,8 +55,6 @@ class TrainingResult:
     history: pd.DataFrame
     train_indices: np.ndarray
     validation_indices: np.ndarray
-    stopped_early: bool  # by early stopping
-    interrupted: bool  # by stop_event
 
 
 def default_max_epochs(n_cells: int) -> int:
@@ -177,7 +175,7 @@ def train_module(
     good_state = copy.deepcopy(module.state_dict())
     best = (math.inf, None)  # (validation ELBO, state)
     since_best, global_step, cells_done = 0, 0, 0
-    interrupted = stopped_early = False
+    interrupted = False
     start = last_progress = time.perf_counter()
 
     def report(kind, epoch, step, metrics=None):
@@ -229,10 +227,9 @@ def train_module(
                 since_best += 1
                 if since_best >= early_stopping_patience:
                     module.load_state_dict(best[1])
-                    stopped_early = True
                     break
     module.eval()
-    return TrainingResult(pd.DataFrame(rows), train_idx, val_idx, stopped_early, interrupted)
+    return TrainingResult(pd.DataFrame(rows), train_idx, val_idx)
 
 
 @torch.no_grad()
