@@ -9,12 +9,23 @@ import streamlit as st
 
 from scvi_core import settings
 from scvi_core.jobs import manager_for
+from scvi_core import io, settings
 from scvi_core.workspace import Workspace
 
 st.set_page_config(page_title="scVI dashboard", page_icon=":material/biotech:", layout="wide")
 
+
+@st.cache_resource(show_spinner="Loading the demo data…")
+def quick_demo():
+    """Simulated once per server; sessions never modify it (preparation works on a copy)."""
+    return io.demo_dataset("quick")
+
+
 if "workspace" not in st.session_state:
-    st.session_state["workspace"] = Workspace()
+    workspace = Workspace()
+    if settings.start_with_demo():
+        workspace.start_with_demo(quick_demo())
+    st.session_state["workspace"] = workspace
 
 PAGES = [
     st.Page("pages/1_load_data.py", title="Load data", icon=":material/upload_file:", default=True),

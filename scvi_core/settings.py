@@ -12,6 +12,7 @@ from pathlib import Path
 
 DATA_DIR_ENV = "SCVI_DASHBOARD_DATA_DIR"
 RUNS_DIR_ENV = "SCVI_DASHBOARD_RUNS_DIR"
+DEMO_ENV = "SCVI_DASHBOARD_DEMO"
 
 
 def data_dir() -> Path:
@@ -22,3 +23,9 @@ def data_dir() -> Path:
 def runs_dir() -> Path:
     """The folder where training runs are kept (default ``./runs``), resolved to an absolute path."""
     return Path(os.environ.get(RUNS_DIR_ENV, "runs")).expanduser().resolve()
+
+
+def start_with_demo() -> bool:
+    """Whether a new dashboard session opens with the quick demo loaded and prepared (default yes, so that
+    ``streamlit run app.py`` is ready to train at once; ``SCVI_DASHBOARD_DEMO=0`` opens empty)."""
+    return os.environ.get(DEMO_ENV, "1").strip().lower() not in ("0", "false", "no", "off")

@@ -14,7 +14,9 @@ from typing import Any
 import anndata as ad
 
 from .counts import CountsError
-from .preprocess import DatasetSummary, check_raw_counts, counts_locations, summarize
+from .preprocess import DatasetSummary, check_raw_counts, counts_locations, prepare, summarize
+
+DEMO_NAME = "Demo (quick)"
 
 
 @dataclass
@@ -65,6 +67,14 @@ class Workspace:
             self.summary = summarize(self.original, layer)
         except CountsError:
             pass  # there is no matrix at this place; counts_problem says so
+
+    def start_with_demo(self, demo: ad.AnnData) -> None:
+        """Open on the quick demo, loaded and prepared with the Load data page's defaults (batch and cell-type keys
+        set), so that a new user can train at once."""
+        self.load(DEMO_NAME, demo, ["The quick demo (simulated, with known answers) is loaded and prepared, so you "
+                                    "can go straight to Model. Load your own data above to replace it."])
+        prepared, _ = prepare(demo, None, n_top_genes=None, batch_key="batch", labels_key="cell_type")
+        self.set_prepared(prepared, "batch", "cell_type")
 
     def set_prepared(self, prepared: ad.AnnData | None, batch_key: str | None, labels_key: str | None) -> None:
         """Store newly prepared data; a model configured or trained on earlier data no longer applies."""

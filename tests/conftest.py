@@ -19,6 +19,7 @@ def data_dir(tmp_path, monkeypatch) -> Path:
     folder.mkdir()
     monkeypatch.setenv("SCVI_DASHBOARD_DATA_DIR", str(folder))
     monkeypatch.setenv("SCVI_DASHBOARD_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("SCVI_DASHBOARD_DEMO", "0")  # page tests start empty; test_app_starts_on_demo checks the default
     return folder
 
 

@@ -250,3 +250,17 @@ def test_later_pages_say_what_is_needed_first(app, page):
     assert_clean(app)
     assert PLACEHOLDERS[page] in texts(app.info)
     assert "nothing loaded yet" in sidebar(app)
+
+
+def test_app_starts_on_the_prepared_demo(data_dir, monkeypatch, request):
+    """By default a new session opens with the quick demo loaded and prepared, ready for the Model page."""
+    monkeypatch.setenv("SCVI_DASHBOARD_DEMO", "1")
+    app = request.getfixturevalue("app")
+    assert_clean(app)
+    assert "Demo (quick)" in sidebar(app) and "2,000 × 500" in sidebar(app) and "batch" in sidebar(app)
+    assert "loaded and prepared" in texts(app.info)
+    workspace = app.session_state["workspace"]
+    assert workspace.prepared is not None and workspace.labels_key == "cell_type"
+    app.switch_page("pages/2_model.py").run()
+    assert_clean(app)
+    assert "Load and prepare data first" not in texts(app.info)

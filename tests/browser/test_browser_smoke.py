@@ -1,6 +1,8 @@
 """Smoke test in a real browser: load the demo, see the summary, prepare, visit every page, upload files. No page
 may show a Streamlit exception. Screenshots for the README are saved to docs/screenshots/."""
 
+from playwright.sync_api import expect
+
 from tests import datafiles
 from tests.browser.conftest import SCREENSHOTS, assert_no_exception, wait_until_idle
 
@@ -55,10 +57,11 @@ def test_upload_in_the_browser(page, tmp_path):
     page.get_by_text("Upload files").click()
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(files)
     page.get_by_role("button", name="Read uploaded files").click()
+    # The demo is loaded at start, so wait for the upload to replace it (not merely for a summary).
+    expect(page.locator('[data-testid="stSidebar"]')).to_contain_text("30 × 12", timeout=60_000)
     page.get_by_text("Median counts per cell").wait_for()
     wait_until_idle(page)
     assert_no_exception(page)
-    assert "30 × 12" in page.locator('[data-testid="stSidebar"]').inner_text()
 
 
 def test_bad_upload_shows_a_message_in_the_browser(page, tmp_path):
