@@ -312,3 +312,24 @@ def test_gene_without_evidence_stays_at_prior_and_is_undetermined(small):
     assert abs(row["prob_zero_inflated"] - 0.5) < 0.05
     assert abs(row["log10_bayes_factor"]) < 0.2
     assert row["call"] == "undetermined"
+
+
+def test_early_stopping_restores_the_best_epoch(small):
+    import copy
+
+    model = SCVI(_registered(small), n_hidden=32)
+    snapshots = {}
+
+    def keep(event):
+        if event.kind == "epoch":
+            snapshots[event.epoch] = copy.deepcopy(model.module.state_dict())
+
+    model.train(max_epochs=300, batch_size=64, lr=5e-2, early_stopping=True, early_stopping_patience=3,
+                n_epochs_kl_warmup=1, callback=keep)
+    history = model.history
+    assert len(history) < 300
+    best = int(history.loc[history["elbo_validation"].idxmin(), "epoch"])
+    assert len(history) == best + 3  # three epochs without improvement, then stop
+    final = model.module.state_dict()
+    assert all(torch.equal(final[k], v) for k, v in snapshots[best].items())
+    assert not all(torch.equal(final[k], v) for k, v in snapshots[len(history)].items())

@@ -20,7 +20,14 @@ import torch
 
 from .. import distributions as D
 from ..data import CountData, Registry, registry_of, setup_anndata
-from ..train import TrainingEvent, default_max_epochs, evaluate, resolve_device, train_module
+from ..train import (
+    EARLY_STOPPING_PATIENCE,
+    TrainingEvent,
+    default_max_epochs,
+    evaluate,
+    resolve_device,
+    train_module,
+)
 
 CONFIG_FILE, WEIGHTS_FILE, HISTORY_FILE = "config.json", "model.pt", "history.csv"
 RESULT_BATCH_SIZE = 1024
@@ -99,6 +106,7 @@ class BaseModel:
         batch_size: int = 128,
         train_size: float = 0.9,
         early_stopping: bool = False,
+        early_stopping_patience: int = EARLY_STOPPING_PATIENCE,
         n_epochs_kl_warmup: int | None = None,
         seed: int = 0,
         device: str = "auto",
@@ -106,7 +114,9 @@ class BaseModel:
         stop_event: threading.Event | None = None,
     ) -> None:
         """Fit the model. ``max_epochs=None`` uses scVI's heuristic (400 up to 20k cells, fewer beyond).
-        ``n_epochs_kl_warmup=None`` warms the KL weight up over the first half of training.
+        ``n_epochs_kl_warmup=None`` warms the KL weight up over the first half of training. With ``early_stopping``,
+        training ends after ``early_stopping_patience`` epochs without a better validation ELBO and the best epoch's
+        weights are restored.
         ``callback(event)`` receives progress and per-epoch metrics; setting ``stop_event`` ends training within
         one minibatch, keeping the weights learnt so far. Appends to ``self.history`` (one row per epoch)."""
         self.device = resolve_device(device)
@@ -118,6 +128,7 @@ class BaseModel:
             batch_size=batch_size,
             train_size=train_size,
             early_stopping=early_stopping,
+            early_stopping_patience=early_stopping_patience,
             n_epochs_kl_warmup=n_epochs_kl_warmup,
             seed=seed,
             device=self.device,
