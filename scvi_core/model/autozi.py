@@ -12,7 +12,13 @@ import torch
 
 from .. import distributions as D
 from ..module import AutoZIVAE
-from ..zero_inflation import DEFAULT_MIN_LOG10_BF, apply_threshold, log10_bayes_factor, prob_zero_inflated
+from ..zero_inflation import (
+    DEFAULT_MIN_LOG10_BF,
+    apply_threshold,
+    log10_bayes_factor,
+    log10_odds_zero_inflated,
+    prob_zero_inflated,
+)
 from .base import BaseModel
 
 
@@ -113,7 +119,7 @@ class AUTOZI(BaseModel):
             alpha, beta = stats["alpha_sum"] / stats["n_cells"], stats["beta_sum"] / stats["n_cells"]
             prob = stats["prob_sum"] / stats["n_cells"]
             odds = np.log10(np.clip(prob, 1e-300, None)) - np.log10(np.clip(1 - prob, 1e-300, None))
-            bf = odds - log10_bayes_factor(alpha_prior, beta_prior, 1.0, 1.0)
+            bf = odds - log10_odds_zero_inflated(alpha_prior, beta_prior)
         else:
             alpha = params["alpha_posterior"].reshape(n_genes, n_groups)
             beta = params["beta_posterior"].reshape(n_genes, n_groups)
@@ -215,7 +221,7 @@ class AUTOZI(BaseModel):
         """Respects δ: each entry follows the NB with probability δ_g (m_ng ~ Bernoulli(δ_g)), else the ZINB
         component with its floored dropout."""
         delta, _ = self._sample_delta(inf["z"])
-        delta = self.module.per_cell(delta, batch) if self.module.zero_inflation != "gene-cell" else delta
+        delta = self.module.per_cell(delta, batch)
         x = D.sample_nb(gen["mu"], gen["theta"])
         pi = D.floored_dropout(gen["zi_logits"], self.module.minimal_dropout)
         follows_nb = torch.rand_like(x) < delta

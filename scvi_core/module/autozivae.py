@@ -115,7 +115,8 @@ class AutoZIVAE(VAE):
         return D.kl_beta(alpha, beta, alpha_p, beta_p)
 
     def per_cell(self, table: torch.Tensor, batch: Batch) -> torch.Tensor:
-        """Pick each cell's column of a (G,), (G, B) or (G, C) table → broadcastable to (b, G)."""
+        """Pick each cell's column of a (G,), (G, B) or (G, C) table → broadcastable to (b, G); per-cell (b, G)
+        values (gene-cell mode) pass through unchanged."""
         if self.zero_inflation == "gene-batch":
             return table.T[batch.batch]
         if self.zero_inflation == "gene-label":
