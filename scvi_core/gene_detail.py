@@ -93,9 +93,10 @@ def fitted_parameters(model: AUTOZI, gene: str, cells: np.ndarray | None = None)
     for batch in model._batches(indices=cells):
         inf = model.module.inference(batch)
         gen = model.module.generative(inf["z_mean"], inf["log_library"], batch.batch, batch.label)
-        theta = gen["theta"].expand_as(gen["mu"])
+        mu = torch.exp(gen["log_mu"][:, g])
+        theta = gen["theta"].expand_as(gen["log_mu"])
         pi = D.floored_dropout(gen["zi_logits"], model.module.minimal_dropout)
-        for key, value in (("cells", batch.index), ("counts", batch.x[:, g]), ("mu", gen["mu"][:, g]),
+        for key, value in (("cells", batch.index), ("counts", batch.x[:, g]), ("mu", mu),
                            ("theta", theta[:, g]), ("pi", pi[:, g])):
             parts[key].append(value.cpu().numpy())
     return {key: np.concatenate(values) for key, values in parts.items()}

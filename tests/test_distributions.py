@@ -48,15 +48,71 @@ def test_poisson_log_pmf_matches_scipy():
     )
 
 
-def test_zinb_from_dropout_equals_logit_form():
-    x = _t([0, 0, 3, 40, 0])
-    mu, theta = _t([0.5, 20.0, 4.0, 30.0, 2.0]), _t([2.0, 0.3, 8.0, 1.0, 5.0])
-    logits = _t([-20.0, 0.0, 3.0, -3.0, 8.0])
-    parts = D.nb_parts(x, mu, theta)
-    from_prob = D.zinb_kernel_from_dropout(x, parts, torch.sigmoid(logits))
-    np.testing.assert_allclose(from_prob.numpy(), D.zinb_kernel(x, mu, theta, logits).numpy(), rtol=1e-6)
-    floored = D.floored_dropout(logits, 0.01).numpy()
-    np.testing.assert_allclose(floored, 0.01 + 0.99 * special.expit(logits.numpy()), rtol=1e-6)
+def _kernel_inputs(theta_per_cell: bool, seed: int = 0):
+    """Counts with many zeros, log μ, θ and dropout logits for 5 cells × 7 genes (float64)."""
+    rng = np.random.default_rng(seed)
+    x = _t(rng.poisson(rng.gamma(0.5, 4.0, size=(5, 7))) * (rng.random((5, 7)) < 0.7))
+    log_mu = _t(rng.normal(0.5, 1.5, size=(5, 7)))
+    theta = _t(rng.gamma(2.0, 1.0, size=(5, 7) if theta_per_cell else 7) + 0.05)
+    logits = _t(rng.normal(0.0, 2.0, size=(5, 7)))
+    return x, log_mu, theta, logits
+
+
+def _reference_kernel(x, mu, theta, zi_logits=None):
+    """Σ_g (log-pmf − norm) per cell from the plain entrywise formulas."""
+    log_pmf = D.log_nb(x, mu, theta) if zi_logits is None else D.log_zinb(x, mu, theta, zi_logits)
+    return (log_pmf - D.nb_norm(x, theta)).sum(-1)
+
+
+
+@pytest.mark.parametrize("theta_per_cell", [False, True], ids=["theta per gene", "theta per cell"])
+@pytest.mark.parametrize("form", ["nb", "zinb logits", "zinb probability"])
+def test_fast_kernel_matches_reference_values_and_gradients(form, theta_per_cell):
+    """The hand-written gradient of nb_kernel_sum against autograd through the plain formulas, and its value."""
+    x, log_mu, theta, logits = _kernel_inputs(theta_per_cell)
+    leaves = [log_mu.requires_grad_(), theta.requires_grad_(), logits.requires_grad_()]
+
+    def fast():
+        if form == "nb":
+            return D.nb_kernel_sum(x, log_mu, theta)
+        if form == "zinb logits":
+            return D.nb_kernel_sum(x, log_mu, theta, zi_logits=logits)
+        return D.nb_kernel_sum(x, log_mu, theta, dropout=torch.sigmoid(logits))
+
+    reference = _reference_kernel(x, torch.exp(log_mu), theta, None if form == "nb" else logits)
+    np.testing.assert_allclose(fast().detach().numpy(), reference.detach().numpy(), rtol=1e-10)
+    with torch.no_grad():  # evaluation skips the gradient
+        np.testing.assert_allclose(fast().numpy(), reference.detach().numpy(), rtol=1e-10)
+    weights = _t(np.linspace(0.5, 2.0, 5))  # a non-uniform upstream gradient
+    got = torch.autograd.grad((weights * fast()).sum(), leaves, allow_unused=True)
+    expected = torch.autograd.grad((weights * reference).sum(), leaves, allow_unused=True)
+    for g, e in zip(got, expected, strict=True):
+        if e is None:
+            assert g is None or not g.abs().max() > 0
+        else:
+            np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-8, atol=1e-10)
+    assert torch.autograd.gradcheck(lambda m, t: D.nb_kernel_sum(x, m, t, zi_logits=logits.detach()),
+                                    (log_mu, theta))
+
+
+def test_fast_kernel_stays_finite_at_extremes():
+    """float32, the regime of training: π → 1 and → 0, θ tiny and huge, μ tiny and huge."""
+    x = torch.tensor([[0.0, 1.0, 0.0, 250.0, 0.0, 3.0]])
+    log_mu = torch.log(torch.tensor([[1e-6, 1e-6, 1e4, 1e4, 2.0, 2.0]])).requires_grad_()
+    theta = torch.tensor([1e-4, 1e5, 1e-4, 1e5, 3.0, 3.0], requires_grad=True)
+    logits = torch.tensor([[30.0, 30.0, -30.0, -30.0, 80.0, -80.0]], requires_grad=True)
+    value = D.nb_kernel_sum(x, log_mu, theta, zi_logits=logits)
+    value.sum().backward()
+    assert torch.isfinite(value).all()
+    assert all(torch.isfinite(t.grad).all() for t in (log_mu, theta, logits))
+    reference = _reference_kernel(x.double(), torch.exp(log_mu.detach().double()), theta.detach().double(),
+                                  logits.detach().double())
+    np.testing.assert_allclose(value.detach().numpy(), reference.numpy(), rtol=1e-4)
+
+
+def test_floored_dropout():
+    logits = _t([-20.0, 0.0, 3.0])
+    np.testing.assert_allclose(D.floored_dropout(logits, 0.01).numpy(), 0.01 + 0.99 * special.expit(logits.numpy()))
 
 
 def test_fast_lgamma_gradient_is_digamma():
@@ -107,7 +163,7 @@ def test_delta_convention_delta_one_is_nb_delta_zero_is_floored_zinb():
     mu = torch.tensor([[2.0, 4.0, 0.5, 10.0], [6.0, 0.2, 1.5, 3.0]])
     theta = torch.tensor([1.5, 3.0, 0.7, 10.0])
     logits = torch.tensor([[0.5, -1.0, 2.0, -4.0], [0.0, 1.0, -2.0, 3.0]])
-    gen = {"mu": mu, "theta": theta, "zi_logits": logits}
+    gen = {"log_mu": torch.log(mu), "theta": theta, "zi_logits": logits}
     batch = _Batch(x)
     nb = D.log_nb(x, mu, theta).sum(-1)
     zinb = D.log_zinb(x, mu, theta, special.logit(D.floored_dropout(logits, 0.01))).sum(-1)
@@ -122,3 +178,16 @@ def test_delta_convention_delta_one_is_nb_delta_zero_is_floored_zinb():
         np.log(0.5) + D.log_zinb(x, mu, theta, special.logit(D.floored_dropout(logits, 0.01))).numpy(),
     ).sum(-1)
     np.testing.assert_allclose(half.numpy(), per_entry, rtol=1e-5)
+
+
+def test_beta_sampler_matches_beta_distribution_and_its_gradient():
+    """sample_beta against scipy's Beta (Kolmogorov–Smirnov) and its reparameterised gradient against the gradient
+    of the exact mean: d E[δ]/dα = β/(α+β)² estimated by averaging the pathwise gradients."""
+    torch.manual_seed(0)
+    alpha = torch.full((40_000,), 0.3, dtype=torch.float64, requires_grad=True)
+    beta = torch.full((40_000,), 0.8, dtype=torch.float64, requires_grad=True)
+    draws = D.sample_beta(alpha, beta)
+    assert stats.kstest(draws.detach().numpy(), stats.beta(0.3, 0.8).cdf).pvalue > 0.01
+    draws.mean().backward()
+    mean_grad_alpha = alpha.grad.sum().item()
+    assert mean_grad_alpha == pytest.approx(0.8 / 1.1**2, rel=0.05)

@@ -162,8 +162,7 @@ class AUTOZI(BaseModel):
             group = {"gene-batch": batch.batch, "gene-label": batch.label}.get(mode, torch.zeros_like(batch.batch))
             inf = self.module.inference(batch)
             gen = self.module.generative(inf["z_mean"], inf["log_library"], batch.batch, batch.label)
-            log_nb_zero = D.nb_parts(torch.zeros_like(gen["mu"]), gen["mu"], gen["theta"])[0]
-            nb_zero = torch.exp(log_nb_zero)
+            nb_zero = torch.exp(D.log_nb_zero(torch.exp(gen["log_mu"]), gen["theta"]))
             pi = D.floored_dropout(gen["zi_logits"], self.module.minimal_dropout)
             per_cell = {
                 "count_sum": batch.x,
@@ -222,7 +221,7 @@ class AUTOZI(BaseModel):
         component with its floored dropout."""
         delta, _ = self._sample_delta(inf["z"])
         delta = self.module.per_cell(delta, batch)
-        x = D.sample_nb(gen["mu"], gen["theta"])
+        x = D.sample_nb(torch.exp(gen["log_mu"]), gen["theta"])
         pi = D.floored_dropout(gen["zi_logits"], self.module.minimal_dropout)
         follows_nb = torch.rand_like(x) < delta
         extra_zero = torch.rand_like(x) < pi

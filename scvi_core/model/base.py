@@ -201,7 +201,7 @@ class BaseModel:
                     inf = self.module.inference(batch)
                     z = inf["z_mean"] if deterministic else inf["z"]
                     gen = self.module.generative(z, inf["log_library"], batch_codes, batch.label)
-                    value = gen["mu"] if library_size == "latent" else torch.exp(gen["log_rho"]) * library_size
+                    value = torch.exp(gen["log_mu"]) if library_size == "latent" else torch.exp(gen["log_rho"]) * library_size
                     total = total + value[:, genes]
             out.append((total / (len(codes) * draws)).cpu().numpy())
         values = np.concatenate(out)
@@ -285,7 +285,7 @@ class BaseModel:
         return samples[..., 0] if n_samples == 1 else samples
 
     def _sample_counts(self, batch, gen, inf) -> torch.Tensor:
-        mu = gen["mu"]
+        mu = torch.exp(gen["log_mu"])
         if self.module.gene_likelihood == "poisson":
             return torch.poisson(mu)
         x = D.sample_nb(mu, gen["theta"])

@@ -129,16 +129,15 @@ class AutoZIVAE(VAE):
 
         The per-entry mixture of an NB and a ZINB with dropout π' is itself a ZINB with dropout (1−δ)·π' (expand
         both cases x = 0 and x > 0), which is how it is computed: one ZINB, no log-sum-exp."""
-        dropout = D.floored_dropout(gen["zi_logits"], self.minimal_dropout)
-        parts = D.nb_parts(batch.x, gen["mu"], gen["theta"])
-        kernel = D.zinb_kernel_from_dropout(batch.x, parts, (1.0 - delta) * dropout)
-        return kernel.sum(-1) + self.log_norm(batch, gen["theta"])
+        dropout = (1.0 - delta) * D.floored_dropout(gen["zi_logits"], self.minimal_dropout)
+        kernel = D.nb_kernel_sum(batch.x, gen["log_mu"], gen["theta"], dropout=dropout)
+        return kernel + self.log_norm(batch, gen["theta"])
 
     def forward(self, batch: Batch) -> LossTerms:
         inf = self.inference(batch)
         gen = self.generative(inf["z"], inf["log_library"], batch.batch, batch.label)
         alpha, beta = self.posterior_params(inf["z"])
-        delta = torch.distributions.Beta(alpha, beta).rsample().clamp(DELTA_CLAMP, 1 - DELTA_CLAMP)
+        delta = D.sample_beta(alpha, beta).clamp(DELTA_CLAMP, 1 - DELTA_CLAMP)
         kl_z = D.kl_normal_standard(inf["z_mean"], inf["z_var"])
         kl_local = kl_z + self.kl_library(inf, batch)
         kl_delta = self.kl_delta(alpha, beta)

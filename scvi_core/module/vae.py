@@ -6,7 +6,7 @@ Generative process for cell n with batch s_n (seed notation → code name):
     l_n  = log Σ_g x_ng            (observed, default)    log_library
          ~ Normal(l_μ[s_n], l_σ²[s_n])  (latent option)   library_log_means / library_log_vars
     ρ_n  = softmax(f_w(z_n, s_n))                         log_rho      (decoder "frequency" head)
-    μ_ng = exp(l_n) · ρ_ng                                mu
+    μ_ng = exp(l_n) · ρ_ng                                log_mu = log_library + log_rho
     θ_g  = exp(px_r_g)   (per gene / gene×batch / gene×label, or a decoder head for gene-cell)   theta
     π_ng = σ(f_h(z_n, s_n))                               zi_logits    (decoder "dropout_logits" head)
     x_ng ~ ZINB(μ_ng, θ_g, π_ng) | NB(μ_ng, θ_g) | Poisson(μ_ng)
@@ -109,7 +109,7 @@ class VAE(nn.Module):
 
     def generative(self, z, log_library, batch_codes, label_codes) -> dict[str, torch.Tensor]:
         log_rho, zi_logits, log_theta_cell = self.decoder(z, self.batch_onehot(batch_codes))
-        mu = torch.exp(log_library[:, None] + log_rho)
+        log_mu = log_library[:, None] + log_rho
         if self.dispersion == "gene":
             theta = torch.exp(self.px_r)
         elif self.dispersion == "gene-batch":
@@ -118,14 +118,14 @@ class VAE(nn.Module):
             theta = torch.exp(self.px_r.T[label_codes])
         else:
             theta = torch.exp(log_theta_cell)
-        return {"log_rho": log_rho, "mu": mu, "theta": theta, "zi_logits": zi_logits}
+        return {"log_rho": log_rho, "log_mu": log_mu, "theta": theta, "zi_logits": zi_logits}
 
     def log_norm(self, batch: Batch, theta: torch.Tensor) -> torch.Tensor:
         """Σ_g lnΓ(x_ng+θ) − lnΓ(θ) − lnΓ(x_ng+1) per cell. Only non-zero entries contribute; for a per-gene θ
         the lnΓ(θ) part is a product of the non-zero mask with lnΓ(θ_g), so it is evaluated G times, not per entry."""
         if theta.dim() == 1:
             theta_nz = theta.index_select(0, batch.cols)
-            lgamma_theta = (batch.x > 0).to(theta.dtype) @ D.lgamma(theta)
+            lgamma_theta = batch.x.clamp(max=1.0) @ D.lgamma(theta)  # x clamped at 1: the indicator of x > 0
         else:
             theta_nz = theta.reshape(-1).index_select(0, batch.flat_index())
             lgamma_theta = torch.segment_reduce(D.lgamma(theta_nz), "sum", lengths=batch.row_lengths)
@@ -134,14 +134,11 @@ class VAE(nn.Module):
 
     def log_likelihood(self, batch: Batch, gen: dict[str, torch.Tensor]) -> torch.Tensor:
         """log p(x_n | z_n, l_n, s_n) per cell."""
-        x, mu = batch.x, gen["mu"]
         if self.gene_likelihood == "poisson":
-            return D.poisson_kernel(x, mu).sum(-1) - batch.log_factorial
-        if self.gene_likelihood == "nb":
-            kernel = D.nb_kernel(x, mu, gen["theta"])
-        else:
-            kernel = D.zinb_kernel(x, mu, gen["theta"], gen["zi_logits"])
-        return kernel.sum(-1) + self.log_norm(batch, gen["theta"])
+            return D.poisson_kernel_sum(batch.x, gen["log_mu"]) - batch.log_factorial
+        zi_logits = gen["zi_logits"] if self.gene_likelihood == "zinb" else None
+        kernel = D.nb_kernel_sum(batch.x, gen["log_mu"], gen["theta"], zi_logits=zi_logits)
+        return kernel + self.log_norm(batch, gen["theta"])
 
     # ---- loss ------------------------------------------------------------------------------------------------
     def kl_library(self, inf: dict[str, torch.Tensor], batch: Batch) -> torch.Tensor:
