@@ -21,6 +21,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 
+ENTRIES_PER_BLOCK = 2_000_000  # cells are drawn in blocks of this many entries, so memory stays ~100 MB
+
+
 def simulate(
     n_cells: int = 2000,
     n_genes: int = 500,
@@ -57,13 +60,19 @@ def simulate(
     batch = rng.integers(0, n_batches, size=n_cells)
     library = np.exp(rng.normal(np.log(mean_library_size), 0.3, size=n_cells))
 
-    logits = base[None, :] + type_effect[cell_type] + batch_shift[batch]
-    freq = np.exp(logits - logits.max(axis=1, keepdims=True))
-    freq /= freq.sum(axis=1, keepdims=True)
-    mean = library[:, None] * freq
-    # NB as a Gamma-Poisson mixture: rate ~ Gamma(shape=theta, scale=mean/theta).
-    counts = rng.poisson(rng.gamma(theta[None, :], mean / theta[None, :]))
-    counts[rng.random(counts.shape) < dropout[None, :]] = 0
+    logits = base[None, :] + type_effect + batch_shift[:, None, :]  # (batch, cell type, gene)
+    rows_per_block = max(1, ENTRIES_PER_BLOCK // n_genes)
+    blocks = []
+    for start in range(0, n_cells, rows_per_block):
+        cells = slice(start, start + rows_per_block)
+        block_logits = logits[batch[cells], cell_type[cells]]
+        freq = np.exp(block_logits - block_logits.max(axis=1, keepdims=True))
+        freq /= freq.sum(axis=1, keepdims=True)
+        mean = library[cells, None] * freq
+        # NB as a Gamma-Poisson mixture: rate ~ Gamma(shape=theta, scale=mean/theta).
+        counts = rng.poisson(rng.gamma(theta[None, :], mean / theta[None, :]))
+        counts[rng.random(counts.shape) < dropout[None, :]] = 0
+        blocks.append(sp.csr_matrix(counts.astype(np.int32)))
 
     obs = pd.DataFrame(
         {
@@ -76,7 +85,7 @@ def simulate(
         {"is_zero_inflated": is_zi, "true_dropout": dropout, "true_dispersion": theta},
         index=[f"gene_{j:05d}" for j in range(n_genes)],
     )
-    adata = ad.AnnData(X=sp.csr_matrix(counts.astype(np.int32)), obs=obs, var=var)
+    adata = ad.AnnData(X=sp.vstack(blocks, format="csr"), obs=obs, var=var)
     adata.uns["simulation"] = {
         "n_cell_types": n_cell_types,
         "n_batches": n_batches,
