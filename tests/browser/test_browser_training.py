@@ -41,10 +41,10 @@ def wait_for_points(page, more_than: int, timeout_ms: int = 90_000) -> int:
 
 def test_quick_training_live_curve_reload_stop_and_run_list(page):
     page.get_by_role("button", name="Load demo data").click()
-    page.get_by_text("Median counts per cell").wait_for()
+    page.get_by_text("Median counts per cell").first.wait_for()  # a rerun may briefly show it twice
     wait_until_idle(page)
     page.get_by_role("button", name="Prepare data").click()
-    page.get_by_text("Prepared 2,000 cells × 500 genes").wait_for()
+    page.get_by_text("Prepared 2,000 cells × 500 genes").first.wait_for()
     wait_until_idle(page)
 
     open_page(page, "Model")
