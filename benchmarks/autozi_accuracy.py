@@ -11,8 +11,11 @@ share of spike-ins with mean > 1 called zero-inflated (the AutoZI paper reports 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # so that `python benchmarks/...` finds scvi_core
 
 import anndata as ad
 import numpy as np

@@ -201,7 +201,10 @@ class BaseModel:
                     inf = self.module.inference(batch)
                     z = inf["z_mean"] if deterministic else inf["z"]
                     gen = self.module.generative(z, inf["log_library"], batch_codes, batch.label)
-                    value = torch.exp(gen["log_mu"]) if library_size == "latent" else torch.exp(gen["log_rho"]) * library_size
+                    if library_size == "latent":
+                        value = torch.exp(gen["log_mu"])
+                    else:
+                        value = torch.exp(gen["log_rho"]) * library_size
                     total = total + value[:, genes]
             out.append((total / (len(codes) * draws)).cpu().numpy())
         values = np.concatenate(out)
