@@ -11,8 +11,8 @@ Every NB/ZINB log-pmf is split into two parts:
 ``norm`` is zero wherever x = 0, and it is the same for the NB and the ZINB, so the models evaluate it only on the
 non-zero entries of a minibatch (the lnΓ(x + 1) part, which depends on no parameter, once per cell), and the
 kernel densely with :func:`nb_kernel_sum`. That function computes its gradient together with its value (see
-:class:`_NBKernelSum`): a training step then makes about half as many passes over the (cells × genes) arrays as
-autograd would, which is what limits speed on a CPU.
+:class:`_NBKernelSum`), so this part of a training step makes about half as many passes over the (cells × genes)
+arrays as autograd would; on a CPU those passes over memory cost more than the arithmetic.
 
 ``log_nb`` / ``log_zinb`` / ``log_poisson`` give the full entrywise log-pmf, written as plainly as the equations;
 the tests check them against scipy and the fast path against them.
