@@ -109,8 +109,8 @@ def _nb_kernel(x, log_mu, theta, zi, zi_is_logits: bool, with_gradients: bool):
 
 class _NBKernelSum(torch.autograd.Function):
     """:func:`_nb_kernel` with its gradient computed in the forward pass. Why by hand: autograd would keep about
-    twenty (cells × genes) intermediates alive and read each back in the backward pass, and those passes over
-    memory, not arithmetic, are what limits a CPU here; this backward pass only scales three saved arrays."""
+    twenty (cells × genes) intermediates alive and make about twice as many passes over such arrays in the backward
+    pass as in the forward one; this backward pass only scales three saved arrays."""
 
     @staticmethod
     def forward(ctx, x, log_mu, theta, zi, zi_is_logits: bool):
