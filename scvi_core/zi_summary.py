@@ -36,14 +36,16 @@ def filter_table(table: pd.DataFrame, search: str = "", min_mean: float = 0.0, c
 
 def call_shares(table: pd.DataFrame) -> pd.DataFrame:
     """Genes called zero-inflated among all genes and among genes with mean count > 1: one row each with
-    ``genes``, ``called_zi`` (P(ZI) > threshold), ``share_zi`` and ``evidence_zi`` (evidence-aware calls)."""
+    ``genes``, ``n_genes``, ``evidence_zi`` / ``share_evidence`` (evidence-aware calls) and ``called_zi`` /
+    ``share_zi`` (P(ZI) > threshold)."""
     rows = []
     expressed = table[table["mean_count"] > EXPRESSED_MEAN]
     for name, part in (("all genes", table), (f"mean count > {EXPRESSED_MEAN:g}", expressed)):
-        called = int(part["is_zero_inflated"].sum())
-        rows.append({"genes": name, "n_genes": len(part), "called_zi": called,
-                     "share_zi": called / len(part) if len(part) else float("nan"),
-                     "evidence_zi": int((part["call"] == ZI).sum())})
+        n = len(part)
+        called, evidence = int(part["is_zero_inflated"].sum()), int((part["call"] == ZI).sum())
+        rows.append({"genes": name, "n_genes": n, "evidence_zi": evidence, "called_zi": called,
+                     "share_evidence": evidence / n if n else float("nan"),
+                     "share_zi": called / n if n else float("nan")})
     return pd.DataFrame(rows)
 
 

@@ -60,12 +60,15 @@ def test_zero_inflation_page_table_threshold_and_gene_detail(runs_copy, app):
     open_page(app, "Zero-inflation")
     table = app.dataframe[0].value
     assert len(table) == 60 and table["gene"].is_unique  # one row per gene
+    # headline: the evidence-aware calls of the table's 'call' column, with the plain rule P(ZI) > 0.5 beside them
     called_at_half = int(table["prob_zero_inflated"].gt(0.5).sum())
-    metric = app.metric[0].value
-    assert metric.startswith(f"{called_at_half} of 60")
+    assert app.metric[0].value == f"{int((table['call'] == 'zero-inflated').sum())} of 60"
+    assert app.metric[0].delta == f"{called_at_half} with P(ZI) > 0.50"
     app.slider(key="zi_threshold").set_value(0.05).run()  # every gene has P(ZI) > 0.05
     assert not app.exception
-    assert app.metric[0].value.startswith("60 of 60")
+    assert app.metric[0].delta == "60 with P(ZI) > 0.05"
+    table = app.dataframe[0].value
+    assert app.metric[0].value == f"{int((table['call'] == 'zero-inflated').sum())} of 60"
     # ground truth of the simulated data is reported
     assert "True ZI genes found" in [m.label for m in app.metric]
     # search a gene: the table narrows and the detail opens on it

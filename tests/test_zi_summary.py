@@ -28,6 +28,7 @@ def test_call_shares_overall_and_among_expressed(table):
     shares = zi_summary.call_shares(table).set_index("genes")
     assert shares.loc["all genes", ["n_genes", "called_zi", "evidence_zi"]].tolist() == [4, 3, 1]
     assert shares.loc["all genes", "share_zi"] == pytest.approx(0.75)
+    assert shares.loc["all genes", "share_evidence"] == pytest.approx(0.25)
     assert shares.loc["mean count > 1", ["n_genes", "called_zi"]].tolist() == [3, 2]
 
 
