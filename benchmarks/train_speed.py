@@ -61,10 +61,9 @@ def measure(model_name: str, n_cells: int, n_genes: int, epochs: int, memory_cas
     cls = {"SCVI": SCVI, "AUTOZI": AUTOZI}[model_name]
     if memory_case:
         adata = ad.AnnData(sparse_counts(n_cells, n_genes, 0.10))
-        csr_mb = (adata.X.data.nbytes + adata.X.indices.nbytes + adata.X.indptr.nbytes) / 2**20
     else:
         adata = simulate(n_cells=n_cells, n_genes=n_genes, seed=0)
-        csr_mb = (adata.X.data.nbytes + adata.X.indices.nbytes + adata.X.indptr.nbytes) / 2**20
+    csr_mb = (adata.X.data.nbytes + adata.X.indices.nbytes + adata.X.indptr.nbytes) / 2**20
     zeros = 1 - adata.X.nnz / (n_cells * n_genes)
     cls.setup_anndata(adata)
     model = cls(adata)

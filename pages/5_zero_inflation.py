@@ -57,17 +57,16 @@ def decision_controls():
     st.session_state[results.ZI_DECISION] = (float(threshold), float(min_bf))
 
 
-def summary(table: pd.DataFrame, truth: pd.Series | None, threshold: float):
+def summary(table: pd.DataFrame, shares: pd.DataFrame, truth: pd.Series | None, threshold: float):
     """Headline counts by the evidence-aware call (the table's 'call' column, the scatter's colours); the plain
     rule P(ZI) > threshold, which also counts genes the data did not inform, is given beside each."""
     plain = f"with P(ZI) > {threshold:.2f}"
-    shares = zi_summary.call_shares(table)
     columns = st.columns(4 if truth is not None else 2)
     for column, row in zip(columns, shares.itertuples()):
         column.metric(f"Zero-inflated, {row.genes}", f"{row.evidence_zi:,} of {row.n_genes:,}",
                       f"{row.called_zi:,} {plain}", delta_color="off", delta_arrow="off",
                       help="Called zero-inflated: P(ZI) above the threshold and enough evidence (the 'call' column). "
-                           "The smaller figure counts every gene above the threshold, including undetermined ones.")
+                           "The figure below it counts every gene above the threshold, undetermined ones included.")
     if truth is not None:
         found = zi_summary.recovery(table, truth)
         columns[2].metric("True ZI genes found", f"{found['found_evidence']:,} of {found['true_zi']:,}",
@@ -79,7 +78,7 @@ def summary(table: pd.DataFrame, truth: pd.Series | None, threshold: float):
         st.caption("This is simulated data with known zero-inflated genes, so the calls can be checked.")
 
 
-def plots(table: pd.DataFrame, threshold: float):
+def plots(table: pd.DataFrame, shares: pd.DataFrame, threshold: float):
     left, middle, right = st.columns([2, 3, 2])
     hist = go.Figure(go.Histogram(x=table["prob_zero_inflated"], xbins=dict(start=0, end=1, size=0.05),
                                   marker_color="#1f6f8b"))
@@ -100,7 +99,6 @@ def plots(table: pd.DataFrame, threshold: float):
                           yaxis_title="P(ZI)", xaxis_type="log", height=320, margin=PLOT_MARGIN,
                           legend=dict(orientation="h", y=-0.25))
     middle.plotly_chart(scatter, key="zi_scatter")
-    shares = zi_summary.call_shares(table)
     bars = go.Figure()
     for name, share_column, colour in (("called ZI", "share_evidence", "#c0392b"),
                                        (f"P(ZI) > {threshold:.2f}", "share_zi", "#e6a8a0")):
@@ -218,8 +216,9 @@ def main():
     var = results.adata(run_id).var
     truth = var["is_zero_inflated"] if "is_zero_inflated" in var.columns else None
     threshold = results.zi_decision()[0]
-    summary(table, truth, threshold)
-    plots(table, threshold)
+    shares = zi_summary.call_shares(table)
+    summary(table, shares, truth, threshold)
+    plots(table, shares, threshold)
     shown = table_section(table, group_key, run_id)
     detail_section(run_id, table, shown, group_key)
 
