@@ -21,6 +21,10 @@ def screenshot(page, name: str) -> None:
 
 
 def test_demo_summary_and_every_page(page):
+    # the app opens on the prepared quick demo: wait until its summary and charts are drawn, not their placeholders
+    page.get_by_text("Median counts per cell").first.wait_for()
+    page.locator(".js-plotly-plot").first.wait_for()
+    wait_until_idle(page)
     assert_no_exception(page)
     screenshot(page, "start")
     page.get_by_role("button", name="Load demo data").click()
