@@ -15,7 +15,7 @@ ORIENTATIONS = ["auto", io.CELLS_BY_GENES, io.GENES_BY_CELLS]
 workspace = st.session_state["workspace"]
 
 
-@st.cache_resource(max_entries=2, show_spinner="Simulating the demo data…")
+@st.cache_resource(max_entries=2, show_spinner="Preparing the demo data…")
 def demo(size: str):
     return io.demo_dataset(size), []
 
@@ -41,11 +41,11 @@ def choose_source():
     """Show the chosen source's widgets; return (name, adata, notices) when the user asked to load something."""
     source = st.radio("Where is your data?", SOURCES, horizontal=True, key="source")
     if source == "Demo data":
-        st.caption("Simulated counts with known answers: 4 cell types, 2 batches, 30% zero-inflated genes.")
-        size = st.selectbox("Size", list(io.DEMO_DATASETS), key="demo_size", format_func=lambda s: {
-            "quick": "quick: 2,000 cells × 500 genes", "large": "large: 20,000 cells × 1,000 genes (≈5 s)"}[s])
+        size = st.selectbox("Dataset", list(io.DEMO_CHOICES), key="demo_size",
+                            format_func=lambda s: io.DEMO_CHOICES[s]["label"])
+        st.caption(io.DEMO_CHOICES[size]["caption"])
         if st.button("Load demo data", type="primary", key="load_demo"):
-            return f"Demo ({size})", *demo(size)
+            return io.DEMO_CHOICES[size]["name"], *demo(size)
     elif source == "Upload files":
         limit = st.get_option("server.maxUploadSize")
         files = st.file_uploader(

@@ -27,6 +27,7 @@ import pandas as pd
 import scanpy as sc
 import scipy.sparse as sp
 
+from .datasets import pbmc_3batches
 from .simulate import simulate
 
 CELLS_BY_GENES = "cells × genes"
@@ -40,6 +41,23 @@ DEMO_DATASETS = {
     "quick": {"n_cells": 2000, "n_genes": 500, "seed": 0},
     "large": {"n_cells": 20000, "n_genes": 1000, "seed": 1},
 }
+"""Simulation settings of the simulated demos."""
+REAL_DEMOS = {"pbmc": pbmc_3batches}
+"""Real demo datasets shipped inside the package (see :mod:`scvi_core.datasets`): readers, no download."""
+_SIMULATED = "Simulated counts with known answers: 4 cell types, 2 batches, 30% zero-inflated genes."
+DEMO_CHOICES = {
+    "quick": {"label": "quick: 2,000 cells × 500 genes (simulated)", "name": "Demo (quick)", "caption": _SIMULATED},
+    "large": {"label": "large: 20,000 cells × 1,000 genes (simulated, ≈5 s)", "name": "Demo (large)",
+              "caption": _SIMULATED},
+    "pbmc": {"label": "PBMC, 3 batches — real 10x blood cells: 2,860 cells × 2,000 genes",
+             "name": "PBMC 3 batches (real)",
+             "caption": "Real data: human blood cells (PBMC) from three public 10x Genomics datasets, one batch each "
+                        "(different donors and chemistries), raw counts of 2,000 highly variable genes. No ground "
+                        "truth: there are no cell-type labels, but its clusters show textbook blood-cell markers "
+                        "(CD3E, MS4A1, LYZ, NKG7, …). Shipped with the app, no download."},
+}
+"""What the Load data page offers under "Demo data": the choice's label, the name shown once it is loaded, and a
+caption saying what it is. Keys are those of :data:`DEMO_DATASETS` and :data:`REAL_DEMOS`."""
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _BARCODE = re.compile(r"^([A-Za-z0-9]+[_:.-])?[ACGTN]{8,}([-_.][A-Za-z0-9]+)?$")
@@ -53,9 +71,12 @@ class DataLoadError(ValueError):
 
 
 def demo_dataset(size: str) -> ad.AnnData:
-    """Simulated counts with ground truth (cell types, two batches, known zero-inflated genes): no download needed.
-    ``size`` is a key of :data:`DEMO_DATASETS` ("quick" ≈ 2,000 cells in a fraction of a second, "large" ≈ 20,000
-    cells in about five seconds)."""
+    """A demo dataset, no download needed. ``size`` is a key of :data:`DEMO_CHOICES`: "quick" and "large" are
+    simulated counts with ground truth (cell types, two batches, known zero-inflated genes; ≈ 2,000 cells in a
+    fraction of a second, ≈ 20,000 cells in about five seconds), "pbmc" is real PBMC counts in three batches read
+    from the package (:func:`scvi_core.datasets.pbmc_3batches`)."""
+    if size in REAL_DEMOS:
+        return REAL_DEMOS[size]()
     return simulate(**DEMO_DATASETS[size])
 
 

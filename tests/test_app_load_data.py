@@ -264,3 +264,21 @@ def test_app_starts_on_the_prepared_demo(data_dir, monkeypatch, request):
     app.switch_page("pages/2_model.py").run()
     assert_clean(app)
     assert "Load and prepare data first" not in texts(app.info)
+
+
+def test_real_pbmc_demo_loads_with_batch_as_the_batch_key(app):
+    """The shipped real dataset (no ../shared, no download) is offered under Demo data, with 'batch' pre-selected."""
+    app.selectbox(key="demo_size").set_value("pbmc").run()
+    assert "Real data" in texts(app.caption) and "No ground truth" in texts(app.caption)
+    app.button(key="load_demo").click().run()
+    assert_clean(app)
+    assert not app.error, texts(app.error)
+    assert metrics(app)["Cells"] == "2,860" and metrics(app)["Genes"] == "2,000"
+    assert "PBMC 3 batches (real)" in sidebar(app) and "(not prepared)" in sidebar(app)
+    assert app.selectbox(key="batch_key").value == "batch"
+    assert app.selectbox(key="labels_key").value is None
+    assert app.number_input(key="n_top_genes").value == 0  # already 2,000 selected genes: keep them all
+    app.button(key="FormSubmitter:prepare-Prepare data").click().run()
+    assert_clean(app)
+    assert "Prepared 2,860 cells × 2,000 genes" in texts(app.success)
+    assert "**Batch key:** batch" in sidebar(app) and "**Label key:** none" in sidebar(app)
