@@ -10,7 +10,11 @@ Generative process (per gene g, cell n of type t and batch b):
     x_ng      = 0 with probability pi_g for the zero-inflated genes (pi_g = 0 for the others)
 
 The ground truth is stored in ``var["is_zero_inflated"]``, ``var["true_dropout"]``, ``var["true_dispersion"]``,
-``obs["cell_type"]`` and ``obs["batch"]``.
+``obs["cell_type"]`` and ``obs["batch"]``. For differential expression, ``var["true_expression_<type>"]`` holds each
+type's expected normalised expression E_b[softmax_g(base_g + type_effect_tg + batch_effect_bg)] (batches are drawn
+uniformly, so E_b is the plain average over batches; it is the quantity scVI's ρ estimates, before zero inflation,
+whose rate does not depend on the type), and ``var["true_lfc_<type>"]`` its log2 fold change against the average of
+the other types (one-vs-rest, types being equally likely). :func:`true_lfc` gives any other comparison.
 """
 
 from __future__ import annotations
@@ -66,9 +70,7 @@ def simulate(
     for start in range(0, n_cells, rows_per_block):
         cells = slice(start, start + rows_per_block)
         block_logits = logits[batch[cells], cell_type[cells]]
-        freq = np.exp(block_logits - block_logits.max(axis=1, keepdims=True))
-        freq /= freq.sum(axis=1, keepdims=True)
-        mean = library[cells, None] * freq
+        mean = library[cells, None] * _softmax(block_logits)
         # NB as a Gamma-Poisson mixture: rate ~ Gamma(shape=theta, scale=mean/theta).
         counts = rng.poisson(rng.gamma(theta[None, :], mean / theta[None, :]))
         counts[rng.random(counts.shape) < dropout[None, :]] = 0
@@ -85,6 +87,12 @@ def simulate(
         {"is_zero_inflated": is_zi, "true_dropout": dropout, "true_dispersion": theta},
         index=[f"gene_{j:05d}" for j in range(n_genes)],
     )
+    type_names = [f"type_{t + 1}" for t in range(n_cell_types)]
+    expression = _softmax(logits).mean(axis=0)  # (cell type, gene): averaged over the equally likely batches
+    for t, name in enumerate(type_names):
+        var[f"{TRUE_EXPRESSION}{name}"] = expression[t]
+    for name in type_names:
+        var[f"true_lfc_{name}"] = _log2_ratio(var, [name], [n for n in type_names if n != name])
     adata = ad.AnnData(X=sp.vstack(blocks, format="csr"), obs=obs, var=var)
     adata.uns["simulation"] = {
         "n_cell_types": n_cell_types,
@@ -97,3 +105,36 @@ def simulate(
         "seed": seed,
     }
     return adata
+
+
+TRUE_EXPRESSION = "true_expression_"
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    freq = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return freq / freq.sum(axis=-1, keepdims=True)
+
+
+def _log2_ratio(var: pd.DataFrame, types1: list[str], types2: list[str]) -> np.ndarray:
+    """log2 of the mean expected expression of types1 over that of types2 (types equally likely)."""
+    mean1 = var[[TRUE_EXPRESSION + t for t in types1]].to_numpy().mean(axis=1)
+    mean2 = var[[TRUE_EXPRESSION + t for t in types2]].to_numpy().mean(axis=1)
+    return np.log2(mean1) - np.log2(mean2)
+
+
+def true_lfc(adata: ad.AnnData, group1: str | list[str], group2: str | list[str] | None = None) -> pd.Series:
+    """The true log2 fold change, by gene, of the expected normalised expression of simulated cell type(s)
+    ``group1`` over ``group2`` (``None``: every other type), the answer a differential-expression call should find.
+    Raises ValueError for data that were not simulated or an unknown type."""
+    types = [c[len(TRUE_EXPRESSION):] for c in adata.var.columns if c.startswith(TRUE_EXPRESSION)]
+    if not types:
+        raise ValueError("These data carry no simulated truth (var['true_expression_<type>'] columns).")
+    types1 = [group1] if isinstance(group1, str) else list(group1)
+    types2 = [t for t in types if t not in types1] if group2 is None else (
+        [group2] if isinstance(group2, str) else list(group2))
+    unknown = sorted(set(types1 + types2) - set(types))
+    if unknown:
+        raise ValueError(f"Unknown simulated cell type(s) {unknown}; the types are {types}.")
+    if not types2:
+        raise ValueError("There is no other cell type to compare with.")
+    return pd.Series(_log2_ratio(adata.var, types1, types2), index=adata.var_names, name="true_lfc")

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .. import differential
 from .. import distributions as D
 from ..data import CountData, Registry, registry_of, setup_anndata
 from ..train import (
@@ -223,6 +224,33 @@ class BaseModel:
         if missing:
             raise ValueError(f"Genes not in the model: {missing[:5]}{' …' if len(missing) > 5 else ''}")
         return np.array([lookup[g] for g in gene_list], dtype=np.int64)
+
+    # ---- differential expression ---------------------------------------------------------------------------
+    def differential_expression(self, adata=None, groupby: str | None = None, group1=None, group2=None,
+                                idx1=None, idx2=None, mode: str = "change", delta: float | None = 0.25,
+                                fdr_target: float = 0.05, batch_correction: bool = False, n_samples: int = 5000,
+                                max_cells_per_group: int = 1000, seed: int = 0,
+                                progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+        """Which genes differ between two groups of cells: a DataFrame indexed by gene (scvi-tools' columns).
+
+        Groups: ``groupby`` (an obs column) with ``group1`` (a category or a list of categories, each compared in
+        turn; None: every category, i.e. the markers of every cluster) against ``group2`` (a category or a list,
+        taken together; None: all other cells), or ``idx1`` / ``idx2`` (boolean masks or cell positions; ``idx2``
+        None: the rest). Several comparisons are concatenated, with ``comparison``, ``group1``, ``group2`` columns.
+
+        ``mode="change"``: ``proba_de`` = max(P(LFC ≥ δ), P(LFC ≤ −δ)) over paired posterior draws of the two groups'
+        mean normalised expression (LFC in log2, positive = higher in group 1), and ``is_de_fdr_<fdr_target>``
+        calls the largest top set whose posterior expected FDR is ≤ ``fdr_target``; ``bayes_factor`` is the
+        natural-log posterior odds of DE (not a p-value). ``delta=None`` estimates δ from the data.
+        ``mode="vanilla"``: ``proba_m1`` = P(ρ̄1 > ρ̄2) and its signed log odds, as in the original scVI.
+        ``batch_correction=True`` decodes every cell under every batch and averages, so both groups are compared
+        under the same batches and a batch spread unevenly across them does not look like DE.
+        Each group is subsampled (seeded) to ``max_cells_per_group`` cells (``n_cells1`` / ``n_cells2`` say how
+        many were used); raw-count statistics use every cell. The same ``seed`` gives the same table.
+        ``progress(done, total)`` is called after each comparison. The method: :mod:`scvi_core.differential`."""
+        return differential.differential_expression(
+            self, adata, groupby, group1, group2, idx1, idx2, mode, delta, fdr_target, batch_correction, n_samples,
+            max_cells_per_group, seed, progress)
 
     # ---- evaluation ---------------------------------------------------------------------------------------
     def _sums(self, adata, indices):
