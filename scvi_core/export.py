@@ -5,6 +5,10 @@
   group, the zero-inflation table as ``var["autozi_<column>"]`` columns (one set per batch / label in those modes),
   and in ``uns["scvi_dashboard"]`` the run id, its configuration (as JSON: h5ad cannot store None) and the package
   versions it ran with.
+- A differential-expression answer (:mod:`scvi_core.de_results`): its whole table as ``uns["scvi_de"]`` (one row
+  per gene and comparison, the gene in a column), the question and settings in ``uns["scvi_de_params"]``, and a
+  scanpy-shaped ``uns["rank_genes_groups"]`` so ``sc.get.rank_genes_groups_df`` and
+  ``sc.pl.rank_genes_groups_dotplot`` work on the file (see :func:`rank_genes_groups` for what its fields hold).
 - A zip of the trained model (``config.json``, ``model.pt``, ``history.csv``) that :func:`load_model_zip` turns back
   into a model.
 - A Python snippet that reproduces the run with ``scvi_core``, so the dashboard is never a dead end.
@@ -24,6 +28,8 @@ import numpy as np
 import pandas as pd
 
 from .data import registry_of
+from .de_results import REST, Answer, sort_groups
+from .de_views import call_column, posterior_qvalues
 from .embedding import Embedding
 from .groups import obs_column
 from .model import AUTOZI, SCVI
@@ -57,9 +63,11 @@ def zero_inflation_var_columns(table: pd.DataFrame, gene_names, group_key: str |
 
 def annotated_adata(adata: ad.AnnData, latent: np.ndarray, run_id: str, config: dict,
                     embedding: Embedding | None = None, groups: dict[str, np.ndarray] | None = None,
-                    zero_inflation: pd.DataFrame | None = None, group_key: str | None = None) -> ad.AnnData:
+                    zero_inflation: pd.DataFrame | None = None, group_key: str | None = None,
+                    differential: Answer | None = None) -> ad.AnnData:
     """A copy of the run's prepared data with every result written back (see the module docstring).
-    ``embedding`` must cover every cell; ``group_key`` names the table's batch / label column in those modes."""
+    ``embedding`` must cover every cell; ``group_key`` names the table's batch / label column in those modes;
+    ``differential`` is a stored differential-expression answer."""
     out = adata.copy()
     out.obsm["X_scVI"] = np.asarray(latent, dtype=np.float32)
     if embedding is not None:
@@ -75,9 +83,93 @@ def annotated_adata(adata: ad.AnnData, latent: np.ndarray, run_id: str, config: 
         columns = zero_inflation_var_columns(zero_inflation, out.var_names, group_key)
         for column in columns:
             out.var[column] = columns[column].to_numpy()
+    if differential is not None:
+        add_differential_expression(out, differential)
     out.uns["scvi_dashboard"] = {"run_id": run_id, "config": json.dumps(config, default=str),
                                  "versions": package_versions()}
     return out
+
+
+DE_NOTE = ("scVI change-mode differential expression (Bayesian), not a frequentist test. names: genes ranked by "
+           "scores. scores: the natural-log posterior odds of |log2 fold change| >= delta (bayes_factor), signed by "
+           "the direction of the mean log2 fold change and 0 where the posterior favours no difference (P(DE) < "
+           "0.5). logfoldchanges: posterior mean log2 fold change. pvals: the posterior probability of NOT being "
+           "differentially expressed (proba_not_de), not a p-value. pvals_adj: the posterior expected false "
+           "discovery rate of calling this gene and every gene with a higher P(DE); the genes called DE are those "
+           "with pvals_adj <= fdr_target. pts / pts_rest: fraction of cells with a count in the group / in group 2.")
+
+
+def de_groupby_name(obs: pd.DataFrame, answer: Answer) -> str:
+    """The obs column that holds the groups an answer compared: the column it came from when that still holds
+    exactly these groups (e.g. ``leiden``, ``cell_type``), else ``de_groups`` (written from the answer's labels)."""
+    labels = np.asarray(answer.labels, dtype=str)
+    column = answer.question.groupby
+    if column in obs.columns:
+        values = obs[column]
+        if np.array_equal(np.where(values.isna(), "", values.astype(str)).astype(str), labels):
+            return column
+    return "de_groups"
+
+
+def de_groupby_column(out: ad.AnnData, answer: Answer) -> str:
+    """:func:`de_groupby_name`, writing ``obs["de_groups"]`` when it is that."""
+    column = de_groupby_name(out.obs, answer)
+    if column == "de_groups":
+        labels = np.asarray(answer.labels, dtype=str)
+        out.obs[column] = pd.Categorical(np.where(labels == "", None, labels), categories=sort_groups(labels))
+    return column
+
+
+def rank_genes_groups(table: pd.DataFrame, groupby: str, reference: str, params: dict | None = None) -> dict:
+    """A differential-expression table as scanpy's ``uns["rank_genes_groups"]``: one record field per group 1 of the
+    table's comparisons, genes ranked by score (most convincingly higher in the group first, most convincingly
+    lower last). What each field holds is stated in :data:`DE_NOTE` (``params["note"]``): the scores and
+    "p-values" are posterior quantities, labelled as such."""
+    fields = {name: [] for name in ("names", "scores", "logfoldchanges", "pvals", "pvals_adj")}
+    pts, pts_rest, groups = {}, {}, []
+    for comparison in pd.unique(table["comparison"]):
+        block = table[table["comparison"] == comparison]
+        group = str(block["group1"].iloc[0])
+        lfc = block["lfc_mean"].to_numpy(dtype=float)
+        evidence = np.maximum(block["bayes_factor"].to_numpy(dtype=float), 0.0)
+        scores = np.where(lfc > 0, evidence, -evidence)
+        order = np.lexsort((-lfc, -scores))  # by score, ties (e.g. no evidence) by fold change
+        fields["names"].append(block.index.to_numpy(dtype=str)[order].astype(object))
+        fields["scores"].append(scores[order].astype(np.float32))
+        fields["logfoldchanges"].append(lfc[order].astype(np.float32))
+        fields["pvals"].append(block["proba_not_de"].to_numpy(dtype=np.float64)[order])
+        fields["pvals_adj"].append(posterior_qvalues(block).to_numpy(dtype=np.float64)[order])
+        genes = block.index.astype(str)
+        pts[group] = pd.Series(block["non_zeros_proportion1"].to_numpy(), index=genes)
+        pts_rest[group] = pd.Series(block["non_zeros_proportion2"].to_numpy(), index=genes)
+        groups.append(group)
+    out = {key: np.rec.fromarrays(values, names=groups) for key, values in fields.items()}
+    out["pts"], out["pts_rest"] = pd.DataFrame(pts), pd.DataFrame(pts_rest)
+    out["params"] = {"groupby": groupby, "reference": reference, "method": "scvi_change_mode", "use_raw": False,
+                     "corr_method": "posterior expected FDR", "note": DE_NOTE, **(params or {})}
+    return out
+
+
+def add_differential_expression(out: ad.AnnData, answer: Answer) -> None:
+    """Write a stored answer into ``out`` (see the module docstring): ``uns["scvi_de"]``, ``uns["scvi_de_params"]``,
+    ``uns["rank_genes_groups"]``, ``uns["dendrogram_<groupby>"]`` (on the latent space) and, when needed,
+    ``obs["de_groups"]``."""
+    table = answer.table
+    groupby = de_groupby_column(out, answer)
+    settings = {k: v for k, v in vars(answer.settings).items()}
+    question = {k: ("" if v is None else v) for k, v in vars(answer.question).items()}
+    reference = answer.question.group2 or REST
+    params = {"delta": settings["delta"], "fdr_target": settings["fdr_target"], "call_column": call_column(table)}
+    out.uns["rank_genes_groups"] = rank_genes_groups(table, groupby, reference, params)
+    if "X_scVI" in out.obsm and len(sort_groups(answer.labels)) > 1:
+        import scanpy as sc  # imported here: it takes seconds
+
+        # The group order of scanpy's marker plots, from the groups' similarity in the latent space (scanpy would
+        # otherwise run a PCA of the raw counts, or fail on a sparse X of < 50 genes).
+        sc.tl.dendrogram(out, groupby=groupby, use_rep="X_scVI")
+    out.uns["scvi_de"] = table.rename_axis("gene").reset_index()
+    out.uns["scvi_de_params"] = {"question": question, "settings": settings, "title": answer.question.title(),
+                                 "groupby": groupby, "computed": answer.meta.get("created", ""), "note": DE_NOTE}
 
 
 def cells_table(annotated: ad.AnnData) -> pd.DataFrame:
@@ -124,9 +216,12 @@ def load_model_zip(source: str | Path | bytes, adata: ad.AnnData):
         return models[kind].load(folder, adata)
 
 
-def reproduce_snippet(config: dict, adata: ad.AnnData, data_file: str = "scvi_dashboard_export.h5ad") -> str:
+def reproduce_snippet(config: dict, adata: ad.AnnData, data_file: str = "scvi_dashboard_export.h5ad",
+                      differential: Answer | None = None, de_groupby: str | None = None) -> str:
     """Python code that trains the same model on the exported data with ``scvi_core``: the run's model, settings and
-    training parameters, and the registration (counts layer, batch and label keys) recorded in ``adata``."""
+    training parameters, and the registration (counts layer, batch and label keys) recorded in ``adata``; with
+    ``differential`` (and the obs column ``de_groupby`` that holds its groups in the export), the call that asks
+    the same differential-expression question."""
     model = config.get("model", "SCVI")
     registry = registry_of(adata)
     setup = {k: v for k, v in (("layer", registry.layer), ("batch_key", registry.batch_key),
@@ -143,5 +238,15 @@ def reproduce_snippet(config: dict, adata: ad.AnnData, data_file: str = "scvi_da
     ]
     if model == "AUTOZI":
         lines.append("table = model.get_zero_inflation_table()  # P(ZI), evidence and call per gene")
+    if differential is not None:
+        question, settings = differential.question, differential.settings
+        groups = ""
+        if question.kind == "pair":
+            groups = f", group1={question.group1!r}" + (f", group2={question.group2!r}" if question.group2 else "")
+        lines.append(
+            f"de = model.differential_expression(groupby={de_groupby or question.groupby!r}{groups}, "
+            f"delta={settings.delta!r}, fdr_target={settings.fdr_target!r}, "
+            f"batch_correction={settings.batch_correction!r}, n_samples={settings.n_samples!r}, "
+            f"max_cells_per_group={settings.max_cells_per_group!r}, seed={settings.seed!r})  # as uns['scvi_de']")
     lines.append('model.save("my_model")  # reload with ' + f'{model}.load("my_model", adata)')
     return "\n".join(lines) + "\n"
