@@ -4,9 +4,20 @@ The question a biologist asks is about the groups, not about single cells: "is g
 in these cells than in those?". So the posterior draws compared here are draws of each **group's mean normalised
 expression** ρ̄_g = Σ_n w_n ρ_ng (library size 1), with w ~ Dirichlet(1, …, 1) over the group's cells (the Bayesian
 bootstrap, Rubin 1981: the posterior of a population mean under a flat prior over the cells one could have
-sampled) and each ρ_n decoded from a draw z_n ~ q(z | x_n). Draw b of group 1 is paired with draw b of group 2:
+sampled) and each ρ_n decoded from a draw z_n ~ q(z | x_n). The decoder's ρ is smooth (every cell of a type gets
+nearly the same ρ), so these draws alone say nothing of how many counts the decoder's estimate rests on and are far
+too sure about barely detected genes. The same Dirichlet weights applied to the cells' observed shares x_ng / l_n
+give that sampling noise; its centred deviation is added to each draw. Draw b of group 1 is paired with draw b of
+group 2:
 
-    LFC_g^(b)   = log2(ρ̄1_g^(b) + pc) − log2(ρ̄2_g^(b) + pc)
+    LFC_g^(b)   = log2(ρ̄1_g^(b) + pc) − log2(ρ̄2_g^(b) + pc) + [c_g^(b) − mean_b c_g^(b)] + ε_g^(b),
+    c_g^(b)     = log2(x̄1_g^(b) + pc) − log2(x̄2_g^(b) + pc),   x̄_g^(b) = Σ_n w_n^(b) x_ng / l_n
+    ε_g^(b)     ~ Normal(0, σ²(expression of g))
+
+The last term is the decoder's own error, which no posterior of z carries (its weights are point estimates): σ² is
+the mean squared gap between the model's LFC and the counts' LFC over the genes of similar expression (ten bins).
+Where the model and the counts agree it is small; where they disagree it makes the calls more careful. A batch spread
+unevenly over the groups widens the gap too, so that error is on the side of caution.
     proba_de_g  = max(P(LFC_g ≥ δ), P(LFC_g ≤ −δ))                 (change mode, the default)
     called DE   = the largest top set by proba_de whose posterior expected FDR, mean(1 − proba_de), is ≤ fdr_target
 
@@ -32,6 +43,7 @@ import torch
 MODES = ("change", "vanilla")
 NOT_EXPRESSED_MEAN = 0.01  # raw mean count per cell below which a gene counts as not expressed in a group (pseudocount)
 Z_DRAWS = 10  # draws of z per cell; the n_samples group-mean draws are spread evenly over them
+EXPRESSION_BINS = 10  # genes are binned by expression to estimate the decoder's error σ²
 GENE_CHUNK_ENTRIES = 8_000_000  # n_samples × genes per chunk (32 MB of float32 per array)
 DECODE_BATCH = 1024
 
@@ -120,6 +132,8 @@ class _Decoded:
     decoded under, with batch correction). Also the posterior mean of ρ̄ for every gene (``scale``)."""
 
     def __init__(self, model, data, cells: np.ndarray, batch_codes: list[int | None]):
+        self.shares = _count_shares(data.matrix, cells)
+        self.mean_share = np.asarray(self.shares.mean(axis=0), dtype=np.float64).ravel()
         module = model.module
         decoder = module.decoder
         self.frequency = decoder.frequency
@@ -149,6 +163,14 @@ class _Decoded:
         return torch.exp(logits - self.log_partition[draw][..., None]).mean(0)
 
 
+def _count_shares(matrix, cells: np.ndarray) -> sp.csr_matrix:
+    """x_ng / l_n of the cells (sparse, float32): the observed counts as shares of each cell's library."""
+    block = matrix[cells]
+    block = sp.csr_matrix(block) if sp.issparse(block) else sp.csr_matrix(np.asarray(block))
+    library = np.maximum(np.asarray(block.sum(axis=1)).ravel(), 1.0)
+    return sp.csr_matrix(sp.diags(1.0 / library) @ block, dtype=np.float32)
+
+
 def _bootstrap_weights(n_cells: int, n_samples: int, generator: torch.Generator) -> list[torch.Tensor]:
     """Dirichlet(1, …, 1) weights over the cells, n_samples rows spread over the Z_DRAWS draws of z."""
     sizes = np.diff(np.linspace(0, n_samples, Z_DRAWS + 1).round().astype(int))
@@ -159,9 +181,12 @@ def _bootstrap_weights(n_cells: int, n_samples: int, generator: torch.Generator)
     return out
 
 
-def _group_mean_draws(decoded: _Decoded, weights: list[torch.Tensor], genes: slice) -> torch.Tensor:
-    """(n_samples, chunk) draws of the group's mean ρ̄ for a chunk of genes."""
-    return torch.cat([w @ decoded.rho(k, genes) for k, w in enumerate(weights)])
+def _group_mean_draws(decoded: _Decoded, weights: list[torch.Tensor], genes: slice):
+    """(n_samples, chunk) draws of the group's mean ρ̄ and, with the same weights, of its mean observed share x̄."""
+    shares = torch.as_tensor(decoded.shares[:, genes].toarray()).to(weights[0].device)
+    model = torch.cat([w @ decoded.rho(k, genes) for k, w in enumerate(weights)])
+    counts = torch.cat([w @ shares for w in weights])
+    return model, counts
 
 
 # ---- the decision -----------------------------------------------------------------------------------------------
@@ -191,6 +216,16 @@ def pseudocount(scale1: np.ndarray, scale2: np.ndarray, raw_mean1: np.ndarray, r
     eps = [np.quantile(s[r < NOT_EXPRESSED_MEAN], 0.9) if np.any(r < NOT_EXPRESSED_MEAN) else 0.0
            for s, r in ((scale1, raw_mean1), (scale2, raw_mean2))]
     return float(max(1e-10, *eps))
+
+
+def decoder_error_sd(lfc_model: np.ndarray, lfc_counts: np.ndarray, expression: np.ndarray) -> np.ndarray:
+    """σ per gene: the root mean squared gap between the model's and the counts' LFC among genes of similar
+    expression (EXPRESSION_BINS quantile bins of ``expression``)."""
+    edges = np.quantile(expression, np.linspace(0, 1, EXPRESSION_BINS + 1)[1:-1])
+    bins = np.searchsorted(edges, expression)
+    gap = (lfc_model - lfc_counts) ** 2
+    mean_gap = np.array([gap[bins == b].mean() if np.any(bins == b) else 0.0 for b in range(EXPRESSION_BINS)])
+    return np.sqrt(mean_gap[bins])
 
 
 def raw_statistics(matrix, cells: np.ndarray) -> dict[str, np.ndarray]:
@@ -228,15 +263,19 @@ def compare(model, data, comparison: Comparison, *, mode: str, delta: float | No
         weights2 = [w.to(model.device) for w in _bootstrap_weights(len(cells2), n_samples, generator)]
         raw1, raw2 = raw_statistics(data.matrix, comparison.cells1), raw_statistics(data.matrix, comparison.cells2)
         pc = pseudocount(decoded1.scale, decoded2.scale, raw1["raw_mean"], raw2["raw_mean"])
+        lfc_model = np.log2(decoded1.scale + pc) - np.log2(decoded2.scale + pc)
+        lfc_counts = np.log2(decoded1.mean_share + pc) - np.log2(decoded2.mean_share + pc)
+        error_sd = torch.as_tensor(decoder_error_sd(lfc_model, lfc_counts, np.log(decoded1.scale + decoded2.scale)))
         if delta is None and mode == "change":
-            delta = estimate_delta(np.log2(decoded1.scale + pc) - np.log2(decoded2.scale + pc), seed)
+            delta = estimate_delta(lfc_model, seed)
         columns: dict[str, list[np.ndarray]] = {}
         chunk = max(1, GENE_CHUNK_ENTRIES // n_samples)
         for start in range(0, data.n_genes, chunk):
             genes = slice(start, min(start + chunk, data.n_genes))
-            mean1 = _group_mean_draws(decoded1, weights1, genes)
-            mean2 = _group_mean_draws(decoded2, weights2, genes)
-            for name, values in _chunk_statistics(mean1, mean2, pc, mode, delta).items():
+            draws1 = _group_mean_draws(decoded1, weights1, genes)
+            draws2 = _group_mean_draws(decoded2, weights2, genes)
+            error = error_sd[genes] * torch.randn(n_samples, genes.stop - genes.start, generator=generator, dtype=torch.float64)
+            for name, values in _chunk_statistics(draws1, draws2, pc, mode, delta, error.to(model.device)).items():
                 columns.setdefault(name, []).append(values.cpu().numpy().astype(np.float64))
     table = pd.DataFrame({name: np.concatenate(parts) for name, parts in columns.items()}, index=data.gene_names)
     if mode == "change":
@@ -261,12 +300,15 @@ def compare(model, data, comparison: Comparison, *, mode: str, delta: float | No
     return table.sort_values(sort + ["_abs_lfc"], ascending=False, kind="stable").drop(columns="_abs_lfc")
 
 
-def _chunk_statistics(mean1, mean2, pc: float, mode: str, delta: float | None) -> dict[str, torch.Tensor]:
-    lfc = torch.log2(mean1 + pc) - torch.log2(mean2 + pc)  # (n_samples, chunk)
+def _chunk_statistics(draws1, draws2, pc: float, mode: str, delta: float | None,
+                      error: torch.Tensor | float = 0.0) -> dict[str, torch.Tensor]:
+    (model1, counts1), (model2, counts2) = draws1, draws2
+    noise = torch.log2(counts1 + pc) - torch.log2(counts2 + pc)
+    lfc = torch.log2(model1 + pc) - torch.log2(model2 + pc) + (noise - noise.mean(0)) + error  # (n_samples, chunk)
     if mode == "change":
         head = {"proba_de": torch.maximum((lfc >= delta).double().mean(0), (lfc <= -delta).double().mean(0))}
     else:
-        head = {"proba_m1": (mean1 > mean2).double().mean(0)}
+        head = {"proba_m1": (lfc > 0).double().mean(0)}
     return head | {
         "lfc_mean": lfc.mean(0),
         "lfc_median": lfc.median(0).values,

@@ -11,10 +11,15 @@ Generative process (per gene g, cell n of type t and batch b):
 
 The ground truth is stored in ``var["is_zero_inflated"]``, ``var["true_dropout"]``, ``var["true_dispersion"]``,
 ``obs["cell_type"]`` and ``obs["batch"]``. For differential expression, ``var["true_expression_<type>"]`` holds each
-type's expected normalised expression E_b[softmax_g(base_g + type_effect_tg + batch_effect_bg)] (batches are drawn
-uniformly, so E_b is the plain average over batches; it is the quantity scVI's ρ estimates, before zero inflation,
-whose rate does not depend on the type), and ``var["true_lfc_<type>"]`` its log2 fold change against the average of
-the other types (one-vs-rest, types being equally likely). :func:`true_lfc` gives any other comparison.
+type's expected normalised expression: the expected share of a cell's counts that gene g takes, zero inflation
+included, averaged over the (equally likely) batches,
+
+    E_b[ (1 − pi_g) · softmax_g(logits_tbg) / Σ_g' (1 − pi_g') · softmax_g'(logits_tbg') ],
+
+the quantity that both a model's normalised expression and counts / library size estimate (a zero-inflated gene
+loses the same share of its counts in every type, which shifts every other gene's share a little). ``var[
+"true_lfc_<type>"]`` is its log2 fold change against the average of the other types (one-vs-rest, types being equally
+likely); :func:`true_lfc` gives any other comparison.
 """
 
 from __future__ import annotations
@@ -88,7 +93,8 @@ def simulate(
         index=[f"gene_{j:05d}" for j in range(n_genes)],
     )
     type_names = [f"type_{t + 1}" for t in range(n_cell_types)]
-    expression = _softmax(logits).mean(axis=0)  # (cell type, gene): averaged over the equally likely batches
+    kept = _softmax(logits) * (1.0 - dropout)  # (batch, cell type, gene)
+    expression = (kept / kept.sum(axis=-1, keepdims=True)).mean(axis=0)  # (cell type, gene)
     for t, name in enumerate(type_names):
         var[f"{TRUE_EXPRESSION}{name}"] = expression[t]
     for name in type_names:

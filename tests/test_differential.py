@@ -1,0 +1,223 @@
+"""Differential expression: the change-mode arithmetic on hand-made draws, group handling, seeds, bad input, and
+on simulated data with known fold changes, that the calls find the truly DE genes."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import stats
+from sklearn.metrics import roc_auc_score
+
+from scvi_core import AUTOZI, SCVI, simulate
+from scvi_core import differential as de
+from scvi_core.simulate import true_lfc
+
+
+def _constant(values) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(values, dtype=np.float64))
+
+
+# ---- arithmetic on hand-made draws -------------------------------------------------------------------------
+def test_change_mode_probabilities_on_hand_made_draws():
+    """Gene 0: LFC draws ~ N(0.5, 0.3²) (mostly up); gene 1: N(−1, 0.2²) (down); gene 2: N(0, 0.1²) (no change).
+    With no count noise (equal observed shares in every draw) proba_de = max(P(LFC ≥ δ), P(LFC ≤ −δ))."""
+    rng = np.random.default_rng(0)
+    n, delta, pc = 20000, 0.25, 1e-9
+    lfc = np.stack([rng.normal(0.5, 0.3, n), rng.normal(-1.0, 0.2, n), rng.normal(0.0, 0.1, n)], axis=1)
+    mean2 = np.full((n, 3), 1e-3)
+    mean1 = mean2 * 2.0 ** lfc
+    shares = np.full((n, 3), 1e-3)
+    out = de._chunk_statistics((_constant(mean1), _constant(shares)), (_constant(mean2), _constant(shares)),
+                               pc, "change", delta)
+    expected = np.maximum((lfc >= delta).mean(0), (lfc <= -delta).mean(0))
+    np.testing.assert_allclose(out["proba_de"].numpy(), expected, atol=1e-6)
+    # and against the closed form of the normal draws
+    closed = np.maximum(stats.norm.sf(delta, [0.5, -1, 0], [0.3, 0.2, 0.1]), stats.norm.cdf(-delta, [0.5, -1, 0], [0.3, 0.2, 0.1]))
+    np.testing.assert_allclose(out["proba_de"].numpy(), closed, atol=0.01)
+    np.testing.assert_allclose(out["lfc_mean"].numpy(), lfc.mean(0), atol=1e-5)
+    np.testing.assert_allclose(out["lfc_median"].numpy(), np.median(lfc, 0), atol=1e-3)
+    np.testing.assert_allclose(out["lfc_std"].numpy(), lfc.std(0, ddof=1), rtol=1e-5)
+    np.testing.assert_allclose(out["lfc_min"].numpy(), lfc.min(0), atol=1e-5)
+
+
+def test_count_noise_widens_the_draws_without_moving_their_centre():
+    """The observed shares' bootstrap deviation is centred: it widens the LFC draws but keeps their mean."""
+    rng = np.random.default_rng(1)
+    n = 5000
+    mean1, mean2 = np.full((n, 1), 2e-3), np.full((n, 1), 1e-3)  # a model certain of LFC = 1
+    shares1 = 1e-3 * np.exp(rng.normal(0, 0.5, (n, 1)))  # noisy observed shares
+    shares2 = np.full((n, 1), 1e-3)
+    out = de._chunk_statistics((_constant(mean1), _constant(shares1)), (_constant(mean2), _constant(shares2)),
+                               1e-9, "change", 0.25)
+    assert out["lfc_mean"].item() == pytest.approx(1.0, abs=1e-5)
+    assert out["lfc_std"].item() == pytest.approx(np.log2(shares1).std(ddof=1), rel=1e-4)
+    assert out["proba_de"].item() < 1.0
+
+
+def test_fdr_selection_on_a_known_list():
+    """Sorted p = .99 .98 .95 .90 .60 .20: running mean of 1 − p is .01 .015 .02667 .04 .112 …; at 0.05 the top 4."""
+    p = np.array([0.60, 0.99, 0.20, 0.95, 0.98, 0.90])
+    calls = de.fdr_calls(p, 0.05)
+    assert calls.tolist() == [False, True, False, True, True, True]
+    assert de.fdr_calls(p, 0.011).tolist() == [False, True, False, False, False, False]
+    assert not de.fdr_calls(np.array([0.5, 0.4]), 0.05).any()
+
+
+def test_estimated_delta_follows_the_modes_of_the_fold_changes():
+    rng = np.random.default_rng(0)
+    lfc = np.concatenate([rng.normal(0, 0.2, 600), rng.normal(3, 0.3, 200), rng.normal(-3, 0.3, 200)])
+    assert 1.2 <= de.estimate_delta(lfc) <= 6
+    assert de.estimate_delta(rng.normal(0, 0.01, 500)) == pytest.approx(0.1)  # the floor
+
+
+def test_pseudocount_comes_from_genes_not_expressed_in_a_group():
+    scale1 = np.array([1e-2, 1e-6, 2e-6, 3e-6, 4e-6])
+    raw1 = np.array([5.0, 0.0, 0.001, 0.0, 0.005])
+    scale2, raw2 = np.array([1e-2, 1e-2, 1e-2, 1e-2, 1e-2]), np.ones(5)  # every gene expressed in group 2
+    assert de.pseudocount(scale1, scale2, raw1, raw2) == pytest.approx(np.quantile(scale1[1:], 0.9))
+    assert de.pseudocount(scale2, scale2, raw2, raw2) == 1e-10  # nothing unexpressed: the floor
+
+
+def test_raw_statistics_against_a_direct_computation():
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(1.0, (30, 5))
+    counts[0] = 0
+    counts[0, 0] = 3
+    cells = np.array([0, 4, 7, 9])
+    out = de.raw_statistics(counts, cells)
+    block = counts[cells]
+    np.testing.assert_allclose(out["raw_mean"], block.mean(0))
+    np.testing.assert_allclose(out["non_zeros_proportion"], (block > 0).mean(0))
+    np.testing.assert_allclose(out["raw_normalized_mean"], (block / block.sum(1, keepdims=True) * 1e4).mean(0))
+
+
+# ---- groups, shapes, seeds, bad input -------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_model():
+    adata = simulate(n_cells=300, n_genes=40, seed=3)
+    SCVI.setup_anndata(adata, batch_key="batch")
+    model = SCVI(adata, n_hidden=16)
+    model.train(max_epochs=3)
+    return model
+
+
+def test_markers_of_every_group_are_one_vs_rest(tiny_model):
+    table = tiny_model.differential_expression(groupby="cell_type", n_samples=100)
+    counts = tiny_model.adata.obs["cell_type"].value_counts()
+    assert list(table["comparison"].unique()) == [f"{t} vs rest" for t in sorted(counts.index)]
+    assert table.groupby("comparison").size().eq(40).all()
+    for group, block in table.groupby("group1"):
+        assert set(block.index) == set(tiny_model.adata.var_names)
+        assert (block["group2"] == "rest").all()
+        assert block["n_cells1"].iloc[0] == counts[group] and block["n_cells2"].iloc[0] == 300 - counts[group]
+        assert block["proba_de"].is_monotonic_decreasing
+    required = {"proba_de", "proba_not_de", "bayes_factor", "lfc_mean", "lfc_median", "lfc_std", "lfc_min", "lfc_max",
+                "scale1", "scale2", "raw_mean1", "raw_mean2", "non_zeros_proportion1", "non_zeros_proportion2",
+                "raw_normalized_mean1", "raw_normalized_mean2", "is_de_fdr_0.05", "delta", "pseudocounts"}
+    assert required <= set(table.columns)
+    np.testing.assert_allclose(table["proba_de"] + table["proba_not_de"], 1.0)
+    p = table["proba_de"]
+    np.testing.assert_allclose(table["bayes_factor"], np.log(p + 1e-8) - np.log(1 - p + 1e-8))
+    np.testing.assert_allclose(table.groupby("comparison")["scale1"].sum(), 1.0, rtol=1e-4)  # ρ̄ sums to 1
+
+
+def test_groups_by_list_masks_and_positions_agree(tiny_model):
+    obs = tiny_model.adata.obs
+    by_name = tiny_model.differential_expression(groupby="cell_type", group1="type_1", group2=["type_2", "type_3"],
+                                                 n_samples=100, seed=5)
+    mask1 = (obs["cell_type"] == "type_1").to_numpy()
+    mask2 = obs["cell_type"].isin(["type_2", "type_3"]).to_numpy()
+    by_mask = tiny_model.differential_expression(idx1=mask1, idx2=mask2, n_samples=100, seed=5)
+    by_position = tiny_model.differential_expression(idx1=np.flatnonzero(mask1), idx2=np.flatnonzero(mask2),
+                                                     n_samples=100, seed=5)
+    assert by_name["comparison"].iloc[0] == "type_1 vs type_2 + type_3"
+    columns = ["proba_de", "lfc_mean", "scale1", "raw_mean2"]
+    pd.testing.assert_frame_equal(by_mask[columns], by_position[columns])
+    pd.testing.assert_frame_equal(by_name[columns], by_mask[columns])
+
+
+def test_same_seed_same_table_and_subsampling_is_reported(tiny_model):
+    kwargs = dict(groupby="cell_type", group1="type_2", n_samples=200, max_cells_per_group=50)
+    first = tiny_model.differential_expression(seed=1, **kwargs)
+    pd.testing.assert_frame_equal(first, tiny_model.differential_expression(seed=1, **kwargs))
+    other = tiny_model.differential_expression(seed=2, **kwargs)
+    assert not np.allclose(first.loc[other.index, "lfc_mean"], other["lfc_mean"])
+    assert (first["n_cells1"] == 50).all() and (first["n_cells2"] == 50).all()
+
+
+def test_delta_none_vanilla_mode_and_batch_correction(tiny_model):
+    estimated = tiny_model.differential_expression(groupby="cell_type", group1="type_1", delta=None, n_samples=100)
+    assert estimated["delta"].nunique() == 1 and estimated["delta"].iloc[0] >= 0.1
+    vanilla = tiny_model.differential_expression(groupby="cell_type", group1="type_1", mode="vanilla", n_samples=100)
+    assert {"proba_m1", "proba_m2", "bayes_factor"} <= set(vanilla.columns) and "proba_de" not in vanilla.columns
+    np.testing.assert_allclose(vanilla["proba_m1"] + vanilla["proba_m2"], 1.0)
+    assert vanilla["bayes_factor"].is_monotonic_decreasing
+    up = vanilla["lfc_mean"] > 0.5
+    assert (vanilla.loc[up, "proba_m1"] > 0.5).all()
+    corrected = tiny_model.differential_expression(groupby="cell_type", group1="type_1", batch_correction=True,
+                                                   n_samples=100)
+    assert corrected["proba_de"].between(0, 1).all()
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(groupby="tissue"), "'tissue' is not an obs column"),
+        (dict(groupby="cell_type", group1="type_9"), "No cells with cell_type = type_9"),
+        (dict(), "Say which cells to compare"),
+        (dict(idx1=np.zeros(300, bool)), "has no cells"),
+        (dict(idx1=[0]), "has a single cell"),
+        (dict(idx1=[0, 1, 2], idx2=[0, 1, 2]), "Both groups are the same cells"),
+        (dict(idx1=[0, 1, 2], idx2=[2, 3]), "1 cells are in both groups"),
+        (dict(idx1=[0, 1, 900]), "outside 0 … 299"),
+        (dict(idx1=np.ones(10, bool)), "length 10"),
+        (dict(groupby="cell_type", delta=-0.1), "delta is the smallest log2 fold change"),
+        (dict(groupby="cell_type", fdr_target=0.0), "fdr_target is a false discovery rate"),
+        (dict(groupby="cell_type", fdr_target=1.5), "fdr_target is a false discovery rate"),
+        (dict(groupby="cell_type", mode="bayes"), "mode must be"),
+        (dict(groupby="cell_type", n_samples=0), "n_samples must be"),
+        (dict(groupby="cell_type", max_cells_per_group=1), "max_cells_per_group must be"),
+    ],
+)
+def test_bad_input_is_a_clear_value_error(tiny_model, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_model.differential_expression(**kwargs)
+
+
+def test_an_untrained_model_is_refused():
+    adata = simulate(n_cells=100, n_genes=20, seed=0)
+    SCVI.setup_anndata(adata)
+    with pytest.raises(ValueError, match="Train the model first"):
+        SCVI(adata).differential_expression(groupby="cell_type")
+
+
+# ---- against the truth --------------------------------------------------------------------------------------------
+def test_simulated_truth_matches_the_counts():
+    """true_lfc is what the counts themselves show given enough cells (shares of the library, ZI included)."""
+    adata = simulate(n_cells=6000, n_genes=200, seed=2)
+    counts = adata.X.toarray().astype(float)
+    shares = counts / counts.sum(1, keepdims=True)
+    types = adata.obs["cell_type"].to_numpy()
+    observed = np.log2(shares[types == "type_1"].mean(0)) - np.log2(shares[types == "type_3"].mean(0))
+    truth = true_lfc(adata, "type_1", "type_3")
+    expressed = counts.mean(0) > 2
+    assert np.median(np.abs(observed - truth)[expressed]) < 0.05
+    one_vs_rest = true_lfc(adata, "type_2")
+    np.testing.assert_allclose(one_vs_rest, adata.var["true_lfc_type_2"])
+    with pytest.raises(ValueError, match="Unknown simulated cell type"):
+        true_lfc(adata, "type_7")
+
+
+@pytest.mark.parametrize("model_class", [SCVI, AUTOZI])
+def test_calls_on_simulated_data_find_the_true_de_genes(model_class):
+    adata = simulate(n_cells=1500, n_genes=200, seed=7)
+    model_class.setup_anndata(adata, batch_key="batch")
+    model = model_class(adata)
+    model.train(max_epochs=60, lr=1e-2 if model_class is AUTOZI else 1e-3)
+    table = model.differential_expression(groupby="cell_type", group1="type_1", group2="type_2", n_samples=1000)
+    truth = true_lfc(adata, "type_1", "type_2").loc[table.index]
+    is_de = (truth.abs() >= 0.25).to_numpy()
+    calls = table["is_de_fdr_0.05"].to_numpy()
+    assert roc_auc_score(is_de, table["proba_de"]) >= 0.85
+    assert calls.sum() >= 0.5 * is_de.sum()
+    assert (calls & ~is_de).sum() / calls.sum() <= 0.15
