@@ -1,30 +1,34 @@
 """Differential expression: which genes tell two groups of cells apart, from a fitted scVI or AutoZI model.
 
 The question a biologist asks is about the groups, not about single cells: "is gene g at least δ (in log2) higher
-in these cells than in those?". So the posterior draws compared here are draws of each **group's mean normalised
-expression** ρ̄_g = Σ_n w_n ρ_ng (library size 1), with w ~ Dirichlet(1, …, 1) over the group's cells (the Bayesian
-bootstrap, Rubin 1981: the posterior of a population mean under a flat prior over the cells one could have
-sampled) and each ρ_n decoded from a draw z_n ~ q(z | x_n). The decoder's ρ is smooth (every cell of a type gets
-nearly the same ρ), so these draws alone say nothing of how many counts the decoder's estimate rests on and are far
-too sure about barely detected genes. The same Dirichlet weights applied to the cells' observed shares x_ng / l_n
-give that sampling noise; its centred deviation is added to each draw. Draw b of group 1 is paired with draw b of
-group 2:
+in these cells than in those?". So what is compared are posterior draws of each **group's mean normalised
+expression**, not of single cells' (scvi-tools pairs single cells, so its LFC spreads with the cell-to-cell variation
+inside each group and a gene whose group means differ clearly can still score proba_de < 0.9: its calls miss a third
+of the truly DE genes on simulated data; ``benchmarks/de_accuracy.py``). For gene g, with pseudocount pc:
 
-    LFC_g^(b)   = log2(ρ̄1_g^(b) + pc) − log2(ρ̄2_g^(b) + pc) + [c_g^(b) − mean_b c_g^(b)] + ε_g^(b),
-    c_g^(b)     = log2(x̄1_g^(b) + pc) − log2(x̄2_g^(b) + pc),   x̄_g^(b) = Σ_n w_n^(b) x_ng / l_n
-    ε_g^(b)     ~ Normal(0, σ²(expression of g))
+1. The model's estimate. ρ̄_g = Σ_n w_n ρ_ng (library size 1), w ~ Dirichlet(1, …, 1) over the group's cells (the
+   Bayesian bootstrap, Rubin 1981) and each ρ_n decoded from a draw z_n ~ q(z | x_n) (with batch correction: under
+   every batch, averaged). m_g^(b) = log2(ρ̄1_g^(b) + pc) − log2(ρ̄2_g^(b) + pc).
+2. Its error. The decoder's weights are point estimates, so these draws know nothing of how many counts a gene's
+   estimate rests on, and are far too sure of barely detected genes. The counts' own estimate,
+   c_g = log2(x̄1_g + pc) − log2(x̄2_g + pc) with x̄ the group's mean share x_ng / l_n (with batch correction:
+   averaged over the batches both groups share, batch by batch), has a known sampling variance v_g (delta method).
+   The decoder was fitted to those same counts, so its error inherits theirs and adds its own: with d_g the gap
+   mean_b m_g − c_g, s_g² = v_g + mean(d²) over the genes of similar expression (ten bins).
+3. Both estimates, weighted by their precision; their errors are correlated, so one normal draw ε^(b) serves both
+   (the cautious bound):
 
-The last term is the decoder's own error, which no posterior of z carries (its weights are point estimates): σ² is
-the mean squared gap between the model's LFC and the counts' LFC over the genes of similar expression (ten bins).
-Where the model and the counts agree it is small; where they disagree it makes the calls more careful. A batch spread
-unevenly over the groups widens the gap too, so that error is on the side of caution.
-    proba_de_g  = max(P(LFC_g ≥ δ), P(LFC_g ≤ −δ))                 (change mode, the default)
+       LFC_g^(b) = a_g · (m_g^(b) + s_g·ε^(b)) + (1 − a_g) · (c_g + √v_g·ε^(b)),   a_g = v_g / (v_g + s_g²)
+
+   Where the counts are plentiful their estimate weighs more; where they are few, the decoder's, with its error.
+
+Then (change mode, the default):
+
+    proba_de_g  = max(P(LFC_g ≥ δ), P(LFC_g ≤ −δ))
     called DE   = the largest top set by proba_de whose posterior expected FDR, mean(1 − proba_de), is ≤ fdr_target
 
-scvi-tools pairs single cells' ρ instead, so its LFC spreads with the cell-to-cell variation inside each group and
-a gene whose group means differ clearly can still score proba_de < 0.9: its calls miss a third of the truly DE genes
-on simulated data (see ``benchmarks/de_accuracy.py``). ``mode="vanilla"`` gives the original scVI Bayes factor of
-ρ̄1 > ρ̄2 from the same draws. Equations, the pseudocount and δ = None: ``docs/models.md``.
+``mode="vanilla"`` gives the original scVI Bayes factor of ρ̄1 > ρ̄2, P(LFC > 0), from the same draws. The
+equations, the pseudocount and δ = None: ``docs/models.md``.
 
 Memory stays bounded whatever the number of genes: the decoder's hidden layer and each cell's log-partition of the
 softmax are kept (cells × hidden), and ρ is recomputed gene chunk by gene chunk, so no n_samples × G array exists.
@@ -43,7 +47,8 @@ import torch
 MODES = ("change", "vanilla")
 NOT_EXPRESSED_MEAN = 0.01  # raw mean count per cell below which a gene counts as not expressed in a group (pseudocount)
 Z_DRAWS = 10  # draws of z per cell; the n_samples group-mean draws are spread evenly over them
-EXPRESSION_BINS = 10  # genes are binned by expression to estimate the decoder's error σ²
+EXPRESSION_BINS = 10  # genes are binned by expression to estimate the decoder's error s²
+MIN_DECODER_VAR = 1e-4  # (0.01 in log2)²: the decoder is never taken as exact
 GENE_CHUNK_ENTRIES = 8_000_000  # n_samples × genes per chunk (32 MB of float32 per array)
 DECODE_BATCH = 1024
 
@@ -132,8 +137,6 @@ class _Decoded:
     decoded under, with batch correction). Also the posterior mean of ρ̄ for every gene (``scale``)."""
 
     def __init__(self, model, data, cells: np.ndarray, batch_codes: list[int | None]):
-        self.shares = _count_shares(data.matrix, cells)
-        self.mean_share = np.asarray(self.shares.mean(axis=0), dtype=np.float64).ravel()
         module = model.module
         decoder = module.decoder
         self.frequency = decoder.frequency
@@ -163,12 +166,36 @@ class _Decoded:
         return torch.exp(logits - self.log_partition[draw][..., None]).mean(0)
 
 
-def _count_shares(matrix, cells: np.ndarray) -> sp.csr_matrix:
-    """x_ng / l_n of the cells (sparse, float32): the observed counts as shares of each cell's library."""
-    block = matrix[cells]
-    block = sp.csr_matrix(block) if sp.issparse(block) else sp.csr_matrix(np.asarray(block))
+def count_lfc(matrix, cells1: np.ndarray, cells2: np.ndarray, strata1: np.ndarray, strata2: np.ndarray,
+              pc: float) -> tuple[np.ndarray, np.ndarray]:
+    """The counts' own LFC of the groups' mean shares x_ng / l_n and its sampling variance (delta method), both per
+    gene. Each group's mean is averaged, with equal weights, over the strata (batches) both groups have; give every
+    cell the same stratum for a pooled comparison. No shared stratum: (zeros, infinite variance)."""
+    shared = np.intersect1d(strata1, strata2)
+    if shared.size == 0:
+        return np.zeros(matrix.shape[1]), np.full(matrix.shape[1], np.inf)
+    moments = []
+    for cells, strata in ((cells1, strata1), (cells2, strata2)):
+        mean, var_of_mean = 0.0, 0.0
+        for stratum in shared:
+            block = _shares(matrix, cells[strata == stratum])
+            n = block.shape[0]
+            m = np.asarray(block.mean(axis=0)).ravel()
+            var = np.maximum(np.asarray(block.multiply(block).mean(axis=0)).ravel() - m**2, 0.0) * n / max(n - 1, 1)
+            mean, var_of_mean = mean + m / shared.size, var_of_mean + var / n / shared.size**2
+        moments.append((mean, var_of_mean))
+    (m1, v1), (m2, v2) = moments
+    lfc = np.log2(m1 + pc) - np.log2(m2 + pc)
+    variance = (v1 / (m1 + pc) ** 2 + v2 / (m2 + pc) ** 2) / np.log(2) ** 2
+    return lfc, variance
+
+
+def _shares(matrix, cells: np.ndarray) -> sp.csr_matrix:
+    """x_ng / l_n of the cells (sparse, float64): the observed counts as shares of each cell's library."""
+    block = matrix[np.sort(cells)]
+    block = sp.csr_matrix(block, dtype=np.float64) if sp.issparse(block) else sp.csr_matrix(np.asarray(block, float))
     library = np.maximum(np.asarray(block.sum(axis=1)).ravel(), 1.0)
-    return sp.csr_matrix(sp.diags(1.0 / library) @ block, dtype=np.float32)
+    return sp.csr_matrix(sp.diags(1.0 / library) @ block)
 
 
 def _bootstrap_weights(n_cells: int, n_samples: int, generator: torch.Generator) -> list[torch.Tensor]:
@@ -181,12 +208,9 @@ def _bootstrap_weights(n_cells: int, n_samples: int, generator: torch.Generator)
     return out
 
 
-def _group_mean_draws(decoded: _Decoded, weights: list[torch.Tensor], genes: slice):
-    """(n_samples, chunk) draws of the group's mean ρ̄ and, with the same weights, of its mean observed share x̄."""
-    shares = torch.as_tensor(decoded.shares[:, genes].toarray()).to(weights[0].device)
-    model = torch.cat([w @ decoded.rho(k, genes) for k, w in enumerate(weights)])
-    counts = torch.cat([w @ shares for w in weights])
-    return model, counts
+def _group_mean_draws(decoded: _Decoded, weights: list[torch.Tensor], genes: slice) -> torch.Tensor:
+    """(n_samples, chunk) draws of the group's mean ρ̄ for a chunk of genes."""
+    return torch.cat([w @ decoded.rho(k, genes) for k, w in enumerate(weights)])
 
 
 # ---- the decision -----------------------------------------------------------------------------------------------
@@ -218,14 +242,19 @@ def pseudocount(scale1: np.ndarray, scale2: np.ndarray, raw_mean1: np.ndarray, r
     return float(max(1e-10, *eps))
 
 
-def decoder_error_sd(lfc_model: np.ndarray, lfc_counts: np.ndarray, expression: np.ndarray) -> np.ndarray:
-    """σ per gene: the root mean squared gap between the model's and the counts' LFC among genes of similar
-    expression (EXPRESSION_BINS quantile bins of ``expression``)."""
+def decoder_error_variance(lfc_model: np.ndarray, lfc_counts: np.ndarray, count_variance: np.ndarray,
+                           expression: np.ndarray) -> np.ndarray:
+    """s_g²: the decoder's error variance, the counts' own variance v_g (which the fit inherits) plus the mean squared
+    gap between the model's and the counts' LFC among genes of similar ``expression`` (EXPRESSION_BINS quantile bins);
+    ≥ MIN_DECODER_VAR. Genes whose counts say nothing (infinite variance) give no gap; the bin's mean is used."""
     edges = np.quantile(expression, np.linspace(0, 1, EXPRESSION_BINS + 1)[1:-1])
     bins = np.searchsorted(edges, expression)
     gap = (lfc_model - lfc_counts) ** 2
-    mean_gap = np.array([gap[bins == b].mean() if np.any(bins == b) else 0.0 for b in range(EXPRESSION_BINS)])
-    return np.sqrt(mean_gap[bins])
+    informative = np.isfinite(count_variance)
+    per_bin = np.array([gap[(bins == b) & informative].mean() if np.any((bins == b) & informative) else 0.0
+                        for b in range(EXPRESSION_BINS)])
+    own = np.where(informative, count_variance, 0.0)
+    return np.maximum(own + per_bin[bins], MIN_DECODER_VAR)
 
 
 def raw_statistics(matrix, cells: np.ndarray) -> dict[str, np.ndarray]:
@@ -264,18 +293,24 @@ def compare(model, data, comparison: Comparison, *, mode: str, delta: float | No
         raw1, raw2 = raw_statistics(data.matrix, comparison.cells1), raw_statistics(data.matrix, comparison.cells2)
         pc = pseudocount(decoded1.scale, decoded2.scale, raw1["raw_mean"], raw2["raw_mean"])
         lfc_model = np.log2(decoded1.scale + pc) - np.log2(decoded2.scale + pc)
-        lfc_counts = np.log2(decoded1.mean_share + pc) - np.log2(decoded2.mean_share + pc)
-        error_sd = torch.as_tensor(decoder_error_sd(lfc_model, lfc_counts, np.log(decoded1.scale + decoded2.scale)))
+        stratify = len(batch_codes) > 1
+        strata1, strata2 = (data.batch_codes[c] if stratify else np.zeros(len(c), int) for c in (cells1, cells2))
+        lfc_counts, count_var = count_lfc(data.matrix, cells1, cells2, strata1, strata2, pc)
+        decoder_var = decoder_error_variance(lfc_model, lfc_counts, count_var, np.log(decoded1.scale + decoded2.scale))
+        if np.isinf(count_var).all():  # no batch in common: only the model can compare them; judge its error pooled
+            pooled = count_lfc(data.matrix, cells1, cells2, np.zeros(len(cells1)), np.zeros(len(cells2)), pc)
+            decoder_var = decoder_error_variance(lfc_model, *pooled, np.log(decoded1.scale + decoded2.scale))
+        combination = _Combination(decoder_var, lfc_counts, count_var)
         if delta is None and mode == "change":
-            delta = estimate_delta(lfc_model, seed)
+            delta = estimate_delta(combination.mean(lfc_model), seed)
         columns: dict[str, list[np.ndarray]] = {}
         chunk = max(1, GENE_CHUNK_ENTRIES // n_samples)
         for start in range(0, data.n_genes, chunk):
             genes = slice(start, min(start + chunk, data.n_genes))
             draws1 = _group_mean_draws(decoded1, weights1, genes)
             draws2 = _group_mean_draws(decoded2, weights2, genes)
-            error = error_sd[genes] * torch.randn(n_samples, genes.stop - genes.start, generator=generator, dtype=torch.float64)
-            for name, values in _chunk_statistics(draws1, draws2, pc, mode, delta, error.to(model.device)).items():
+            lfc = combination.draws(torch.log2(draws1 + pc) - torch.log2(draws2 + pc), genes, generator)
+            for name, values in _chunk_statistics(lfc, mode, delta).items():
                 columns.setdefault(name, []).append(values.cpu().numpy().astype(np.float64))
     table = pd.DataFrame({name: np.concatenate(parts) for name, parts in columns.items()}, index=data.gene_names)
     if mode == "change":
@@ -300,11 +335,30 @@ def compare(model, data, comparison: Comparison, *, mode: str, delta: float | No
     return table.sort_values(sort + ["_abs_lfc"], ascending=False, kind="stable").drop(columns="_abs_lfc")
 
 
-def _chunk_statistics(draws1, draws2, pc: float, mode: str, delta: float | None,
-                      error: torch.Tensor | float = 0.0) -> dict[str, torch.Tensor]:
-    (model1, counts1), (model2, counts2) = draws1, draws2
-    noise = torch.log2(counts1 + pc) - torch.log2(counts2 + pc)
-    lfc = torch.log2(model1 + pc) - torch.log2(model2 + pc) + (noise - noise.mean(0)) + error  # (n_samples, chunk)
+class _Combination:
+    """The precision-weighted combination of the model's LFC draws with the counts' estimate (module docstring, 3)."""
+
+    def __init__(self, decoder_var: np.ndarray, lfc_counts: np.ndarray, count_var: np.ndarray):
+        finite = np.isfinite(count_var)
+        self.weight = np.ones_like(decoder_var)  # a_g; 1 where the counts say nothing
+        self.weight[finite] = count_var[finite] / (count_var[finite] + decoder_var[finite])
+        self.decoder_sd = np.sqrt(decoder_var)
+        self.lfc_counts = np.where(np.isinf(count_var), 0.0, lfc_counts)
+        self.count_sd = np.where(np.isinf(count_var), 0.0, np.sqrt(count_var))
+
+    def mean(self, lfc_model: np.ndarray) -> np.ndarray:
+        return self.weight * lfc_model + (1 - self.weight) * self.lfc_counts
+
+    def draws(self, model_draws: torch.Tensor, genes: slice, generator: torch.Generator) -> torch.Tensor:
+        shape = model_draws.shape
+        a, s, c, v = (torch.as_tensor(x[genes]).to(model_draws) for x in
+                      (self.weight, self.decoder_sd, self.lfc_counts, self.count_sd))
+        noise = torch.randn(shape, generator=generator, dtype=torch.float64).to(model_draws)
+        return a * (model_draws + s * noise) + (1 - a) * (c + v * noise)
+
+
+def _chunk_statistics(lfc: torch.Tensor, mode: str, delta: float | None) -> dict[str, torch.Tensor]:
+    """Per gene of a chunk, from its LFC draws (n_samples, chunk): the probabilities and the LFC summaries."""
     if mode == "change":
         head = {"proba_de": torch.maximum((lfc >= delta).double().mean(0), (lfc <= -delta).double().mean(0))}
     else:

@@ -19,39 +19,65 @@ def _constant(values) -> torch.Tensor:
 
 # ---- arithmetic on hand-made draws -------------------------------------------------------------------------
 def test_change_mode_probabilities_on_hand_made_draws():
-    """Gene 0: LFC draws ~ N(0.5, 0.3²) (mostly up); gene 1: N(−1, 0.2²) (down); gene 2: N(0, 0.1²) (no change).
-    With no count noise (equal observed shares in every draw) proba_de = max(P(LFC ≥ δ), P(LFC ≤ −δ))."""
+    """Gene 0: LFC draws ~ N(0.5, 0.3²) (mostly up); gene 1: N(−1, 0.2²) (down); gene 2: N(0, 0.1²) (no change):
+    proba_de = max(P(LFC ≥ δ), P(LFC ≤ −δ)), against the draws' frequencies and the normal closed form."""
     rng = np.random.default_rng(0)
-    n, delta, pc = 20000, 0.25, 1e-9
+    n, delta = 20000, 0.25
     lfc = np.stack([rng.normal(0.5, 0.3, n), rng.normal(-1.0, 0.2, n), rng.normal(0.0, 0.1, n)], axis=1)
-    mean2 = np.full((n, 3), 1e-3)
-    mean1 = mean2 * 2.0 ** lfc
-    shares = np.full((n, 3), 1e-3)
-    out = de._chunk_statistics((_constant(mean1), _constant(shares)), (_constant(mean2), _constant(shares)),
-                               pc, "change", delta)
+    out = de._chunk_statistics(_constant(lfc), "change", delta)
     expected = np.maximum((lfc >= delta).mean(0), (lfc <= -delta).mean(0))
-    np.testing.assert_allclose(out["proba_de"].numpy(), expected, atol=1e-6)
-    # and against the closed form of the normal draws
-    closed = np.maximum(stats.norm.sf(delta, [0.5, -1, 0], [0.3, 0.2, 0.1]), stats.norm.cdf(-delta, [0.5, -1, 0], [0.3, 0.2, 0.1]))
+    np.testing.assert_allclose(out["proba_de"].numpy(), expected, atol=1e-12)
+    locs, scales = [0.5, -1, 0], [0.3, 0.2, 0.1]
+    closed = np.maximum(stats.norm.sf(delta, locs, scales), stats.norm.cdf(-delta, locs, scales))
     np.testing.assert_allclose(out["proba_de"].numpy(), closed, atol=0.01)
-    np.testing.assert_allclose(out["lfc_mean"].numpy(), lfc.mean(0), atol=1e-5)
+    np.testing.assert_allclose(out["lfc_mean"].numpy(), lfc.mean(0))
     np.testing.assert_allclose(out["lfc_median"].numpy(), np.median(lfc, 0), atol=1e-3)
-    np.testing.assert_allclose(out["lfc_std"].numpy(), lfc.std(0, ddof=1), rtol=1e-5)
-    np.testing.assert_allclose(out["lfc_min"].numpy(), lfc.min(0), atol=1e-5)
+    np.testing.assert_allclose(out["lfc_std"].numpy(), lfc.std(0, ddof=1))
+    np.testing.assert_allclose(out["lfc_min"].numpy(), lfc.min(0))
+    np.testing.assert_allclose(out["lfc_max"].numpy(), lfc.max(0))
+    vanilla = de._chunk_statistics(_constant(lfc), "vanilla", None)
+    np.testing.assert_allclose(vanilla["proba_m1"].numpy(), (lfc > 0).mean(0))
 
 
-def test_count_noise_widens_the_draws_without_moving_their_centre():
-    """The observed shares' bootstrap deviation is centred: it widens the LFC draws but keeps their mean."""
-    rng = np.random.default_rng(1)
-    n = 5000
-    mean1, mean2 = np.full((n, 1), 2e-3), np.full((n, 1), 1e-3)  # a model certain of LFC = 1
-    shares1 = 1e-3 * np.exp(rng.normal(0, 0.5, (n, 1)))  # noisy observed shares
-    shares2 = np.full((n, 1), 1e-3)
-    out = de._chunk_statistics((_constant(mean1), _constant(shares1)), (_constant(mean2), _constant(shares2)),
-                               1e-9, "change", 0.25)
-    assert out["lfc_mean"].item() == pytest.approx(1.0, abs=1e-5)
-    assert out["lfc_std"].item() == pytest.approx(np.log2(shares1).std(ddof=1), rel=1e-4)
-    assert out["proba_de"].item() < 1.0
+def test_counts_estimate_and_its_variance():
+    """The counts' LFC of mean shares, and its delta-method variance against a bootstrap of the cells."""
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(np.r_[5.0, 1.0, 0.2, 20.0], (600, 4)) + np.eye(4, dtype=int)[rng.integers(0, 4, 600)]
+    cells1, cells2 = np.arange(0, 300), np.arange(300, 600)
+    counts[cells1, 0] *= 2
+    shares = counts / counts.sum(1, keepdims=True)
+    lfc, variance = de.count_lfc(counts, cells1, cells2, np.zeros(300), np.zeros(300), 1e-9)
+    np.testing.assert_allclose(lfc, np.log2(shares[cells1].mean(0)) - np.log2(shares[cells2].mean(0)), rtol=1e-6)
+    boot = [np.log2(shares[rng.choice(cells1, 300)].mean(0)) - np.log2(shares[rng.choice(cells2, 300)].mean(0))
+            for _ in range(2000)]
+    np.testing.assert_allclose(variance, np.var(boot, axis=0), rtol=0.15)
+    # stratified: each group's mean is the plain average of its per-batch means over the batches both groups have
+    strata1, strata2 = np.repeat([0, 1], 150), np.r_[np.zeros(200), np.ones(50), np.full(50, 2)]
+    lfc_b, _ = de.count_lfc(counts, cells1, cells2, strata1, strata2, 1e-9)
+    mean1 = (shares[cells1[strata1 == 0]].mean(0) + shares[cells1[strata1 == 1]].mean(0)) / 2
+    mean2 = (shares[cells2[strata2 == 0]].mean(0) + shares[cells2[strata2 == 1]].mean(0)) / 2
+    np.testing.assert_allclose(lfc_b, np.log2(mean1) - np.log2(mean2), rtol=1e-6)
+    none_shared = de.count_lfc(counts, cells1, cells2, np.zeros(300), np.ones(300), 1e-9)
+    assert np.isinf(none_shared[1]).all()
+
+
+def test_decoder_error_and_the_combination_of_both_estimates():
+    rng = np.random.default_rng(0)
+    expression = np.repeat(np.arange(10.0), 50)
+    counts_lfc = rng.normal(0, 1, 500)
+    gap = np.repeat(np.linspace(0.05, 0.5, 10), 50) * rng.choice([-1, 1], 500)  # |gap| fixed within each bin
+    count_var = np.full(500, 0.01)
+    decoder_var = de.decoder_error_variance(counts_lfc + gap, counts_lfc, count_var, expression)
+    np.testing.assert_allclose(decoder_var, count_var + gap**2)
+    # the combined draws: mean a·m + (1 − a)·c and sd a·s + (1 − a)·√v, a = v / (v + s²)
+    combination = de._Combination(np.array([0.04, 0.01]), np.array([1.0, -0.5]), np.array([0.01, 0.09]))
+    model_draws = torch.full((40000, 2), 0.2, dtype=torch.float64)
+    draws = combination.draws(model_draws, slice(0, 2), torch.Generator().manual_seed(0)).numpy()
+    a = np.array([0.01 / 0.05, 0.09 / 0.10])
+    np.testing.assert_allclose(draws.mean(0), a * 0.2 + (1 - a) * np.array([1.0, -0.5]), atol=0.005)
+    np.testing.assert_allclose(draws.std(0), a * np.array([0.2, 0.1]) + (1 - a) * np.array([0.1, 0.3]), rtol=0.02)
+    only_model = de._Combination(np.array([0.04]), np.array([0.0]), np.array([np.inf]))
+    assert only_model.weight.tolist() == [1.0]
 
 
 def test_fdr_selection_on_a_known_list():
