@@ -33,6 +33,7 @@ PAGES = [
     st.Page("pages/3_training.py", title="Training", icon=":material/model_training:"),
     st.Page("pages/4_latent_space.py", title="Latent space (UMAP)", icon=":material/scatter_plot:"),
     st.Page("pages/5_zero_inflation.py", title="Zero-inflation", icon=":material/exposure_zero:"),
+    st.Page("pages/7_differential_expression.py", title="Differential expression", icon=":material/compare_arrows:"),
     st.Page("pages/6_export.py", title="Export", icon=":material/download:"),
 ]
 

@@ -16,13 +16,6 @@ from ui.umap_figure import Colouring, figure, selected_cells, too_many_categorie
 SELECT_BY_CHART, SELECT_BY_CATEGORY = "lasso or box on the chart", "clusters or annotations"
 
 
-@st.cache_data(max_entries=32, show_spinner="Decoding the gene's denoised expression for every cell…")
-def denoised(root: str, run_id: str, gene: str) -> np.ndarray:
-    """Normalised expression from the model (per 10,000 counts), decoded at each cell's posterior mean."""
-    model = results.run_model(root, run_id)
-    return model.get_normalized_expression(gene_list=[gene], library_size=1e4, return_numpy=True)[:, 0]
-
-
 def counts_column(adata, gene: str | None = None) -> np.ndarray:
     """Raw counts of one gene, or total counts per cell (gene None), from wherever the run's counts are."""
     matrix = get_counts(adata, registry_of(adata).layer)
@@ -69,7 +62,7 @@ def choose_colouring(run_id: str, adata, emb: embedding.Embedding) -> Colouring:
                              "dropouts; raw: the observed counts.")
         if kind == "raw counts":
             return Colouring(f"{gene} (counts)", counts_column(adata, gene), False)
-        return Colouring(f"{gene} (denoised)", denoised(str(results.store().root), run_id, gene), False)
+        return Colouring(f"{gene} (denoised)", results.denoised(run_id, gene), False)
     column = choice.removeprefix("obs:")
     values = adata.obs[column].to_numpy()
     categorical = not pd.api.types.is_numeric_dtype(adata.obs[column]) or pd.api.types.is_bool_dtype(adata.obs[column])

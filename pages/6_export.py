@@ -4,8 +4,29 @@
 
 import streamlit as st
 
-from scvi_core import export, groups, zi_summary
+from scvi_core import de_results, export, groups, zi_summary
 from ui import results
+
+NO_DE = ""
+
+
+def choose_differential(run_id: str):
+    """The differential-expression answer to include: one of those kept with the run (default: the one last shown
+    on the Differential expression page, else the newest), or none."""
+    folder = results.store().results_dir(run_id)
+    kept = {m["key"]: m for m in de_results.saved(folder)}
+    if not kept:
+        st.caption("No differential-expression answer yet: the Differential expression page computes them.")
+        return None
+    options = [*kept, NO_DE]
+    shown = st.session_state.get(results.DE_SHOWN)
+    default = shown[1] if shown and shown[0] == run_id and shown[1] in kept else options[0]
+    key = st.selectbox("Differential expression to include", options, index=options.index(default),
+                       key=f"export_de_{run_id}",
+                       format_func=lambda k: "none" if k == NO_DE else
+                       f"{kept[k]['title']} · δ {kept[k]['settings']['delta']:g} · {kept[k]['created']}",
+                       help="Answers kept with this run (computed on the Differential expression page).")
+    return None if key == NO_DE else de_results.load(folder, key)
 
 
 def main():
@@ -21,11 +42,13 @@ def main():
     saved = groups.read_groups(store.results_dir(run_id))
     table = results.zero_inflation_table(run_id)
     threshold, min_bf = results.zi_decision()
+    differential = choose_differential(run_id)
 
     def annotated():
         """Built only when a download is clicked (outside the script run: no Streamlit calls in here)."""
         group_key = None if table is None else zi_summary.group_column(table)
-        return export.annotated_adata(adata, store.read_latent(run_id), run_id, config, emb, saved, table, group_key)
+        return export.annotated_adata(adata, store.read_latent(run_id), run_id, config, emb, saved, table, group_key,
+                                      differential)
 
     st.subheader("AnnData for scanpy")
     written = ["`obsm['X_scVI']` (latent space)"]
@@ -38,6 +61,14 @@ def main():
     if config.get("model") == "AUTOZI":
         written.append(f"`var['autozi_*']`: the zero-inflation table (calls at P(ZI) > {threshold:g}, evidence "
                        f"≥ {min_bf:g})")
+    de_groupby = None
+    if differential is not None:
+        obs = adata.obs.assign(leiden=emb.leiden) if emb is not None else adata.obs
+        de_groupby = export.de_groupby_name(obs, differential)
+        written.append(f"`uns['scvi_de']` ({differential.question.title()}: the whole table), "
+                       f"`uns['rank_genes_groups']` by `obs['{de_groupby}']` for scanpy "
+                       f"(`sc.pl.rank_genes_groups_dotplot(adata)`; its scores and p-values are posterior "
+                       "quantities, explained in its `params['note']`)")
     written.append("`uns['scvi_dashboard']`: run id, configuration, package versions")
     st.markdown(f"{adata.n_obs:,} cells × {adata.n_vars:,} genes, raw counts in X, with:\n" +
                 "\n".join(f"- {line}" for line in written))
@@ -51,6 +82,10 @@ def main():
     if table is not None:
         c2.download_button("Zero-inflation table", table.to_csv(index=False), file_name=f"zero_inflation_{run_id}.csv",
                            mime="text/csv", icon=":material/table:", key="download_zi")
+    if differential is not None:
+        (c2 if table is None else c1).download_button(
+            "Differential expression table", differential.table.to_csv(), file_name=f"de_{run_id}_full.csv",
+            mime="text/csv", icon=":material/table:", key="download_de")
 
     st.subheader("Trained model")
     st.download_button("Download the model (.zip)", lambda: export.model_zip_bytes(store.path(run_id) / "model"),
@@ -62,7 +97,8 @@ def main():
                f"`{model_name}.load(folder, adata)`).")
 
     st.subheader("Reproduce this run in Python")
-    st.code(export.reproduce_snippet(config, adata, f"scvi_run_{run_id}.h5ad"), language="python")
+    st.code(export.reproduce_snippet(config, adata, f"scvi_run_{run_id}.h5ad", differential, de_groupby),
+            language="python")
 
 
 try:

@@ -20,6 +20,7 @@ from scvi_core.zero_inflation import DEFAULT_MIN_LOG10_BF, apply_threshold
 SHOWABLE = ("finished", "stopped")
 EMBEDDING_PARAMS = "embedding_params"  # session keys (not widget keys, so they survive page switches)
 ZI_DECISION = "zi_decision"
+DE_SHOWN = "de_shown"  # (run id, key) of the differential-expression answer last shown, offered first by Export
 
 
 def store() -> RunStore:
@@ -77,6 +78,17 @@ def adata(run_id: str):
 
 def model(run_id: str):
     return run_model(str(store().root), run_id)
+
+
+@st.cache_data(max_entries=32, show_spinner="Decoding the gene's denoised expression for every cell…")
+def _denoised(root: str, run_id: str, gene: str) -> np.ndarray:
+    return run_model(root, run_id).get_normalized_expression(gene_list=[gene], library_size=1e4, return_numpy=True)[:, 0]
+
+
+def denoised(run_id: str, gene: str) -> np.ndarray:
+    """A gene's normalised expression from the model (per 10,000 counts) in every cell, decoded at each cell's
+    posterior mean; cached, so the Latent space and Differential expression pages share it."""
+    return _denoised(str(store().root), run_id, gene)
 
 
 def config(run_id: str) -> dict:
