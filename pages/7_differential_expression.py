@@ -212,8 +212,8 @@ def kept_answers(run_id: str, current: str | None):
 
 # ---- reading the answer ------------------------------------------------------------------------------------------
 def view_state(key: str):
-    st.session_state.setdefault(key, VIEW_DEFAULTS[key])
-    return st.session_state[key]
+    """A view widget's value (its default until first drawn): read before the widget, so clicks and filters agree."""
+    return st.session_state.setdefault(key, VIEW_DEFAULTS[key])
 
 
 def display_name(question: Question, group: str) -> str:
@@ -307,19 +307,25 @@ def table_section(answer: de_results.Answer, shown: pd.DataFrame, filtered: pd.D
 
 @st.cache_data(max_entries=8, show_spinner="Decoding the markers' expression in a sample of cells…")
 def cells_expression(root: str, run_id: str, cells: tuple, genes: tuple) -> pd.DataFrame:
+    """Denoised expression (per 10,000 counts) of ``genes`` in ``cells``, rows in the order of ``cells``. (The model
+    is asked in sorted order: it returns the rows of each minibatch sorted by cell.)"""
     model = results.run_model(root, run_id)
-    values = model.get_normalized_expression(indices=np.asarray(cells), gene_list=list(genes), library_size=1e4,
+    ordered = np.unique(np.asarray(cells))
+    values = model.get_normalized_expression(indices=ordered, gene_list=list(genes), library_size=1e4,
                                              return_numpy=True)
-    return pd.DataFrame(values, columns=list(genes))
+    return pd.DataFrame(values, index=ordered, columns=list(genes)).loc[list(cells)].reset_index(drop=True)
 
 
 def markers_section(run_id: str, answer: de_results.Answer, min_pct: float):
     st.subheader("Markers of each group")
-    view_state("de_top_n"), view_state("de_dot_colour")
+    view_state("de_top_n")
+    view_state("de_dot_colour")
     c1, c2 = st.columns(2)
     n = c1.slider("Genes per group", 1, 20, key="de_top_n")
     colour = c2.radio("Dot colour", ["expression", "lfc"], key="de_dot_colour", horizontal=True,
-                      format_func={"expression": "mean denoised expression", "lfc": "log2 FC vs the rest"}.get)
+                      format_func={"expression": "mean denoised expression", "lfc": "log2 FC vs the rest"}.get,
+                      help="Mean denoised expression is scaled per gene (1 = the group where it is highest), as "
+                           "scanpy's dot plots do, so each marker's groups stand out whatever its level.")
     markers = de_views.top_markers(answer.table, int(n), min_pct)
     data = de_views.dot_plot_data(answer.table, markers)
     data["group"] = data["group"].map(lambda g: display_name(answer.question, g))

@@ -123,8 +123,9 @@ def top_markers(table: pd.DataFrame, n: int, min_pct: float = DEFAULT_MIN_PCT) -
 
 def dot_plot_data(table: pd.DataFrame, markers: dict[str, list[str]]) -> pd.DataFrame:
     """One row per (group, marker gene) of a markers table: % of the group's cells expressing the gene, its mean
-    denoised expression there (per 10,000 counts, from the group's own comparison: ``scale1``) and the LFC of the
-    group against the rest. Genes in the order of ``markers`` (each once), groups in the order of the table."""
+    denoised expression there (per 10,000 counts, from the group's own comparison: ``scale1``), that expression
+    scaled per gene to its highest group (``scaled``, 1 there) and the LFC of the group against the rest. Genes in
+    the order of ``markers`` (each once), groups in the order of the table."""
     genes = list(dict.fromkeys(g for listed in markers.values() for g in listed))
     rows = []
     for block in blocks(table).values():
@@ -132,8 +133,12 @@ def dot_plot_data(table: pd.DataFrame, markers: dict[str, list[str]]) -> pd.Data
         part = block[~block.index.duplicated()].reindex(genes)
         rows.append(pd.DataFrame({"group": group, "gene": genes, "pct": part["non_zeros_proportion1"].to_numpy() * 100,
                                   "expression": part["scale1"].to_numpy() * 1e4, "lfc": part["lfc_mean"].to_numpy()}))
-    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["group", "gene", "pct", "expression",
-                                                                                 "lfc"])
+    if not rows:
+        return pd.DataFrame(columns=["group", "gene", "pct", "expression", "scaled", "lfc"])
+    data = pd.concat(rows, ignore_index=True)
+    highest = data.groupby("gene")["expression"].transform("max")
+    data.insert(4, "scaled", data["expression"] / highest.where(highest > 0))
+    return data
 
 
 def truth_recovery(block: pd.DataFrame, true_lfc: pd.Series, delta: float) -> dict[str, int]:

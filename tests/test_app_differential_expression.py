@@ -83,7 +83,8 @@ def charts(app) -> list[dict]:
 def array(values) -> np.ndarray:
     """A plotly figure array from its JSON (plotly writes numeric arrays base64-encoded)."""
     if isinstance(values, dict) and "bdata" in values:
-        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+        flat = np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+        return flat.reshape([int(n) for n in str(values["shape"]).split(",")]) if "shape" in values else flat
     return np.asarray(values)
 
 
@@ -93,6 +94,18 @@ def chart_titles(app) -> list[str]:
 
 def de_table(app) -> pd.DataFrame:
     return next(frame.value for frame in app.dataframe if "lfc_mean" in frame.value.columns)
+
+
+def top_markers_from(app) -> dict[str, list[str]]:
+    """The marker genes of the dot plot, by group, read back from its points (biggest scaled expression first)."""
+    dot = charts(app)[1]["data"][0]
+    genes, groups = list(dot["x"]), list(dot["y"])
+    scaled = array(dot["marker"]["color"])
+    out = {}
+    for group in dict.fromkeys(groups):
+        rows = [i for i, g in enumerate(groups) if g == group]
+        out[group] = [genes[i] for i in sorted(rows, key=lambda i: -scaled[i])[:1]]
+    return out
 
 
 def metric(app, label: str) -> str:
@@ -146,6 +159,13 @@ def test_markers_of_cell_types_truth_filters_csv_and_dot_plot(de_copy, app, down
     assert [shape["x0"] for shape in volcano["layout"]["shapes"]] == [-0.25, 0.25]
     assert titles[1].startswith("Top markers") and titles[2].startswith("Marker genes in single cells")
     assert titles[3].endswith("denoised expression per group")
+    # the heatmap's cells are the groups they are drawn under: each group's best marker is highest in its own cells
+    heat = charts(app)[2]["data"][0]
+    z, genes, cell_groups = array(heat["z"]), list(heat["y"]), np.asarray(heat["customdata"][0])
+    best = {g: table_genes[0] for g, table_genes in top_markers_from(app).items()}
+    for group, gene in best.items():
+        row = z[genes.index(gene)]
+        assert row[cell_groups == group].mean() > row[cell_groups != group].mean() + 0.5, (group, gene)
 
     # filters: direction, search, minimal % expressing, called only
     app.radio(key="de_direction").set_value("up")

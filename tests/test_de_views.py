@@ -82,6 +82,7 @@ def test_dot_plot_data_has_one_row_per_group_and_gene():
     assert len(data) == 4 and list(data["gene"][:2]) == ["up_strong", "down"]
     a = data[(data["group"] == "A") & (data["gene"] == "up_strong")].iloc[0]
     assert a["pct"] == pytest.approx(80) and a["expression"] == pytest.approx(10) and a["lfc"] == 2.0
+    assert data.groupby("gene")["scaled"].max().eq(1).all()  # scaled per gene to its highest group
     b = data[(data["group"] == "B") & (data["gene"] == "down")].iloc[0]
     assert b["pct"] == pytest.approx(90) and b["lfc"] == 1.5
 

@@ -20,14 +20,22 @@ def write_tiny_run(root: str | Path, model_name: str = "AUTOZI", n_cells: int = 
     """Simulate, train ``model_name`` briefly and store it under ``root`` as a finished run; return the run id.
     (40 epochs on 600 cells × 100 genes take about 5 s and already find the simulated zero-inflated genes.)
     ``model_params`` override the small default architecture (e.g. ``zero_inflation="gene-batch"``)."""
-    adata = simulate(n_cells, n_genes, seed=1)
+    return write_run(root, simulate(n_cells, n_genes, seed=1), model_name, max_epochs, "Demo (simulated)",
+                     labels_key="cell_type", model_params={**MODEL_PARAMS, **model_params})
+
+
+def write_run(root: str | Path, adata, model_name: str = "SCVI", max_epochs: int = 4, dataset_name: str = "test data",
+              batch_key: str | None = "batch", labels_key: str | None = None, model_params: dict | None = None,
+              **train_params) -> str:
+    """Train ``model_name`` on ``adata`` (raw counts) and store it under ``root`` as a finished run; return its id.
+    ``train_params`` override the tiny default training settings (e.g. ``batch_size=256``)."""
     model_class = {"AUTOZI": AUTOZI, "SCVI": SCVI}[model_name]
-    model_class.setup_anndata(adata, batch_key="batch", labels_key="cell_type")
+    model_class.setup_anndata(adata, batch_key=batch_key, labels_key=labels_key)
     store = RunStore(root)
-    train_params = {**TRAIN_PARAMS, "max_epochs": max_epochs}
-    model_params = {**MODEL_PARAMS, **model_params}
+    train_params = {**TRAIN_PARAMS, **train_params, "max_epochs": max_epochs}
+    model_params = MODEL_PARAMS if model_params is None else model_params
     config = {"model": model_name, "model_params": model_params, "train_params": train_params,
-              "setup": {"batch_key": "batch", "labels_key": "cell_type"}, "dataset_name": "Demo (simulated)"}
+              "setup": {"batch_key": batch_key, "labels_key": labels_key}, "dataset_name": dataset_name}
     run_id = store.create(config, adata)
     model = model_class(adata, **model_params)
     model.train(**train_params)

@@ -70,8 +70,9 @@ def clicked_gene(selection) -> str | None:
 
 def dot_plot(data: pd.DataFrame, colour: str = "expression") -> go.Figure:
     """Groups (rows) × marker genes (columns): dot size = % of the group's cells expressing the gene, colour = mean
-    denoised expression (``colour="expression"``, per 10,000 counts, log scale) or the LFC against the rest
-    (``colour="lfc"``). ``data``: a :func:`scvi_core.de_views.dot_plot_data`."""
+    denoised expression scaled per gene to its highest group (``colour="expression"``, as scanpy's
+    ``standard_scale="var"``; the hover gives it per 10,000 counts) or the LFC against the rest (``colour="lfc"``).
+    ``data``: a :func:`scvi_core.de_views.dot_plot_data`."""
     genes = list(dict.fromkeys(data["gene"]))
     groups = list(dict.fromkeys(data["group"]))
     size = 4 + 18 * np.sqrt(np.clip(data["pct"].fillna(0).to_numpy(), 0, 100) / 100)
@@ -82,9 +83,8 @@ def dot_plot(data: pd.DataFrame, colour: str = "expression") -> go.Figure:
                       colorbar=dict(title=dict(text="log2 FC vs rest", side="right"), thickness=14))
         label = "log2 FC %{marker.color:.2f}"
     else:
-        values = np.log10(data["expression"].to_numpy() + 0.01)
-        marker = dict(color=values, colorscale="Reds",
-                      colorbar=dict(title=dict(text="log10 mean expression<br>(per 10k)", side="right"),
+        marker = dict(color=data["scaled"].to_numpy(), colorscale="Reds", cmin=0, cmax=1,
+                      colorbar=dict(title=dict(text="mean expression<br>(scaled per gene)", side="right"),
                                     thickness=14))
         label = "mean expression %{customdata[1]:.3g} per 10k"
     fig = go.Figure(go.Scatter(
