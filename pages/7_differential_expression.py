@@ -210,6 +210,12 @@ def kept_answers(run_id: str, current: str | None):
         c3.button("Delete it", key="de_delete_kept", on_click=de_results.delete, args=(folder, key))
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def stored_answer(folder: str, key: str) -> de_results.Answer:
+    """Read once per answer, not on every rerun (a key names one immutable answer)."""
+    return de_results.load(folder, key)
+
+
 # ---- reading the answer ------------------------------------------------------------------------------------------
 def view_state(key: str):
     """A view widget's value (its default until first drawn): read before the widget, so clicks and filters agree."""
@@ -440,8 +446,9 @@ def main():
     else:
         question, labels = pair_question(run_id, adata, columns, saved)
     settings = settings_controls(adata)
-    answer = None if labels is None else de_results.find(results.store().results_dir(run_id), question, settings,
-                                                          labels)
+    folder = results.store().results_dir(run_id)
+    key = None if labels is None else de_results.stored_key(folder, question, settings, labels)
+    answer = None if key is None else stored_answer(str(folder), key)
     label = "Find markers" if kind == MARKERS_Q else "Compare"
     clicked = st.button(label, type="primary", key="de_run", disabled=answer is not None or question is None,
                         help="Already answered: shown below." if answer is not None else

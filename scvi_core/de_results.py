@@ -229,10 +229,16 @@ def load(results_dir: str | Path, key: str) -> Answer:
     return Answer(key, Question(**meta["question"]), DESettings(**meta["settings"]), labels, table, meta)
 
 
+def stored_key(results_dir: str | Path, question: Question, settings: DESettings, labels: np.ndarray) -> str | None:
+    """The key of the stored answer to exactly this question, settings and groups of cells, or None."""
+    key = cache_key(question, settings, labels)
+    return key if (Path(results_dir) / DE_DIR / f"{key}.json").exists() else None
+
+
 def find(results_dir: str | Path, question: Question, settings: DESettings, labels: np.ndarray) -> Answer | None:
     """The stored answer to exactly this question, settings and groups of cells, or None."""
-    key = cache_key(question, settings, labels)
-    return load(results_dir, key) if (Path(results_dir) / DE_DIR / f"{key}.json").exists() else None
+    key = stored_key(results_dir, question, settings, labels)
+    return None if key is None else load(results_dir, key)
 
 
 def saved(results_dir: str | Path) -> list[dict]:

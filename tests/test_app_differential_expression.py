@@ -200,9 +200,13 @@ def test_markers_of_cell_types_truth_filters_csv_and_dot_plot(de_copy, app, down
     assert len(set(dot["y"])) == 4 and len(dot["x"]) == 4 * len(set(dot["x"])) <= 4 * 4 * 3
     assert dot["marker"]["colorbar"]["title"]["text"] == "log2 FC vs rest"
 
-    # a new session (as after a server restart) shows the kept answer without computing again
+    # a new session after a server restart (caches emptied) shows the kept answer without computing again
     monkeypatch.setattr(de_results, "answer", lambda *a, **k: pytest.fail("recomputed a kept answer"))
+    import streamlit as st
     from streamlit.testing.v1 import AppTest
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
 
     again = AppTest.from_file(app._script_path, default_timeout=60)
     run_clean(again)
