@@ -3,8 +3,8 @@
 The question a biologist asks is about the groups, not about single cells: "is gene g at least δ (in log2) higher
 in these cells than in those?". So what is compared are posterior draws of each **group's mean normalised
 expression**, not of single cells' (scvi-tools pairs single cells, so its LFC spreads with the cell-to-cell variation
-inside each group and a gene whose group means differ clearly can still score proba_de < 0.9: its calls miss a third
-of the truly DE genes on simulated data; ``benchmarks/de_accuracy.py``). For gene g, with pseudocount pc:
+inside each group and a gene whose group means differ clearly can still score proba_de < 0.9: its calls missed a
+third of the truly DE genes on a simulation like that of ``benchmarks/de_accuracy.py``). For gene g, with pseudocount pc:
 
 1. The model's estimate. ρ̄_g = Σ_n w_n ρ_ng (library size 1), w ~ Dirichlet(1, …, 1) over the group's cells (the
    Bayesian bootstrap, Rubin 1981) and each ρ_n decoded from a draw z_n ~ q(z | x_n) (with batch correction: under
