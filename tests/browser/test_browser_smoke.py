@@ -6,11 +6,12 @@ from playwright.sync_api import expect
 from tests import datafiles
 from tests.browser.conftest import SCREENSHOTS, assert_no_exception, wait_until_idle
 
-PAGES = {  # page title → README screenshot; None: test_browser_training.py / test_browser_results.py take it
+PAGES = {  # page title → README screenshot; None: another browser test takes it
     "Model": None,
     "Training": None,
     "Latent space (UMAP)": None,
     "Zero-inflation": None,
+    "Differential expression": None,
     "Export": None,
 }
 
