@@ -212,7 +212,8 @@ def save(results_dir: str | Path, question: Question, settings: DESettings, labe
     _replace(folder / f"{key}.npz", write_labels)
     counts = {g: int((labels == g).sum()) for g in sort_groups(labels)}
     meta = {"key": key, "question": asdict(question), "settings": asdict(settings), "title": question.title(),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seconds": seconds,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "created_ns": time.time_ns(),
+            "seconds": seconds,
             "group_sizes": counts, "comparisons": list(pd.unique(table["comparison"])), "controls": controls or {}}
     _replace(folder / f"{key}.json", lambda tmp: tmp.write_text(json.dumps(meta, indent=1)))
     return Answer(key, question, settings, labels, table, meta)
@@ -252,7 +253,7 @@ def saved(results_dir: str | Path) -> list[dict]:
             continue
         if (folder / f"{meta.get('key')}.csv").exists():
             metas.append(meta)
-    return sorted(metas, key=lambda m: (m.get("created") or "", m["key"]), reverse=True)
+    return sorted(metas, key=lambda m: (m.get("created_ns", 0), m["key"]), reverse=True)  # two can share a second
 
 
 def delete(results_dir: str | Path, key: str) -> None:

@@ -77,6 +77,11 @@ def test_answers_are_kept_with_the_run_and_found_again(model, tmp_path):
     meta = de_results.saved(tmp_path)
     assert [m["key"] for m in meta] == [first.key] and meta[0]["controls"] == {"de_delta": 0.25}
     assert meta[0]["group_sizes"] == {"cluster x": 40, "cluster y": 60}
+    second = de_results.answer_and_save(model, tmp_path, Question(PAIR, "groups", "cluster y", "cluster x"), FAST,
+                                        de_results.pair_labels(model.adata.n_obs, "cluster y", np.arange(100, 160),
+                                                               "cluster x", np.arange(40)))
+    assert [m["key"] for m in de_results.saved(tmp_path)] == [second.key, first.key]  # newest first, same second
+    de_results.delete(tmp_path, second.key)
     # other settings, or the same names on other cells (a re-clustering), are another answer
     assert de_results.find(tmp_path, question, DESettings(n_samples=100, max_cells_per_group=200, delta=0.5),
                            labels) is None
