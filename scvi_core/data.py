@@ -175,7 +175,8 @@ class CountData:
         return np.asarray(self.matrix.sum(axis=0, dtype=np.float64)).ravel()
 
     def batch(self, index: np.ndarray, device: torch.device) -> Batch:
-        index = np.sort(index)
+        """The cells ``index`` in that order (results follow the order their caller asked for)."""
+        index = np.asarray(index)
         block = self.matrix[index]
         if sp.issparse(block):
             values = block.data.astype(np.float32)

@@ -110,6 +110,13 @@ def test_normalized_expression_deterministic_and_sums_to_library_size(small):
     assert scaled.shape == (300, 1)
     with pytest.raises(ValueError, match="Unknown batch"):
         model.get_normalized_expression(transform_batch="nope")
+    # results follow the order of the indices asked for (minibatches once came back sorted, mislabelling rows)
+    shuffled = np.random.default_rng(0).permutation(300)[:200]
+    picked = model.get_normalized_expression(indices=shuffled)
+    assert list(picked.index) == list(adata.obs_names[shuffled])
+    np.testing.assert_allclose(picked.to_numpy(), first.to_numpy()[shuffled], rtol=1e-5)
+    np.testing.assert_allclose(model.get_latent_representation(indices=shuffled),
+                               model.get_latent_representation()[shuffled], rtol=1e-5, atol=1e-6)
 
 
 def test_posterior_predictive_autozi_respects_delta(small):
