@@ -313,13 +313,11 @@ def table_section(answer: de_results.Answer, shown: pd.DataFrame, filtered: pd.D
 
 @st.cache_data(max_entries=8, show_spinner="Decoding the markers' expression in a sample of cells…")
 def cells_expression(root: str, run_id: str, cells: tuple, genes: tuple) -> pd.DataFrame:
-    """Denoised expression (per 10,000 counts) of ``genes`` in ``cells``, rows in the order of ``cells``. (The model
-    is asked in sorted order: it returns the rows of each minibatch sorted by cell.)"""
+    """Denoised expression (per 10,000 counts) of ``genes`` in ``cells``, rows in the order of ``cells``."""
     model = results.run_model(root, run_id)
-    ordered = np.unique(np.asarray(cells))
-    values = model.get_normalized_expression(indices=ordered, gene_list=list(genes), library_size=1e4,
+    values = model.get_normalized_expression(indices=np.asarray(cells), gene_list=list(genes), library_size=1e4,
                                              return_numpy=True)
-    return pd.DataFrame(values, index=ordered, columns=list(genes)).loc[list(cells)].reset_index(drop=True)
+    return pd.DataFrame(values, columns=list(genes))
 
 
 def markers_section(run_id: str, answer: de_results.Answer, min_pct: float):
