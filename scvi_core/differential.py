@@ -21,6 +21,11 @@ third of the truly DE genes on a simulation like that of ``benchmarks/de_accurac
        LFC_g^(b) = a_g · (m_g^(b) + s_g·ε^(b)) + (1 − a_g) · (c_g + √v_g·ε^(b)),   a_g = v_g / (v_g + s_g²)
 
    Where the counts are plentiful their estimate weighs more; where they are few, the decoder's, with its error.
+4. Most genes barely change, and each gene's estimate is read in the light of all the others: adaptive shrinkage
+   (:class:`Shrinkage`) with a prior Σ_k π_k N(0, τ_k²) on the true LFCs, fitted to the genes of the comparison,
+   turns each gene's draws into draws of its posterior. Noisy estimates of small changes are pulled towards 0;
+   clear ones are left where they are. This is what keeps the calls' false discovery rate at its target whether the
+   model was trained 100 or 400 epochs.
 
 Then (change mode, the default):
 
@@ -48,6 +53,7 @@ MODES = ("change", "vanilla")
 NOT_EXPRESSED_MEAN = 0.01  # raw mean count per cell below which a gene counts as not expressed in a group (pseudocount)
 Z_DRAWS = 10  # draws of z per cell; the n_samples group-mean draws are spread evenly over them
 EXPRESSION_BINS = 10  # genes are binned by expression to estimate the decoder's error s²
+PRIOR_SCALES = np.concatenate([[0.0], 0.025 * np.sqrt(2.0) ** np.arange(17)])  # τ_k of the shrinkage prior (log2): 0, 0.025 … 6.4
 MIN_DECODER_VAR = 1e-4  # (0.01 in log2)²: the decoder is never taken as exact
 GENE_CHUNK_ENTRIES = 8_000_000  # n_samples × genes per chunk (32 MB of float32 per array)
 DECODE_BATCH = 1024
@@ -301,6 +307,7 @@ def compare(model, data, comparison: Comparison, *, mode: str, delta: float | No
             pooled = count_lfc(data.matrix, cells1, cells2, np.zeros(len(cells1)), np.zeros(len(cells2)), pc)
             decoder_var = decoder_error_variance(lfc_model, *pooled, np.log(decoded1.scale + decoded2.scale))
         combination = _Combination(decoder_var, lfc_counts, count_var)
+        shrinkage = Shrinkage(combination.mean(lfc_model), combination.sd())
         if delta is None and mode == "change":
             delta = estimate_delta(combination.mean(lfc_model), seed)
         columns: dict[str, list[np.ndarray]] = {}
@@ -310,6 +317,7 @@ def compare(model, data, comparison: Comparison, *, mode: str, delta: float | No
             draws1 = _group_mean_draws(decoded1, weights1, genes)
             draws2 = _group_mean_draws(decoded2, weights2, genes)
             lfc = combination.draws(torch.log2(draws1 + pc) - torch.log2(draws2 + pc), genes, generator)
+            lfc = shrinkage.draws(lfc, genes, generator)
             for name, values in _chunk_statistics(lfc, mode, delta).items():
                 columns.setdefault(name, []).append(values.cpu().numpy().astype(np.float64))
     table = pd.DataFrame({name: np.concatenate(parts) for name, parts in columns.items()}, index=data.gene_names)
@@ -349,12 +357,47 @@ class _Combination:
     def mean(self, lfc_model: np.ndarray) -> np.ndarray:
         return self.weight * lfc_model + (1 - self.weight) * self.lfc_counts
 
+    def sd(self) -> np.ndarray:
+        return self.weight * self.decoder_sd + (1 - self.weight) * self.count_sd
+
     def draws(self, model_draws: torch.Tensor, genes: slice, generator: torch.Generator) -> torch.Tensor:
         shape = model_draws.shape
         a, s, c, v = (torch.as_tensor(x[genes]).to(model_draws) for x in
                       (self.weight, self.decoder_sd, self.lfc_counts, self.count_sd))
         noise = torch.randn(shape, generator=generator, dtype=torch.float64).to(model_draws)
         return a * (model_draws + s * noise) + (1 - a) * (c + v * noise)
+
+
+class Shrinkage:
+    """Adaptive shrinkage (Stephens 2017, "ash"): most genes barely change, and a gene's noisy estimate should be read
+    in the light of all the others. The true LFCs get the prior Σ_k π_k N(0, τ_k²) over a fixed grid of scales τ_k
+    (τ_0 = 0: no change at all), its weights π fitted by EM to the genes' estimates L_g ≈ N(LFC_g, σ_g²). Gene g's
+    posterior is then the mixture over k, with weights ∝ π_k N(L_g; 0, σ_g² + τ_k²), of N(r_gk L_g, r_gk σ_g²),
+    r_gk = τ_k² / (τ_k² + σ_g²); a draw x of N(L_g, σ_g²) becomes one of it as r x + √(r (1 − r)) σ_g ξ."""
+
+    def __init__(self, estimate: np.ndarray, sd: np.ndarray, scales: np.ndarray = PRIOR_SCALES, iterations: int = 500):
+        var = sd[:, None] ** 2 + scales[None, :] ** 2
+        log_lik = -0.5 * (np.log(var) + estimate[:, None] ** 2 / var)
+        lik = np.exp(log_lik - log_lik.max(axis=1, keepdims=True))
+        self.prior = np.full(len(scales), 1.0 / len(scales))
+        for _ in range(iterations):
+            post = self.prior * lik
+            post /= post.sum(axis=1, keepdims=True)
+            previous, self.prior = self.prior, post.mean(axis=0)
+            if np.abs(self.prior - previous).max() < 1e-6:
+                break
+        post = self.prior * lik
+        self.posterior = post / post.sum(axis=1, keepdims=True)  # (genes, K): which scale each gene's LFC follows
+        self.ratio = scales[None, :] ** 2 / var  # r_gk
+        self.sd = sd
+
+    def draws(self, draws: torch.Tensor, genes: slice, generator: torch.Generator) -> torch.Tensor:
+        weights = torch.as_tensor(self.posterior[genes])
+        component = torch.multinomial(weights, draws.shape[0], replacement=True, generator=generator).T  # (n, chunk)
+        ratio = torch.as_tensor(self.ratio[genes]).gather(1, component.T).T.to(draws)
+        sd = torch.as_tensor(self.sd[genes]).to(draws)
+        noise = torch.randn(draws.shape, generator=generator, dtype=torch.float64).to(draws)
+        return ratio * draws + torch.sqrt(ratio * (1 - ratio)) * sd * noise
 
 
 def _chunk_statistics(lfc: torch.Tensor, mode: str, delta: float | None) -> dict[str, torch.Tensor]:

@@ -80,6 +80,33 @@ def test_decoder_error_and_the_combination_of_both_estimates():
     assert only_model.weight.tolist() == [1.0]
 
 
+def test_shrinkage_learns_how_many_genes_do_not_change_and_shrinks_their_noise():
+    """70% of genes unchanged, 30% with LFC ~ N(0, 2²), each measured with sd 0.3: the fitted prior puts ~70% of its
+    mass at τ ≤ 0.3 (scales this noise cannot tell from 0) and none between 0.3 and 1, an estimate near 0 is pulled
+    to 0, a large one is barely moved; the draws follow the posterior."""
+    rng = np.random.default_rng(0)
+    truth = np.where(rng.random(4000) < 0.7, 0.0, rng.normal(0, 2, 4000))
+    sd = np.full(4000, 0.3)
+    shrinkage = de.Shrinkage(truth + rng.normal(0, 0.3, 4000), sd)
+    assert shrinkage.prior[de.PRIOR_SCALES <= 0.3].sum() == pytest.approx(0.7, abs=0.03)
+    assert shrinkage.prior[(de.PRIOR_SCALES > 0.3) & (de.PRIOR_SCALES < 1)].sum() < 0.01
+    probe = de.Shrinkage(np.array([0.1, 3.0]), np.array([0.3, 0.3]))
+    probe.prior, probe.posterior, probe.ratio = shrinkage.prior, None, None  # the fitted prior, two new genes
+    var = 0.09 + de.PRIOR_SCALES**2
+    post = shrinkage.prior * np.exp(-0.5 * np.array([[0.1], [3.0]]) ** 2 / var) / np.sqrt(var)
+    post /= post.sum(1, keepdims=True)
+    ratio = de.PRIOR_SCALES**2 / var
+    expected_mean = (post * ratio * np.array([[0.1], [3.0]])).sum(1)
+    probe.posterior, probe.ratio = post, np.tile(ratio, (2, 1))
+    x = torch.as_tensor(np.array([0.1, 3.0]) + 0.3 * rng.normal(size=(40000, 2)))
+    draws = probe.draws(x, slice(0, 2), torch.Generator().manual_seed(0)).numpy()
+    np.testing.assert_allclose(draws.mean(0), expected_mean, atol=0.01)
+    assert abs(draws[:, 0].mean()) < 0.05 and draws[:, 1].mean() == pytest.approx(3.0, abs=0.1)
+    # the posterior variance of a single-scale component is r σ² (draws of N(L, σ²) mapped to it)
+    second = ratio[-1] * 0.09
+    assert draws[:, 1].var() == pytest.approx(second, rel=0.1)
+
+
 def test_fdr_selection_on_a_known_list():
     """Sorted p = .99 .98 .95 .90 .60 .20: running mean of 1 − p is .01 .015 .02667 .04 .112 …; at 0.05 the top 4."""
     p = np.array([0.60, 0.99, 0.20, 0.95, 0.98, 0.90])
