@@ -15,17 +15,14 @@ third of the truly DE genes on a simulation like that of ``benchmarks/de_accurac
    averaged over the batches both groups share, batch by batch), has a known sampling variance v_g (delta method).
    The decoder was fitted to those same counts, so its error inherits theirs and adds its own: with d_g the gap
    mean_b m_g − c_g, s_g² = v_g + mean(d²) over the genes of similar expression (ten bins).
-3. Both estimates, weighted by their precision; their errors are correlated, so one normal draw ε^(b) serves both
-   (the cautious bound):
-
-       LFC_g^(b) = a_g · (m_g^(b) + s_g·ε^(b)) + (1 − a_g) · (c_g + √v_g·ε^(b)),   a_g = v_g / (v_g + s_g²)
-
+3. Both estimates, weighted by their precision: centres x_g^(b) = a_g m_g^(b) + (1 − a_g) c_g,
+   a_g = v_g / (v_g + s_g²), and, since their errors are correlated, the cautious spread σ_g = a_g s_g + (1 − a_g)√v_g.
    Where the counts are plentiful their estimate weighs more; where they are few, the decoder's, with its error.
 4. Most genes barely change, and each gene's estimate is read in the light of all the others: adaptive shrinkage
    (:class:`Shrinkage`) with a prior Σ_k π_k N(0, τ_k²) on the true LFCs, fitted to the genes of the comparison,
-   turns each gene's draws into draws of its posterior. Noisy estimates of small changes are pulled towards 0;
-   clear ones are left where they are. This is what keeps the calls' false discovery rate at its target whether the
-   model was trained 100 or 400 epochs.
+   gives the posterior draws LFC_g^(b) = r x_g^(b) + √r σ_g ξ^(b). Noisy estimates of small changes are pulled
+   towards 0; clear ones are left where they are. This is what keeps the calls' false discovery rate at its target
+   whether the model was trained 100 or 400 epochs.
 
 Then (change mode, the default):
 
@@ -51,7 +48,8 @@ import torch
 
 MODES = ("change", "vanilla")
 NOT_EXPRESSED_MEAN = 0.01  # raw mean count per cell below which a gene counts as not expressed in a group (pseudocount)
-Z_DRAWS = 10  # draws of z per cell; the n_samples group-mean draws are spread evenly over them
+Z_DRAWS = 5  # draws of z per cell; the model's group-mean draws are spread evenly over them
+MODEL_DRAWS = 1000  # the model's group-mean draws vary far less than the error added to each: reused cyclically
 EXPRESSION_BINS = 10  # genes are binned by expression to estimate the decoder's error s²
 PRIOR_SCALES = np.concatenate([[0.0], 0.025 * np.sqrt(2.0) ** np.arange(17)])  # τ_k of the shrinkage prior (log2): 0, 0.025 … 6.4
 MIN_DECODER_VAR = 1e-4  # (0.01 in log2)²: the decoder is never taken as exact
@@ -294,8 +292,10 @@ def compare(model, data, comparison: Comparison, *, mode: str, delta: float | No
         model.module.eval()
         decoded1 = _Decoded(model, data, cells1, batch_codes)
         decoded2 = _Decoded(model, data, cells2, batch_codes)
-        weights1 = [w.to(model.device) for w in _bootstrap_weights(len(cells1), n_samples, generator)]
-        weights2 = [w.to(model.device) for w in _bootstrap_weights(len(cells2), n_samples, generator)]
+        n_model = min(n_samples, MODEL_DRAWS)
+        weights1 = [w.to(model.device) for w in _bootstrap_weights(len(cells1), n_model, generator)]
+        weights2 = [w.to(model.device) for w in _bootstrap_weights(len(cells2), n_model, generator)]
+        cycle = torch.arange(n_samples) % n_model
         raw1, raw2 = raw_statistics(data.matrix, comparison.cells1), raw_statistics(data.matrix, comparison.cells2)
         pc = pseudocount(decoded1.scale, decoded2.scale, raw1["raw_mean"], raw2["raw_mean"])
         lfc_model = np.log2(decoded1.scale + pc) - np.log2(decoded2.scale + pc)
@@ -316,8 +316,8 @@ def compare(model, data, comparison: Comparison, *, mode: str, delta: float | No
             genes = slice(start, min(start + chunk, data.n_genes))
             draws1 = _group_mean_draws(decoded1, weights1, genes)
             draws2 = _group_mean_draws(decoded2, weights2, genes)
-            lfc = combination.draws(torch.log2(draws1 + pc) - torch.log2(draws2 + pc), genes, generator)
-            lfc = shrinkage.draws(lfc, genes, generator)
+            model_lfc = (torch.log2(draws1 + pc) - torch.log2(draws2 + pc))[cycle]
+            lfc = shrinkage.draws(combination.centres(model_lfc, genes), genes, generator)
             for name, values in _chunk_statistics(lfc, mode, delta).items():
                 columns.setdefault(name, []).append(values.cpu().numpy().astype(np.float64))
     table = pd.DataFrame({name: np.concatenate(parts) for name, parts in columns.items()}, index=data.gene_names)
@@ -360,12 +360,10 @@ class _Combination:
     def sd(self) -> np.ndarray:
         return self.weight * self.decoder_sd + (1 - self.weight) * self.count_sd
 
-    def draws(self, model_draws: torch.Tensor, genes: slice, generator: torch.Generator) -> torch.Tensor:
-        shape = model_draws.shape
-        a, s, c, v = (torch.as_tensor(x[genes]).to(model_draws) for x in
-                      (self.weight, self.decoder_sd, self.lfc_counts, self.count_sd))
-        noise = torch.randn(shape, generator=generator, dtype=torch.float64).to(model_draws)
-        return a * (model_draws + s * noise) + (1 - a) * (c + v * noise)
+    def centres(self, model_draws: torch.Tensor, genes: slice) -> torch.Tensor:
+        """a_g · m_g^(b) + (1 − a_g) · c_g: the draws' centres, before their spread σ_g = :meth:`sd` is added."""
+        a, c = (torch.as_tensor(x[genes]).to(model_draws) for x in (self.weight, self.lfc_counts))
+        return a * model_draws + (1 - a) * c
 
 
 class Shrinkage:
@@ -373,7 +371,8 @@ class Shrinkage:
     in the light of all the others. The true LFCs get the prior Σ_k π_k N(0, τ_k²) over a fixed grid of scales τ_k
     (τ_0 = 0: no change at all), its weights π fitted by EM to the genes' estimates L_g ≈ N(LFC_g, σ_g²). Gene g's
     posterior is then the mixture over k, with weights ∝ π_k N(L_g; 0, σ_g² + τ_k²), of N(r_gk L_g, r_gk σ_g²),
-    r_gk = τ_k² / (τ_k² + σ_g²); a draw x of N(L_g, σ_g²) becomes one of it as r x + √(r (1 − r)) σ_g ξ."""
+    r_gk = τ_k² / (τ_k² + σ_g²). A draw is r x + √r σ_g ξ, with k drawn from those weights, x a centre of the
+    combined estimate (:meth:`_Combination.centres`, mean L_g) and ξ ~ N(0, 1): its mean r L_g, its variance r σ_g²."""
 
     def __init__(self, estimate: np.ndarray, sd: np.ndarray, scales: np.ndarray = PRIOR_SCALES, iterations: int = 500):
         var = sd[:, None] ** 2 + scales[None, :] ** 2
@@ -391,21 +390,23 @@ class Shrinkage:
         self.ratio = scales[None, :] ** 2 / var  # r_gk
         self.sd = sd
 
-    def draws(self, draws: torch.Tensor, genes: slice, generator: torch.Generator) -> torch.Tensor:
-        weights = torch.as_tensor(self.posterior[genes])
-        component = torch.multinomial(weights, draws.shape[0], replacement=True, generator=generator).T  # (n, chunk)
-        ratio = torch.as_tensor(self.ratio[genes]).gather(1, component.T).T.to(draws)
-        sd = torch.as_tensor(self.sd[genes]).to(draws)
-        noise = torch.randn(draws.shape, generator=generator, dtype=torch.float64).to(draws)
-        return ratio * draws + torch.sqrt(ratio * (1 - ratio)) * sd * noise
+    def draws(self, centres: torch.Tensor, genes: slice, generator: torch.Generator) -> torch.Tensor:
+        """Posterior draws (n_samples, chunk) from the combined estimate's centres (n_samples, chunk)."""
+        cumulative = torch.as_tensor(np.cumsum(self.posterior[genes], axis=1), dtype=torch.float32)  # (chunk, K)
+        uniform = torch.rand(centres.shape[1], centres.shape[0], generator=generator)  # (chunk, n)
+        component = torch.searchsorted(cumulative, uniform).clamp_(max=cumulative.shape[1] - 1)  # k of each draw
+        ratio = torch.as_tensor(self.ratio[genes], dtype=torch.float32).gather(1, component).T.to(centres)
+        sd = torch.as_tensor(self.sd[genes]).to(centres)
+        noise = torch.randn(centres.shape, generator=generator).to(centres)
+        return ratio * centres + torch.sqrt(ratio) * sd * noise
 
 
 def _chunk_statistics(lfc: torch.Tensor, mode: str, delta: float | None) -> dict[str, torch.Tensor]:
     """Per gene of a chunk, from its LFC draws (n_samples, chunk): the probabilities and the LFC summaries."""
     if mode == "change":
-        head = {"proba_de": torch.maximum((lfc >= delta).double().mean(0), (lfc <= -delta).double().mean(0))}
+        head = {"proba_de": torch.maximum((lfc >= delta).float().mean(0), (lfc <= -delta).float().mean(0))}
     else:
-        head = {"proba_m1": (lfc > 0).double().mean(0)}
+        head = {"proba_m1": (lfc > 0).float().mean(0)}
     return head | {
         "lfc_mean": lfc.mean(0),
         "lfc_median": lfc.median(0).values,
