@@ -52,6 +52,8 @@ Z_DRAWS = 5  # draws of z per cell; the model's group-mean draws are spread even
 MODEL_DRAWS = 1000  # the model's group-mean draws vary far less than the error added to each: reused cyclically
 EXPRESSION_BINS = 10  # genes are binned by expression to estimate the decoder's error s²
 PRIOR_SCALES = np.concatenate([[0.0], 0.025 * np.sqrt(2.0) ** np.arange(17)])  # τ_k of the shrinkage prior (log2): 0, 0.025 … 6.4
+EFFECT_PSEUDOCOUNT = 1e-3  # the LFC summaries use pc × this (as scvi-tools): pc compresses the LFC of a gene
+# expressed in one group only (true 4, reported 1.7), which is right for the test but not for the effect's size
 MIN_DECODER_VAR = 1e-4  # (0.01 in log2)²: the decoder is never taken as exact
 GENE_CHUNK_ENTRIES = 8_000_000  # n_samples × genes per chunk (32 MB of float32 per array)
 DECODE_BATCH = 1024
@@ -141,6 +143,7 @@ class _Decoded:
     decoded under, with batch correction). Also the posterior mean of ρ̄ for every gene (``scale``)."""
 
     def __init__(self, model, data, cells: np.ndarray, batch_codes: list[int | None]):
+        self.cells = cells
         module = model.module
         decoder = module.decoder
         self.frequency = decoder.frequency
@@ -298,27 +301,20 @@ def compare(model, data, comparison: Comparison, *, mode: str, delta: float | No
         cycle = torch.arange(n_samples) % n_model
         raw1, raw2 = raw_statistics(data.matrix, comparison.cells1), raw_statistics(data.matrix, comparison.cells2)
         pc = pseudocount(decoded1.scale, decoded2.scale, raw1["raw_mean"], raw2["raw_mean"])
-        lfc_model = np.log2(decoded1.scale + pc) - np.log2(decoded2.scale + pc)
-        stratify = len(batch_codes) > 1
-        strata1, strata2 = (data.batch_codes[c] if stratify else np.zeros(len(c), int) for c in (cells1, cells2))
-        lfc_counts, count_var = count_lfc(data.matrix, cells1, cells2, strata1, strata2, pc)
-        decoder_var = decoder_error_variance(lfc_model, lfc_counts, count_var, np.log(decoded1.scale + decoded2.scale))
-        if np.isinf(count_var).all():  # no batch in common: only the model can compare them; judge its error pooled
-            pooled = count_lfc(data.matrix, cells1, cells2, np.zeros(len(cells1)), np.zeros(len(cells2)), pc)
-            decoder_var = decoder_error_variance(lfc_model, *pooled, np.log(decoded1.scale + decoded2.scale))
-        combination = _Combination(decoder_var, lfc_counts, count_var)
-        shrinkage = Shrinkage(combination.mean(lfc_model), combination.sd())
+        strata = [data.batch_codes[c] if len(batch_codes) > 1 else np.zeros(len(c), int) for c in (cells1, cells2)]
+        test = _Posterior(data.matrix, decoded1, decoded2, strata, pc)  # for the probabilities and the calls
+        effect = _Posterior(data.matrix, decoded1, decoded2, strata, pc * EFFECT_PSEUDOCOUNT)  # for the LFC summaries
         if delta is None and mode == "change":
-            delta = estimate_delta(combination.mean(lfc_model), seed)
+            delta = estimate_delta(test.estimate, seed)
         columns: dict[str, list[np.ndarray]] = {}
         chunk = max(1, GENE_CHUNK_ENTRIES // n_samples)
         for start in range(0, data.n_genes, chunk):
             genes = slice(start, min(start + chunk, data.n_genes))
-            draws1 = _group_mean_draws(decoded1, weights1, genes)
-            draws2 = _group_mean_draws(decoded2, weights2, genes)
-            model_lfc = (torch.log2(draws1 + pc) - torch.log2(draws2 + pc))[cycle]
-            lfc = shrinkage.draws(combination.centres(model_lfc, genes), genes, generator)
-            for name, values in _chunk_statistics(lfc, mode, delta).items():
+            draws1 = _group_mean_draws(decoded1, weights1, genes)[cycle]
+            draws2 = _group_mean_draws(decoded2, weights2, genes)[cycle]
+            statistics = _probabilities(test.draws(draws1, draws2, genes, generator), mode, delta)
+            statistics |= _summaries(effect.draws(draws1, draws2, genes, generator))
+            for name, values in statistics.items():
                 columns.setdefault(name, []).append(values.cpu().numpy().astype(np.float64))
     table = pd.DataFrame({name: np.concatenate(parts) for name, parts in columns.items()}, index=data.gene_names)
     if mode == "change":
@@ -401,13 +397,39 @@ class Shrinkage:
         return ratio * centres + torch.sqrt(ratio) * sd * noise
 
 
-def _chunk_statistics(lfc: torch.Tensor, mode: str, delta: float | None) -> dict[str, torch.Tensor]:
-    """Per gene of a chunk, from its LFC draws (n_samples, chunk): the probabilities and the LFC summaries."""
+class _Posterior:
+    """The posterior of every gene's LFC at pseudocount ``pc``: the model's estimate combined with the counts'
+    (module docstring, 1–3), then shrunk (4)."""
+
+    def __init__(self, matrix, decoded1: _Decoded, decoded2: _Decoded, strata: list[np.ndarray], pc: float):
+        self.pc = pc
+        cells1, cells2 = decoded1.cells, decoded2.cells
+        lfc_model = np.log2(decoded1.scale + pc) - np.log2(decoded2.scale + pc)
+        expression = np.log(decoded1.scale + decoded2.scale)
+        lfc_counts, count_var = count_lfc(matrix, cells1, cells2, *strata, pc)
+        decoder_var = decoder_error_variance(lfc_model, lfc_counts, count_var, expression)
+        if np.isinf(count_var).all():  # no batch in common: only the model can compare them; judge its error pooled
+            pooled = count_lfc(matrix, cells1, cells2, np.zeros(len(cells1)), np.zeros(len(cells2)), pc)
+            decoder_var = decoder_error_variance(lfc_model, *pooled, expression)
+        self.combination = _Combination(decoder_var, lfc_counts, count_var)
+        self.estimate = self.combination.mean(lfc_model)  # L_g
+        self.shrinkage = Shrinkage(self.estimate, self.combination.sd())
+
+    def draws(self, draws1: torch.Tensor, draws2: torch.Tensor, genes: slice, generator) -> torch.Tensor:
+        """(n_samples, chunk) posterior draws of the LFC from draws of the two groups' mean ρ̄."""
+        model_lfc = torch.log2(draws1 + self.pc) - torch.log2(draws2 + self.pc)
+        return self.shrinkage.draws(self.combination.centres(model_lfc, genes), genes, generator)
+
+
+def _probabilities(lfc: torch.Tensor, mode: str, delta: float | None) -> dict[str, torch.Tensor]:
+    """Per gene of a chunk, from its LFC draws (n_samples, chunk): P(DE) (change mode) or P(LFC > 0) (vanilla)."""
     if mode == "change":
-        head = {"proba_de": torch.maximum((lfc >= delta).float().mean(0), (lfc <= -delta).float().mean(0))}
-    else:
-        head = {"proba_m1": (lfc > 0).float().mean(0)}
-    return head | {
+        return {"proba_de": torch.maximum((lfc >= delta).float().mean(0), (lfc <= -delta).float().mean(0))}
+    return {"proba_m1": (lfc > 0).float().mean(0)}
+
+
+def _summaries(lfc: torch.Tensor) -> dict[str, torch.Tensor]:
+    return {
         "lfc_mean": lfc.mean(0),
         "lfc_median": lfc.median(0).values,
         "lfc_std": lfc.std(0) if lfc.shape[0] > 1 else torch.zeros(lfc.shape[1]),
