@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from . import differential
+
 UP, DOWN, NOT_DE = "up", "down", "not DE"
 DEFAULT_MIN_PCT = 10.0
 """Default minimal % of cells expressing a gene (in the group where it is higher) for the table and marker lists."""
@@ -57,9 +59,8 @@ def posterior_qvalues(block: pd.DataFrame) -> pd.Series:
 
 
 def rank(block: pd.DataFrame) -> pd.DataFrame:
-    """One comparison's rows, most convincing first: probability of DE, then the size of the LFC."""
-    key = pd.DataFrame({"p": block["proba_de"].to_numpy(), "lfc": block["lfc_mean"].abs().to_numpy()})
-    return block.iloc[key.sort_values(["p", "lfc"], ascending=False, kind="stable").index.to_numpy()]
+    """One comparison's rows, most convincing first (:func:`scvi_core.differential.rank`)."""
+    return differential.rank(block)
 
 
 def shown_table(block: pd.DataFrame) -> pd.DataFrame:

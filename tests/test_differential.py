@@ -76,6 +76,10 @@ def test_decoder_error_and_the_combination_of_both_estimates():
     centres = combination.centres(model_draws, slice(0, 2)).numpy()
     np.testing.assert_allclose(centres, np.broadcast_to(a * 0.2 + (1 - a) * np.array([1.0, -0.5]), (10, 2)))
     np.testing.assert_allclose(combination.sd(), a * np.array([0.2, 0.1]) + (1 - a) * np.array([0.1, 0.3]))
+    # a gene with no count in either group (v = 0, so a = 0) still has a spread, and its posterior is finite
+    silent = de._Combination(np.array([1e-4]), np.array([0.0]), np.array([0.0]))
+    assert silent.sd().tolist() == [pytest.approx(0.01)]
+    assert np.isfinite(de.Shrinkage(np.array([0.0, 2.0]), np.array([silent.sd()[0], 0.1])).posterior).all()
     only_model = de._Combination(np.array([0.04]), np.array([0.0]), np.array([np.inf]))
     assert only_model.weight.tolist() == [1.0]
 
