@@ -114,6 +114,8 @@ def test_per_cell_constants_match_direct_computation(counts):
 
     np.testing.assert_allclose(data.log_library, np.log(x.sum(1)), rtol=1e-6)
     np.testing.assert_allclose(data.log_factorial, gammaln(x + 1).sum(1), rtol=1e-5)
-    batch = data.batch(np.array([5, 2, 9]), device="cpu")
-    np.testing.assert_array_equal(batch.x.numpy(), x[[2, 5, 9]])
-    assert batch.values.numel() == np.count_nonzero(x[[2, 5, 9]])
+    batch = data.batch(np.array([5, 2, 9]), device="cpu")  # in the order asked for
+    np.testing.assert_array_equal(batch.x.numpy(), x[[5, 2, 9]])
+    np.testing.assert_array_equal(batch.index.numpy(), [5, 2, 9])
+    assert batch.values.numel() == np.count_nonzero(x[[5, 2, 9]])
+    np.testing.assert_allclose(batch.log_library.numpy(), np.log(x[[5, 2, 9]].sum(1)), rtol=1e-6)
