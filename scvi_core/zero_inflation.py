@@ -1,4 +1,7 @@
-"""Turning AutoZI's Beta posteriors into decisions a biologist can read.
+"""Turning AutoZI's posteriors of δ into decisions a biologist can read.
+
+(The Beta forms below serve the trained q(δ) and the prior; for ``posterior="grid"`` the table computes P(ZI) and the
+Bayes factor from δ's grid posterior in ``scvi_core/delta_posterior.py`` and calls them with ``zi_calls``.)
 
 Why: P(ZI) = q(δ_g < 0.5) alone misleads. A gene whose counts carry no information keeps its posterior near the
 prior, and with the default prior Beta(0.5, 0.5) that is P(ZI) ≈ 0.5 — a value of 0.51 is not evidence of zero
