@@ -117,7 +117,7 @@ def test_export_downloads_load_back(page, demo_run, tmp_path):
     go_to(page, "Export", run_id)
     page.get_by_role("heading", name="Reproduce this run in Python").wait_for()
     shoot(page, "export")
-    with page.expect_download() as download:
+    with page.expect_download(timeout=150_000) as download:  # the file is written on the click: slow on a busy machine
         page.get_by_role("button", name="Download .h5ad").click()
     path = tmp_path / "export.h5ad"
     download.value.save_as(path)
