@@ -340,3 +340,74 @@ def test_early_stopping_restores_the_best_epoch(small):
     final = model.module.state_dict()
     assert all(torch.equal(final[k], v) for k, v in snapshots[best].items())
     assert not all(torch.equal(final[k], v) for k, v in snapshots[len(history)].items())
+    assert (model.stop_info.reason, model.stop_info.kept_epoch, model.stop_info.best_epoch) == (
+        "early_stopping", best, best)
+
+
+@pytest.fixture(scope="module")
+def default_run():
+    """``train()`` with no arguments on a small simulation: it over-fits within a few hundred epochs."""
+    import copy
+
+    adata = simulate(n_cells=250, n_genes=60, n_cell_types=3, seed=5)
+    SCVI.setup_anndata(adata, batch_key="batch")
+    model = SCVI(adata)
+    snapshots = {}
+
+    def keep(event):
+        if event.kind == "epoch":
+            snapshots[event.epoch] = copy.deepcopy(model.module.state_dict())
+
+    model.train(callback=keep)
+    return model, snapshots
+
+
+def test_default_training_stops_early_where_validation_is_best_and_says_why(default_run):
+    from scvi_core.train import EARLY_STOPPING_PATIENCE, EARLY_STOPPING_WARMUP_EPOCHS
+
+    model, snapshots = default_run
+    history, stop = model.history, model.stop_info
+    assert stop.reason == "early_stopping" and stop.early_stopping and stop.max_epochs == 400
+    assert len(history) < 400 and stop.epochs == len(history)
+    # the kept epoch is the best on the validation cells, and the patience ran out after it (after the warm-up)
+    best = int(history.loc[history["elbo_validation"].idxmin(), "epoch"])
+    assert stop.kept_epoch == stop.best_epoch == best
+    warmed_up = int(history.loc[history["kl_weight"] >= 1.0, "epoch"].min())
+    assert warmed_up == EARLY_STOPPING_WARMUP_EPOCHS + 1  # a warm-up of 20 epochs, not half of the 400
+    assert len(history) == max(best, warmed_up - 1) + EARLY_STOPPING_PATIENCE
+    final = model.module.state_dict()
+    assert all(torch.equal(final[k], v) for k, v in snapshots[best].items())
+    assert stop.message == (f"Stopped early at epoch {len(history)} of 400: the validation ELBO had not improved for "
+                            f"{EARLY_STOPPING_PATIENCE} epochs; the weights of epoch {best} (the best) were restored.")
+
+
+def test_a_fixed_number_of_epochs_runs_them_all_and_keeps_the_last(small):
+    import copy
+
+    model = SCVI(_registered(small), n_hidden=32)
+    last = {}
+    model.train(max_epochs=30, batch_size=64, lr=5e-2, early_stopping=False,
+                callback=lambda e: last.update(copy.deepcopy(model.module.state_dict())) if e.kind == "epoch" else None)
+    assert len(model.history) == 30
+    assert int(model.history.loc[model.history["kl_weight"] >= 1.0, "epoch"].min()) == 16  # warm-up: half of 30
+    assert (model.stop_info.reason, model.stop_info.kept_epoch) == ("max_epochs", 30)
+    assert model.stop_info.message == "Ran all 30 epochs (early stopping off)."
+    assert all(torch.equal(model.module.state_dict()[k], v) for k, v in last.items())
+
+
+def test_early_stopping_that_never_triggers_still_keeps_the_best_epoch(small):
+    model = SCVI(_registered(small), n_hidden=32)
+    model.train(max_epochs=12, batch_size=64, lr=5e-2, n_epochs_kl_warmup=1, early_stopping_patience=50)
+    stop, history = model.stop_info, model.history
+    best = int(history.loc[history["elbo_validation"].idxmin(), "epoch"])
+    assert stop.reason == "max_epochs" and len(history) == 12 and stop.kept_epoch == best
+    assert stop.message.startswith("Ran all 12 epochs")
+    assert model.get_elbo(indices=model.validation_indices) == pytest.approx(
+        -history["elbo_validation"].iloc[best - 1], rel=0.02)  # z is drawn, so the ELBO is a little noisy
+
+
+def test_stop_info_is_saved_with_the_model(default_run, tmp_path):
+    model, _ = default_run
+    model.save(tmp_path / "m")
+    loaded = SCVI.load(tmp_path / "m", model.adata.copy())
+    assert loaded.stop_info == model.stop_info

@@ -23,6 +23,7 @@ from .. import distributions as D
 from ..data import CountData, Registry, registry_of, setup_anndata
 from ..train import (
     EARLY_STOPPING_PATIENCE,
+    StopInfo,
     TrainingEvent,
     default_max_epochs,
     evaluate,
@@ -39,6 +40,8 @@ class BaseModel:
 
     module_class: type
     latent_key = "X_scVI"
+    default_lr = 1e-3
+    """The learning rate of ``train()`` when none is given."""
 
     def __init__(self, adata, **params):
         self.adata = adata
@@ -49,6 +52,8 @@ class BaseModel:
             torch.manual_seed(0)
             self.module = self._build_module()
         self.history = pd.DataFrame()
+        self.stop_info: StopInfo | None = None
+        """Why the last training ended (None before training)."""
         self.is_trained = False
         self.train_indices = self.validation_indices = None
         self.device = torch.device("cpu")
@@ -103,10 +108,10 @@ class BaseModel:
     def train(
         self,
         max_epochs: int | None = None,
-        lr: float = 1e-3,
+        lr: float | None = None,
         batch_size: int = 128,
         train_size: float = 0.9,
-        early_stopping: bool = False,
+        early_stopping: bool = True,
         early_stopping_patience: int = EARLY_STOPPING_PATIENCE,
         n_epochs_kl_warmup: int | None = None,
         seed: int = 0,
@@ -114,18 +119,25 @@ class BaseModel:
         callback: Callable[[TrainingEvent], None] | None = None,
         stop_event: threading.Event | None = None,
     ) -> None:
-        """Fit the model. ``max_epochs=None`` uses scVI's heuristic (400 up to 20k cells, fewer beyond).
-        ``n_epochs_kl_warmup=None`` warms the KL weight up over the first half of training. With ``early_stopping``,
-        training ends after ``early_stopping_patience`` epochs without a better validation ELBO and the best epoch's
-        weights are restored.
+        """Fit the model.
+
+        By default training stops on its own where the fit to held-out cells is best: ``early_stopping`` watches the
+        ELBO of the validation cells (``1 − train_size`` of them), ends training after ``early_stopping_patience``
+        epochs past the KL warm-up without a better one, and restores the weights of the best epoch (also when
+        ``max_epochs`` is reached first). ``max_epochs=None`` caps training by scVI's heuristic (400 up to 20k cells,
+        fewer beyond). For a fixed number of epochs: ``train(max_epochs=N, early_stopping=False)``.
+        ``lr=None``: the model's ``default_lr`` (SCVI 5e-3, which early stopping makes safe and fast; AUTOZI 1e-3).
+        ``n_epochs_kl_warmup=None`` warms the KL weight up over 20 epochs with early stopping (at most half of
+        ``max_epochs``), else over the first half of training. ``self.stop_info`` says why training ended
+        (``.reason``, ``.kept_epoch``, ``.message``).
         ``callback(event)`` receives progress and per-epoch metrics; setting ``stop_event`` ends training within
-        one minibatch, keeping the weights learnt so far. Appends to ``self.history`` (one row per epoch)."""
+        one minibatch, keeping the weights learnt so far. ``self.history`` holds one row per epoch."""
         self.device = resolve_device(device)
         result = train_module(
             self.module,
             self.data,
             max_epochs=default_max_epochs(self.data.n_cells) if max_epochs is None else max_epochs,
-            lr=lr,
+            lr=self.default_lr if lr is None else lr,
             batch_size=batch_size,
             train_size=train_size,
             early_stopping=early_stopping,
@@ -137,6 +149,7 @@ class BaseModel:
             stop_event=stop_event,
         )
         self.history = result.history
+        self.stop_info = result.stop
         self.train_indices, self.validation_indices = result.train_indices, result.validation_indices
         self.is_trained = True
 
@@ -338,6 +351,7 @@ class BaseModel:
             "registry": self.registry.to_uns(),
             "gene_names": self.data.gene_names,
             "is_trained": self.is_trained,
+            "stop": None if self.stop_info is None else self.stop_info.to_dict(),
         }
         (path / CONFIG_FILE).write_text(json.dumps(config, indent=1))
         torch.save({k: v.cpu() for k, v in self.module.state_dict().items()}, path / WEIGHTS_FILE)
@@ -377,4 +391,5 @@ class BaseModel:
         if history.exists() and history.stat().st_size > 1:
             model.history = pd.read_csv(history)
         model.is_trained = bool(config.get("is_trained", True))
+        model.stop_info = StopInfo.from_dict(config.get("stop"))
         return model
