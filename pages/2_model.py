@@ -35,15 +35,22 @@ HELP = {
     "learn_prior": "Empirical Bayes: fit α and β to the data instead of fixing them.",
     "prior": "Beta(α, β) prior on δ, the probability that a gene is NOT zero-inflated. α = β = 0.5 (default) says "
              "'probably clearly one or the other'; α < β leans towards zero-inflated, α > β against.",
-    "max_epochs": "How many passes over all cells. The default comes from the data size (scVI's rule: 400 up to "
-                  "20,000 cells, fewer beyond).",
-    "lr": "Step size of the optimiser. 1e-3 is usual for scVI, 1e-2 for AutoZI. Lower it if training diverges.",
+    "max_epochs": "The most passes over all cells training may take; early stopping usually ends it sooner. The "
+                  "default comes from the data size (scVI's rule: 400 up to 20,000 cells, fewer beyond).",
+    "lr": "Step size of the optimiser. 5e-3 is the default for scVI (with early stopping; 1e-3 is the classic value, "
+          "slower), 1e-2 for AutoZI. Lower it if training diverges.",
     "batch_size": "Cells per training step. 128 is usual; must not exceed the number of training cells.",
-    "validation_percent": "Cells held out to check the model on data it does not train on (the validation curve).",
-    "early_stopping": "Stop when the validation loss has not improved for 45 epochs, and keep the best epoch. "
-                      "Recommended for AutoZI: long training without it over-calls low-expression genes as ZI.",
-    "n_epochs_kl_warmup": "Epochs over which the KL term is phased in, which helps early training. Empty: the first "
-                          "half of training.",
+    "validation_percent": "Cells held out to check the model on data it does not train on (the validation curve). "
+                          "Early stopping watches them.",
+    "early_stopping": "Stop where the fit to the validation cells is best: when their ELBO has not improved for the "
+                      "patience below, training ends and the weights of the best epoch are restored. On by default: "
+                      "longer training over-fits (and makes AutoZI over-call low-expression genes as ZI). Off: train "
+                      "exactly the number of epochs above.",
+    "early_stopping_patience": "How many epochs without a better validation ELBO early stopping waits before it ends "
+                               "training (epochs of the KL warm-up do not count). 20 is the default; Thorough waits "
+                               "40.",
+    "n_epochs_kl_warmup": "Epochs over which the KL term is phased in, which helps early training. Empty: 20 epochs "
+                          "with early stopping (at most half of the epochs), else the first half of training.",
     "seed": "The same seed and settings give the same result.",
 }
 
@@ -189,16 +196,25 @@ def training_controls(config: dict) -> None:
                     help=HELP["lr"])
     c3.number_input("Batch size", step=1, key="cfg_batch_size", help=HELP["batch_size"])
     c4.number_input("Random seed", step=1, key="cfg_seed", help=HELP["seed"])
-    c1, c2, c3, _ = st.columns(4)
+    early = config["train_params"]["early_stopping"]
+    c1, c2, c3, c4 = st.columns(4)
     c1.number_input("Validation cells (%)", step=5.0, format="%g", key="cfg_validation_percent",
               help=HELP["validation_percent"])
-    c2.number_input("KL warm-up (epochs)", step=1, placeholder="half of training",
+    c2.number_input("KL warm-up (epochs)", step=1, placeholder="20 epochs" if early else "half of training",
                     key="cfg_n_epochs_kl_warmup", help=HELP["n_epochs_kl_warmup"])
     c3.checkbox("Early stopping", key="cfg_early_stopping", help=HELP["early_stopping"])
+    c4.number_input("Patience (epochs)", step=1, key="cfg_early_stopping_patience", disabled=not early,
+                    help=HELP["early_stopping_patience"])
     default = cfg.preset_train_params(config["model"], "standard", n_cells, n_genes)["max_epochs"]
     duration = cfg.format_duration(cfg.estimate_seconds(config, n_cells, n_genes))
-    st.caption(f"Default for {n_cells:,} cells: {default} epochs. Expected duration of this run on this server: "
-               f"{duration}{' at most (early stopping may end it sooner)' if config['train_params']['early_stopping'] else ''}.")
+    epochs = config["train_params"]["max_epochs"]
+    if early:
+        st.caption(f"Default for {n_cells:,} cells: at most {default} epochs, ended by early stopping where the "
+                   f"validation ELBO is best. This run on this server: {duration} if it takes all {epochs} epochs; "
+                   "early stopping usually ends it much sooner.")
+    else:
+        st.caption(f"Default for {n_cells:,} cells: at most {default} epochs with early stopping. This run trains "
+                   f"exactly {epochs} epochs: {duration} on this server.")
 
 
 def check(config: dict) -> bool:

@@ -56,10 +56,16 @@ def start_section() -> None:
         return
     n_cells, n_genes = workspace.prepared.n_obs, workspace.prepared.n_vars
     train = config["train_params"]
+    duration = cfg.format_duration(cfg.estimate_seconds(config, n_cells, n_genes))
+    if train["early_stopping"]:
+        length = (f"at most {train['max_epochs']} epochs (early stopping after {train['early_stopping_patience']} "
+                  f"epochs without improvement, best epoch kept), learning rate {train['lr']:g}, batch size "
+                  f"{train['batch_size']}, {duration} at most")
+    else:
+        length = (f"{train['max_epochs']} epochs (early stopping off), learning rate {train['lr']:g}, batch size "
+                  f"{train['batch_size']}, expected {duration}")
     st.markdown(f"**{MODEL_NAMES[config['model']]}** on **{workspace.dataset_name}** ({n_cells:,} cells × "
-                f"{n_genes:,} genes): {train['max_epochs']} epochs, learning rate {train['lr']:g}, batch size "
-                f"{train['batch_size']}, expected {cfg.format_duration(cfg.estimate_seconds(config, n_cells, n_genes))}"
-                f"{' at most (early stopping)' if train['early_stopping'] else ''}.")
+                f"{n_genes:,} genes): {length}.")
     check = cfg.validate(config, n_cells, n_genes, workspace.batch_key, workspace.labels_key)
     for message in check.errors:
         st.error(message, icon=":material/block:")
@@ -102,8 +108,9 @@ def show_run(run_id: str) -> None:
     st.subheader(f"{STATE_ICONS.get(state, '')} Run {run_id}: {state}")
     st.caption(f"{MODEL_NAMES.get(config.get('model'), config.get('model'))} on {config.get('dataset_name')} · "
                f"started {status.get('started') or config.get('created')}")
+    early = bool(config.get("train_params", {}).get("early_stopping"))
     if state in ACTIVE:
-        show_progress(run_id, status)
+        show_progress(run_id, status, early)
     else:
         show_outcome(status)
     history = manager.history(run_id)
@@ -111,13 +118,14 @@ def show_run(run_id: str) -> None:
         st.caption("The curve appears after the first epoch.")
         return
     show_terms = st.checkbox("Show reconstruction and KL terms", key="show_terms")
-    st.plotly_chart(loss_figure(history, show_terms), width="stretch", key="curve")
+    kept = status.get("kept_epoch") if state not in ACTIVE else None
+    st.plotly_chart(loss_figure(history, show_terms, kept), width="stretch", key="curve")
     st.caption("−ELBO per cell: how badly the model explains a cell's counts (lower is better). The validation curve "
                "uses cells held out from training; if it rises while the training curve falls, the model overfits. "
                "Early epochs may lie above the plotted range: the autoscale button shows them.")
 
 
-def show_progress(run_id: str, status: dict) -> None:
+def show_progress(run_id: str, status: dict, early_stopping: bool = False) -> None:
     job = manager.job(run_id)
     event = job.progress if job else None
     if event is None:
@@ -126,8 +134,11 @@ def show_progress(run_id: str, status: dict) -> None:
         epochs_done = event.epoch if event.kind == "epoch" else event.epoch - 1 + event.step / event.steps_per_epoch
         done = epochs_done / event.max_epochs
         left = event.elapsed_seconds * (1 - done) / max(done, 1e-9)
-        st.progress(min(done, 1.0), text=f"Epoch {event.epoch} of {event.max_epochs} · "
-                                         f"{event.cells_per_second:,.0f} cells/s · {cfg.format_duration(left)} left")
+        most = "at most " if early_stopping else ""
+        st.progress(min(done, 1.0), text=f"Epoch {event.epoch} of {most}{event.max_epochs} · "
+                                         f"{event.cells_per_second:,.0f} cells/s · {most}{cfg.format_duration(left)} "
+                                         "left" + (" (early stopping watches the validation curve)"
+                                                   if early_stopping else ""))
     if manager.is_stopping(run_id):
         st.button("Stopping…", key="stop", disabled=True, icon=":material/stop:")
     elif job is not None:
@@ -147,7 +158,9 @@ def show_outcome(status: dict) -> None:
         st.success(message)
 
 
-def loss_figure(history, show_terms: bool) -> go.Figure:
+def loss_figure(history, show_terms: bool, kept_epoch: int | None = None) -> go.Figure:
+    """−ELBO curves; a dashed line marks the epoch whose weights were kept when it is not the last (early stopping
+    restored the best one)."""
     terms = {"elbo": "−ELBO"}
     if show_terms:
         terms |= {"reconstruction_loss": "reconstruction", "kl_local": "KL"}
@@ -162,6 +175,9 @@ def loss_figure(history, show_terms: bool) -> go.Figure:
                          yaxis_type="log" if show_terms else "linear")
     if not show_terms and len(history) >= 5:
         figure.update_yaxes(range=zoomed_range(history))
+    if kept_epoch is not None and kept_epoch < int(history["epoch"].max()):
+        figure.add_vline(x=kept_epoch, line_dash="dash", line_color="#2e7d32",
+                         annotation_text=f"weights of epoch {kept_epoch} kept", annotation_position="top left")
     return figure
 
 
@@ -210,7 +226,8 @@ def runs_table() -> None:
     st.dataframe(runs.assign(model=runs["model"].map(MODEL_NAMES)), hide_index=True, column_config={
         "max_epochs": st.column_config.NumberColumn("of"),
         "final_elbo": st.column_config.NumberColumn("final −ELBO", format="%.1f",
-                                                    help="Last epoch, validation cells; lower is better.")})
+                                                    help="Validation cells, at the epoch whose weights were kept "
+                                                         "(the best one with early stopping); lower is better.")})
 
 
 def overlay_figure(run_ids: list[str]) -> go.Figure:

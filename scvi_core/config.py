@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
-from .train import default_max_epochs
+from .train import EARLY_STOPPING_PATIENCE, default_max_epochs
 from .zero_inflation import prob_zero_inflated
 
 MODELS = {
@@ -37,8 +37,10 @@ MODEL_PARAMS = {
     "AUTOZI": {**COMMON_MODEL_PARAMS, "alpha_prior": 0.5, "beta_prior": 0.5, "minimal_dropout": 0.01,
                "zero_inflation": "gene"},
 }
-TRAIN_PARAMS = {"max_epochs": 400, "lr": 1e-3, "batch_size": 128, "train_size": 0.9, "early_stopping": False,
-                "n_epochs_kl_warmup": None, "seed": 0}
+SCVI_LR = 5e-3  # scvi_core.SCVI.default_lr: with early stopping, the best held-out fit in about a fifth of the epochs
+TRAIN_PARAMS = {"max_epochs": 400, "lr": SCVI_LR, "batch_size": 128, "train_size": 0.9, "early_stopping": True,
+                "early_stopping_patience": EARLY_STOPPING_PATIENCE, "n_epochs_kl_warmup": None, "seed": 0}
+LIBRARY_LR = {"SCVI": SCVI_LR, "AUTOZI": 1e-3}  # what train() uses without an lr (a file without one gets it)
 NULLABLE = {"alpha_prior", "beta_prior", "n_epochs_kl_warmup"}
 
 PRESETS = {
@@ -72,9 +74,11 @@ class Check:
 def preset_train_params(model: str, preset: str, n_cells: int, n_genes: int) -> dict:
     """Training settings of a preset for data of this size.
 
-    quick: as many epochs as fit in about QUICK_SECONDS (at most QUICK_MAX_EPOCHS); standard: scVI's epoch
-    heuristic; thorough: twice that. AutoZI uses lr 1e-2 as in the AutoZI paper and, beyond a quick look, early
-    stopping on the validation ELBO: long AutoZI training without it over-calls low-expression genes as ZI."""
+    Every preset stops early, where the validation ELBO stops improving, and keeps the best epoch (what ``train()``
+    does by default); ``max_epochs`` is the most it may take. quick: as many epochs as fit in about QUICK_SECONDS
+    (at most QUICK_MAX_EPOCHS); standard: scVI's epoch heuristic with the library's patience; thorough: twice the
+    epochs and twice the patience. scVI uses lr 5e-3 (the library's default: with early stopping it reaches the best
+    held-out ELBO sooner than 1e-3, see benchmarks/time_to_quality.py), AutoZI lr 1e-2 as in the AutoZI paper."""
     if preset not in PRESETS:
         raise ValueError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
     standard = default_max_epochs(n_cells)
@@ -83,13 +87,13 @@ def preset_train_params(model: str, preset: str, n_cells: int, n_genes: int) -> 
         epochs = max(1, min(standard, QUICK_MAX_EPOCHS, int(QUICK_SECONDS / per_epoch)))
     else:
         epochs = standard if preset == "standard" else min(1000, 2 * standard)
-    autozi = model == "AUTOZI"
     return {
         **TRAIN_PARAMS,
         "max_epochs": epochs,
-        "lr": 1e-2 if autozi else 1e-3,
+        "lr": 1e-2 if model == "AUTOZI" else SCVI_LR,
         "batch_size": min(TRAIN_PARAMS["batch_size"], _n_train(n_cells, TRAIN_PARAMS["train_size"])),
-        "early_stopping": preset == "thorough" or (autozi and preset == "standard"),
+        "early_stopping": True,
+        "early_stopping_patience": EARLY_STOPPING_PATIENCE * (2 if preset == "thorough" else 1),
     }
 
 
@@ -179,10 +183,10 @@ def _check_training(model: str, t: dict, n_cells: int, check: Check) -> None:
         check.errors.append(f"Epochs must be a whole number of at least 1 (got {t['max_epochs']!r}).")
     if not (_is_number(t["lr"]) and 0 < t["lr"] <= 1):
         check.errors.append(f"The learning rate must be above 0 and at most 1 (got {t['lr']!r}); "
-                            "1e-3 is usual for scVI, 1e-2 for AutoZI.")
+                            "5e-3 is the default for scVI, 1e-2 for AutoZI.")
     elif t["lr"] > (0.02 if model == "AUTOZI" else 0.01):
         check.warnings.append(f"A learning rate of {t['lr']:g} is high: training may diverge (NaN). "
-                              "1e-3 is usual for scVI, 1e-2 for AutoZI.")
+                              "5e-3 is the default for scVI, 1e-2 for AutoZI.")
     if not (_is_number(t["train_size"]) and 0 < t["train_size"] <= 1):
         check.errors.append("The validation fraction must be at least 0 and below 100%.")
         return
@@ -195,6 +199,10 @@ def _check_training(model: str, t: dict, n_cells: int, check: Check) -> None:
     elif t["batch_size"] > n_train:
         check.errors.append(f"The batch size ({t['batch_size']:,}) is larger than the {n_train:,} training cells. "
                             f"Choose at most {n_train:,}.")
+    patience = t["early_stopping_patience"]
+    if t["early_stopping"] and not (_is_int(patience) and patience >= 1):
+        check.errors.append(f"The patience of early stopping must be a whole number of epochs, at least 1 "
+                            f"(got {patience!r}); {EARLY_STOPPING_PATIENCE} is the default.")
     if t["early_stopping"] and n_train >= n_cells:
         check.errors.append("Early stopping watches the validation cells, but the validation fraction is 0%. "
                             "Keep some cells for validation (10% is usual) or turn early stopping off.")
@@ -233,7 +241,7 @@ def _seconds_per_epoch(model: str, m: dict, n_cells: int, n_genes: int) -> float
 
 
 def estimate_seconds(config: dict, n_cells: int, n_genes: int) -> float:
-    """Expected wall time of a run on this server if it runs all its epochs (early stopping may end it sooner)."""
+    """Expected wall time of a run on this server if it runs all its epochs: with early stopping, the most it takes."""
     per_epoch = _seconds_per_epoch(config["model"], config["model_params"], n_cells, n_genes)
     return OVERHEAD_SECONDS + config["train_params"]["max_epochs"] * per_epoch
 
@@ -281,7 +289,7 @@ def from_json(text: str | bytes) -> dict:
     return {
         "model": model,
         "model_params": _read_section(data, "model_params", MODEL_PARAMS[model]),
-        "train_params": _read_section(data, "train_params", TRAIN_PARAMS),
+        "train_params": _read_section(data, "train_params", {**TRAIN_PARAMS, "lr": LIBRARY_LR[model]}),
     }
 
 
@@ -314,7 +322,8 @@ def _read_section(data: dict, name: str, defaults: dict) -> dict:
 
 # ---- comparing runs -------------------------------------------------------------------------------------------
 SHORT_NAMES = {"alpha_prior": "α", "beta_prior": "β", "max_epochs": "epochs", "n_epochs_kl_warmup": "KL warm-up",
-               "gene_likelihood": "likelihood", "zero_inflation": "ZI", "use_observed_lib_size": "observed library"}
+               "gene_likelihood": "likelihood", "zero_inflation": "ZI", "use_observed_lib_size": "observed library",
+               "early_stopping_patience": "patience"}
 
 
 def differences(configs: list[dict]) -> list[str]:

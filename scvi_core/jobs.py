@@ -149,9 +149,10 @@ class JobManager:
             store.write_status(run_id, message="Saving the model and its results…")
             store.save_model(run_id, model)
             store.save_results(run_id, model)
+            stop = model.stop_info
             store.write_status(run_id, state="stopped" if stopped else "finished", ended=now(),
-                               message=_end_message(model.history, train["max_epochs"], stopped),
-                               final_elbo=_final_elbo(model.history))
+                               message=_end_message(stop), stop_reason=stop.reason, kept_epoch=stop.kept_epoch,
+                               best_epoch=stop.best_epoch, final_elbo=_final_elbo(model.history, stop.kept_epoch))
         except TrainingDivergedError as err:
             self._fail(job, str(err))
         except Exception as err:  # noqa: BLE001 - the worker must never take the server down
@@ -178,22 +179,24 @@ class JobManager:
             log.exception("Could not record the failure of run %s", job.run_id)
 
 
-def _final_elbo(history: pd.DataFrame) -> float | None:
-    """The last epoch's −ELBO per cell on validation cells (on training cells when there are none)."""
+def _final_elbo(history: pd.DataFrame, epoch: int | None = None) -> float | None:
+    """−ELBO per cell on validation cells (on training cells when there are none) of ``epoch`` (default: the last),
+    the epoch whose weights the model keeps."""
     if history.empty:
         return None
-    last = history.iloc[-1]
-    value = last.get("elbo_validation")
-    return float(last["elbo_train"] if value is None or pd.isna(value) else value)
+    row = history.iloc[-1]
+    if epoch is not None and (history["epoch"] == epoch).any():
+        row = history[history["epoch"] == epoch].iloc[-1]
+    value = row.get("elbo_validation")
+    return float(row["elbo_train"] if value is None or pd.isna(value) else value)
 
 
-def _end_message(history: pd.DataFrame, max_epochs: int, stopped: bool) -> str:
-    done = len(history)
-    if stopped:
-        return f"Stopped after {done} of {max_epochs} epochs; the model trained so far was saved."
-    if done < max_epochs:
-        return f"Finished: early stopping ended training after {done} of {max_epochs} epochs (best epoch kept)."
-    return f"Finished all {max_epochs} epochs."
+def _end_message(stop) -> str:
+    """Why the run ended, in the words of :attr:`StopInfo.message`; a stopped run says its model was saved."""
+    if stop.reason == "interrupted":
+        return (f"Stopped by you during epoch {stop.epochs} of {stop.max_epochs}; the model trained so far was "
+                "saved.")
+    return stop.message
 
 
 def _process_alive(pid: int) -> bool:

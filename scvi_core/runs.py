@@ -6,8 +6,11 @@ Why files rather than memory: a browser reload, a second tab or a server restart
 Layout of one run, ``<runs_dir>/<run_id>/``:
 
     config.json        what was asked for: {"model", "model_params", "train_params", "setup", "dataset_name", "created"}
-    status.json        {"state", "message", "epoch", "max_epochs", "cells_per_second", "started", "ended", "final_elbo"}
-                       state ∈ queued | running | finished | stopped | failed
+    status.json        {"state", "message", "epoch", "max_epochs", "cells_per_second", "started", "ended", "final_elbo",
+                        "stop_reason", "kept_epoch", "best_epoch"}
+                       state ∈ queued | running | finished | stopped | failed; once training ends, stop_reason ∈
+                       early_stopping | max_epochs | interrupted (``scvi_core.train.StopInfo``), the message says why
+                       in words, kept_epoch is the epoch whose weights were saved and final_elbo its validation −ELBO
     history.csv        one row per finished epoch (rewritten after each epoch)
     data.h5ad          the prepared AnnData the run trains on (raw counts in X, registration in uns)
     model/             ``model.save()`` output once training ends (finished or stopped)

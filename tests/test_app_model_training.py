@@ -84,16 +84,38 @@ def test_configure_start_and_finish_a_tiny_run(model_page):
     at = tiny_settings(model_page, epochs=3)
     run_id = start(at)
     poll(at, lambda a: "finished" in state_of(a))
-    assert "Finished all 3 epochs." in texts(at.success)
+    assert "Ran all 3 epochs" in texts(at.success)
     assert at.session_state["workspace"].current_run_id == run_id
     assert len(at.get("plotly_chart")) >= 1
     history = manager_for(settings.runs_dir()).history(run_id)
     assert list(history["epoch"]) == [1, 2, 3]
     runs = at.dataframe[0].value
     assert runs.loc[0, "run_id"] == run_id and "finished" in runs.loc[0, "state"]
-    assert runs.loc[0, "final_elbo"] == pytest.approx(history["elbo_validation"].iloc[-1])
+    kept = manager_for(settings.runs_dir()).status(run_id)["kept_epoch"]
+    assert runs.loc[0, "final_elbo"] == pytest.approx(history["elbo_validation"].iloc[kept - 1])
     assert f"run {run_id}" in texts(at.sidebar.markdown)
     assert not at.button(key="start").disabled  # free again for the next run
+
+
+def test_an_early_stopped_run_shows_why_it_stopped(model_page):
+    at = tiny_settings(model_page, epochs=300)
+    assert at.checkbox(key="cfg_early_stopping").value  # on in every preset
+    at.number_input(key="cfg_lr").set_value(0.05).run()
+    at.number_input(key="cfg_early_stopping_patience").set_value(2).run()
+    at.number_input(key="cfg_n_epochs_kl_warmup").set_value(1).run()
+    assert_clean(at)
+    assert at.session_state["workspace"].model_config["train_params"]["early_stopping_patience"] == 2
+    at.switch_page("pages/3_training.py").run()
+    assert "at most 300 epochs (early stopping after 2 epochs without improvement" in texts(at.markdown)
+    run_id = start(at)
+    poll(at, lambda a: "finished" in state_of(a))
+    status = manager_for(settings.runs_dir()).status(run_id)
+    kept, epochs = status["kept_epoch"], status["epoch"]
+    assert status["stop_reason"] == "early_stopping" and epochs < 300
+    assert (f"Stopped early at epoch {epochs} of 300: the validation ELBO had not improved for 2 epochs; the weights "
+            f"of epoch {kept} (the best) were restored.") in texts(at.success)
+    figure = at.get("plotly_chart")[0].proto.spec
+    assert f"weights of epoch {kept} kept" in json.loads(figure)["layout"]["annotations"][0]["text"]
 
 
 def test_stop_a_run_midway(model_page):
@@ -185,7 +207,7 @@ def test_run_list_reopens_a_run_and_overlays_two_priors(app):
     app.button(key="open").click().run()
     assert app.query_params["run"] in (run_ids[0], [run_ids[0]])
     assert app.session_state["workspace"].current_run_id == run_ids[0]
-    assert "Finished all 2 epochs." in texts(app.success)
+    assert "Ran all 2 epochs" in texts(app.success)
 
     app.multiselect(key="compare").set_value(run_ids).run()
     assert_clean(app)

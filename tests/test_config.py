@@ -38,9 +38,26 @@ def test_quick_preset_fits_in_a_minute_and_autozi_presets_follow_the_paper():
             assert cfg.estimate_seconds(quick, n_cells, 1000) < 60 or quick["train_params"]["max_epochs"] == 1
     standard = cfg.preset_config("AUTOZI", "standard", N_CELLS, N_GENES)["train_params"]
     assert standard["lr"] == 1e-2 and standard["early_stopping"]
-    assert cfg.preset_config("SCVI", "standard", N_CELLS, N_GENES)["train_params"]["lr"] == 1e-3
+    assert cfg.preset_config("SCVI", "standard", N_CELLS, N_GENES)["train_params"]["lr"] == 5e-3
     thorough = cfg.preset_config("SCVI", "thorough", N_CELLS, N_GENES)["train_params"]
     assert thorough["max_epochs"] > standard["max_epochs"] and thorough["early_stopping"]
+    assert thorough["early_stopping_patience"] == 2 * standard["early_stopping_patience"]
+
+
+@pytest.mark.parametrize("model", list(cfg.MODELS))
+@pytest.mark.parametrize("preset", list(cfg.PRESETS))
+def test_every_preset_stops_early_as_train_does_by_default(model, preset):
+    import inspect
+
+    from scvi_core import SCVI
+
+    train = cfg.preset_config(model, preset, N_CELLS, N_GENES)["train_params"]
+    defaults = inspect.signature(SCVI.train).parameters
+    assert train["early_stopping"] is defaults["early_stopping"].default is True
+    assert cfg.TRAIN_PARAMS["early_stopping_patience"] == defaults["early_stopping_patience"].default
+    from scvi_core import AUTOZI
+
+    assert cfg.LIBRARY_LR == {"SCVI": SCVI.default_lr, "AUTOZI": AUTOZI.default_lr}
 
 
 def test_edited_settings_match_no_preset():
@@ -64,6 +81,7 @@ def test_edited_settings_match_no_preset():
         ({"minimal_dropout": 1.5}, ("batch", None), "Minimal dropout"),
         ({"train_size": 1.0, "early_stopping": True}, ("batch", None), "validation fraction is 0%"),
         ({"n_epochs_kl_warmup": -1}, ("batch", None), "KL warm-up"),
+        ({"early_stopping_patience": 0}, ("batch", None), "patience of early stopping"),
     ],
 )
 def test_invalid_settings_are_blocked_in_plain_words(changes, keys, message):
@@ -95,6 +113,10 @@ def test_json_round_trip_and_defaults_for_missing_settings():
     partial = cfg.from_json('{"model": "SCVI", "train_params": {"lr": 0.002, "max_epochs": 10}}')
     assert partial["model_params"] == cfg.MODEL_PARAMS["SCVI"]
     assert partial["train_params"]["lr"] == 0.002 and partial["train_params"]["batch_size"] == 128
+    # files written before early stopping was the default keep what they said; a missing patience takes the default
+    old = cfg.from_json('{"model": "SCVI", "train_params": {"early_stopping": false}}')["train_params"]
+    assert old["early_stopping"] is False
+    assert old["early_stopping_patience"] == cfg.TRAIN_PARAMS["early_stopping_patience"]
 
 
 def test_a_runs_config_json_loads_too():

@@ -49,7 +49,8 @@ def test_a_run_finishes_and_is_written_to_disk(manager, adata):
     assert manager.active_run_id() is None
     status = manager.status(run_id)
     assert status["state"] == "finished", status["message"]
-    assert status["epoch"] == 3 and status["final_elbo"] > 0 and "Finished all 3 epochs" in status["message"]
+    assert status["epoch"] == 3 and status["final_elbo"] > 0 and status["message"].startswith("Ran all 3 epochs")
+    assert status["stop_reason"] == "max_epochs" and status["kept_epoch"] in (1, 2, 3)
     history = manager.history(run_id)
     assert list(history["epoch"]) == [1, 2, 3] and history["elbo_validation"].notna().all()
     store = manager.store
@@ -70,9 +71,25 @@ def test_stop_ends_the_run_within_about_a_second_and_keeps_the_model(manager, ad
     assert time.monotonic() - began < 2.0
     status = manager.status(run_id)
     assert status["state"] == "stopped" and "model trained so far was saved" in status["message"]
+    assert status["message"].startswith("Stopped by you during epoch") and status["stop_reason"] == "interrupted"
     assert manager.store.has_model(run_id)
     model = manager.store.load_model(run_id)
     assert len(model.history) >= 2 and model.history["partial_epoch"].iloc[-1]
+
+
+def test_an_early_stopped_run_says_why_and_keeps_the_best_epoch(manager, adata):
+    run_id = manager.start(tiny("SCVI", max_epochs=300, lr=5e-2, early_stopping_patience=2, n_epochs_kl_warmup=1),
+                           adata, "tiny")
+    manager.wait(60)
+    status, history = manager.status(run_id), manager.history(run_id)
+    best = int(history.loc[history["elbo_validation"].idxmin(), "epoch"])
+    assert status["state"] == "finished" and status["stop_reason"] == "early_stopping"
+    assert status["kept_epoch"] == status["best_epoch"] == best and status["epoch"] == len(history) == best + 2
+    assert status["message"] == (f"Stopped early at epoch {best + 2} of 300: the validation ELBO had not improved "
+                                 f"for 2 epochs; the weights of epoch {best} (the best) were restored.")
+    assert status["final_elbo"] == pytest.approx(history["elbo_validation"].iloc[best - 1])
+    assert manager.list_runs().loc[0, "final_elbo"] == pytest.approx(status["final_elbo"])
+    assert manager.store.load_model(run_id).stop_info.kept_epoch == best
 
 
 def test_a_second_run_is_refused_while_one_trains(manager, adata):
