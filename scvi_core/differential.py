@@ -50,6 +50,7 @@ MODES = ("change", "vanilla")
 NOT_EXPRESSED_MEAN = 0.01  # raw mean count per cell below which a gene counts as not expressed in a group (pseudocount)
 Z_DRAWS = 5  # draws of z per cell; the model's group-mean draws are spread evenly over them
 MODEL_DRAWS = 1000  # the model's group-mean draws vary far less than the error added to each: reused cyclically
+# for the probabilities; the LFC summaries (mean, median, sd, min, max) come from these 1,000 draws alone
 EXPRESSION_BINS = 10  # genes are binned by expression to estimate the decoder's error s²
 PRIOR_SCALES = np.concatenate([[0.0], 0.025 * np.sqrt(2.0) ** np.arange(17)])  # τ_k of the shrinkage prior (log2): 0, 0.025 … 6.4
 EFFECT_PSEUDOCOUNT = 1e-3  # the LFC summaries use pc × this (as scvi-tools): pc compresses the LFC of a gene
@@ -310,10 +311,10 @@ def compare(model, data, comparison: Comparison, *, mode: str, delta: float | No
         chunk = max(1, GENE_CHUNK_ENTRIES // n_samples)
         for start in range(0, data.n_genes, chunk):
             genes = slice(start, min(start + chunk, data.n_genes))
-            draws1 = _group_mean_draws(decoded1, weights1, genes)[cycle]
-            draws2 = _group_mean_draws(decoded2, weights2, genes)[cycle]
-            statistics = _probabilities(test.draws(draws1, draws2, genes, generator), mode, delta)
-            statistics |= _summaries(effect.draws(draws1, draws2, genes, generator))
+            draws1 = _group_mean_draws(decoded1, weights1, genes)
+            draws2 = _group_mean_draws(decoded2, weights2, genes)
+            statistics = _probabilities(test.draws(draws1[cycle], draws2[cycle], genes, generator), mode, delta)
+            statistics |= _summaries(effect.draws(draws1, draws2, genes, generator))  # min(n_samples, 1,000) draws
             for name, values in statistics.items():
                 columns.setdefault(name, []).append(values.cpu().numpy().astype(np.float64))
     table = pd.DataFrame({name: np.concatenate(parts) for name, parts in columns.items()}, index=data.gene_names)
