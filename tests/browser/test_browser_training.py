@@ -57,7 +57,12 @@ def test_quick_training_live_curve_reload_stop_and_run_list(page):
     epochs.press("Enter")
     wait_until_idle(page)
     page.get_by_text("These settings can be trained.").wait_for()
-    assert not page.get_by_role("checkbox", name="Early stopping").is_checked()  # the Quick look preset was applied
+    early_stopping = page.get_by_role("checkbox", name="Early stopping")
+    assert early_stopping.is_checked()  # every preset stops early
+    # this run must last long enough to reload the page and stop it mid-way
+    page.locator('[data-testid="stCheckbox"]').filter(has_text="Early stopping").locator("label").first.click()
+    expect(early_stopping).not_to_be_checked()
+    wait_until_idle(page)
     page.locator(".js-plotly-plot").first.wait_for()  # the Beta prior
     assert_no_exception(page)
     screenshot(page, "model")
