@@ -53,8 +53,8 @@ MODEL_DRAWS = 1000  # the model's group-mean draws vary far less than the error 
 # for the probabilities; the LFC summaries (mean, median, sd, min, max) come from these 1,000 draws alone
 EXPRESSION_BINS = 10  # genes are binned by expression to estimate the decoder's error s²
 PRIOR_SCALES = np.concatenate([[0.0], 0.025 * np.sqrt(2.0) ** np.arange(17)])  # τ_k of the shrinkage prior (log2): 0, 0.025 … 6.4
-EFFECT_PSEUDOCOUNT = 1e-3  # the LFC summaries use pc × this (as scvi-tools): pc compresses the LFC of a gene
-# expressed in one group only (true 4, reported 1.7), which is right for the test but not for the effect's size
+EFFECT_PSEUDOCOUNT = 1e-3  # LFC summaries of genes expressed in a group use pc × this: pc compresses the LFC of a
+# gene expressed in one group only (true 4, reported 1.7), right for the test but not for the size of the effect
 MIN_DECODER_VAR = 1e-4  # (0.01 in log2)²: the decoder is never taken as exact
 GENE_CHUNK_ENTRIES = 8_000_000  # n_samples × genes per chunk (32 MB of float32 per array)
 DECODE_BATCH = 1024
@@ -304,7 +304,9 @@ def compare(model, data, comparison: Comparison, *, mode: str, delta: float | No
         pc = pseudocount(decoded1.scale, decoded2.scale, raw1["raw_mean"], raw2["raw_mean"])
         strata = [data.batch_codes[c] if len(batch_codes) > 1 else np.zeros(len(c), int) for c in (cells1, cells2)]
         test = _Posterior(data.matrix, decoded1, decoded2, strata, pc)  # for the probabilities and the calls
-        effect = _Posterior(data.matrix, decoded1, decoded2, strata, pc * EFFECT_PSEUDOCOUNT)  # for the LFC summaries
+        expressed = (raw1["raw_mean"] >= NOT_EXPRESSED_MEAN) | (raw2["raw_mean"] >= NOT_EXPRESSED_MEAN)
+        effect_pc = np.where(expressed, pc * EFFECT_PSEUDOCOUNT, pc)  # per gene
+        effect = _Posterior(data.matrix, decoded1, decoded2, strata, effect_pc)  # for the LFC summaries
         if delta is None and mode == "change":
             delta = estimate_delta(test.estimate, seed)
         columns: dict[str, list[np.ndarray]] = {}
@@ -415,8 +417,9 @@ class _Posterior:
     """The posterior of every gene's LFC at pseudocount ``pc``: the model's estimate combined with the counts'
     (module docstring, 1–3), then shrunk (4)."""
 
-    def __init__(self, matrix, decoded1: _Decoded, decoded2: _Decoded, strata: list[np.ndarray], pc: float):
-        self.pc = pc
+    def __init__(self, matrix, decoded1: _Decoded, decoded2: _Decoded, strata: list[np.ndarray], pc):
+        """``pc``: one pseudocount, or one per gene."""
+        self.pc = np.broadcast_to(np.asarray(pc, dtype=np.float64), decoded1.scale.shape)
         cells1, cells2 = decoded1.cells, decoded2.cells
         lfc_model = np.log2(decoded1.scale + pc) - np.log2(decoded2.scale + pc)
         expression = np.log(decoded1.scale + decoded2.scale)
@@ -431,7 +434,8 @@ class _Posterior:
 
     def draws(self, draws1: torch.Tensor, draws2: torch.Tensor, genes: slice, generator) -> torch.Tensor:
         """(n_samples, chunk) posterior draws of the LFC from draws of the two groups' mean ρ̄."""
-        model_lfc = torch.log2(draws1 + self.pc) - torch.log2(draws2 + self.pc)
+        pc = torch.as_tensor(self.pc[genes]).to(draws1)
+        model_lfc = torch.log2(draws1 + pc) - torch.log2(draws2 + pc)
         return self.shrinkage.draws(self.combination.centres(model_lfc, genes), genes, generator)
 
 
