@@ -56,7 +56,7 @@ PRIOR_SCALES = np.concatenate([[0.0], 0.025 * np.sqrt(2.0) ** np.arange(17)])  #
 EFFECT_PSEUDOCOUNT = 1e-3  # LFC summaries of genes expressed in a group use pc × this: pc compresses the LFC of a
 # gene expressed in one group only (true 4, reported 1.7), right for the test but not for the size of the effect
 MIN_DECODER_VAR = 1e-4  # (0.01 in log2)²: the decoder is never taken as exact
-GENE_CHUNK_ENTRIES = 8_000_000  # n_samples × genes per chunk (32 MB of float32 per array)
+GENE_CHUNK_ENTRIES = 250_000  # n_samples × genes per chunk (1 MB of float32 per array: they stay in cache)
 DECODE_BATCH = 1024
 
 
@@ -419,7 +419,7 @@ class _Posterior:
 
     def __init__(self, matrix, decoded1: _Decoded, decoded2: _Decoded, strata: list[np.ndarray], pc):
         """``pc``: one pseudocount, or one per gene."""
-        self.pc = np.broadcast_to(np.asarray(pc, dtype=np.float64), decoded1.scale.shape)
+        self.pc = np.array(np.broadcast_to(np.asarray(pc, dtype=np.float64), decoded1.scale.shape))
         cells1, cells2 = decoded1.cells, decoded2.cells
         lfc_model = np.log2(decoded1.scale + pc) - np.log2(decoded2.scale + pc)
         expression = np.log(decoded1.scale + decoded2.scale)
