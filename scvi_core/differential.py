@@ -29,8 +29,10 @@ Then (change mode, the default):
     proba_de_g  = max(P(LFC_g ≥ δ), P(LFC_g ≤ −δ))
     called DE   = the largest top set by proba_de whose posterior expected FDR, mean(1 − proba_de), is ≤ fdr_target
 
-``mode="vanilla"`` gives the original scVI Bayes factor of ρ̄1 > ρ̄2, P(LFC > 0), from the same draws. The
-equations, the pseudocount and δ = None: ``docs/models.md``.
+``mode="vanilla"`` gives the original scVI Bayes factor of ρ̄1 > ρ̄2, P(LFC > 0), from the same draws. The LFC
+summaries (``lfc_mean`` …) come from the same posterior built with pc × 10⁻³ for the genes expressed in a group (pc
+compresses real fold changes of genes expressed in one group only). The equations, the pseudocount and δ = None:
+``docs/models.md``.
 
 Memory stays bounded whatever the number of genes: the decoder's hidden layer and each cell's log-partition of the
 softmax are kept (cells × hidden), and ρ is recomputed gene chunk by gene chunk, so no n_samples × G array exists.
@@ -52,7 +54,8 @@ Z_DRAWS = 5  # draws of z per cell; the model's group-mean draws are spread even
 MODEL_DRAWS = 1000  # the model's group-mean draws vary far less than the error added to each: reused cyclically
 # for the probabilities; the LFC summaries (mean, median, sd, min, max) come from these 1,000 draws alone
 EXPRESSION_BINS = 10  # genes are binned by expression to estimate the decoder's error s²
-PRIOR_SCALES = np.concatenate([[0.0], 0.025 * np.sqrt(2.0) ** np.arange(17)])  # τ_k of the shrinkage prior (log2): 0, 0.025 … 6.4
+PRIOR_SCALES = np.concatenate([[0.0], 0.025 * np.sqrt(2.0) ** np.arange(17)])  # τ_k of the shrinkage prior, log2:
+# 0, then 0.025 … 6.4 by factors of √2
 EFFECT_PSEUDOCOUNT = 1e-3  # LFC summaries of genes expressed in a group use pc × this: pc compresses the LFC of a
 # gene expressed in one group only (true 4, reported 1.7), right for the test but not for the size of the effect
 MIN_DECODER_VAR = 1e-4  # (0.01 in log2)²: the decoder is never taken as exact
