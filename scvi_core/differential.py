@@ -147,7 +147,6 @@ class _Decoded:
     decoded under, with batch correction). Also the posterior mean of ρ̄ for every gene (``scale``)."""
 
     def __init__(self, model, data, cells: np.ndarray, batch_codes: list[int | None]):
-        self.cells = cells
         module = model.module
         decoder = module.decoder
         self.frequency = decoder.frequency
@@ -177,34 +176,56 @@ class _Decoded:
         return torch.exp(logits - self.log_partition[draw][..., None]).mean(0)
 
 
-def count_lfc(matrix, cells1: np.ndarray, cells2: np.ndarray, strata1: np.ndarray, strata2: np.ndarray,
-              pc: float) -> tuple[np.ndarray, np.ndarray]:
-    """The counts' own LFC of the groups' mean shares x_ng / l_n and its sampling variance (delta method), both per
-    gene. Each group's mean is averaged, with equal weights, over the strata (batches) both groups have; give every
-    cell the same stratum for a pooled comparison. No shared stratum: (zeros, infinite variance)."""
+@dataclass
+class ShareMoments:
+    """Each group's mean share x̄_g of the cells' libraries and the variance of that mean, per gene, averaged with equal
+    weights over the strata (batches) both groups have. ``None`` fields: no stratum in common."""
+
+    mean1: np.ndarray | None
+    var1: np.ndarray | None
+    mean2: np.ndarray | None
+    var2: np.ndarray | None
+
+
+def share_moments(matrix, cells1: np.ndarray, cells2: np.ndarray, strata1: np.ndarray,
+                  strata2: np.ndarray) -> ShareMoments:
+    """:class:`ShareMoments` of the two groups (give every cell the same stratum for a pooled comparison). They do
+    not depend on the pseudocount, so one pass over the counts serves every :func:`count_lfc`."""
     shared = np.intersect1d(strata1, strata2)
     if shared.size == 0:
-        return np.zeros(matrix.shape[1]), np.full(matrix.shape[1], np.inf)
+        return ShareMoments(None, None, None, None)
     moments = []
     for cells, strata in ((cells1, strata1), (cells2, strata2)):
         mean, var_of_mean = 0.0, 0.0
         for stratum in shared:
-            block = _shares(matrix, cells[strata == stratum])
+            block = _shares(_rows(matrix, cells[strata == stratum]))
             n = block.shape[0]
             m = np.asarray(block.mean(axis=0)).ravel()
             var = np.maximum(np.asarray(block.multiply(block).mean(axis=0)).ravel() - m**2, 0.0) * n / max(n - 1, 1)
             mean, var_of_mean = mean + m / shared.size, var_of_mean + var / n / shared.size**2
-        moments.append((mean, var_of_mean))
-    (m1, v1), (m2, v2) = moments
+        moments += [mean, var_of_mean]
+    return ShareMoments(*moments)
+
+
+def count_lfc(moments: ShareMoments, pc) -> tuple[np.ndarray, np.ndarray]:
+    """The counts' own LFC of the groups' mean shares and its sampling variance (delta method), per gene, at
+    pseudocount ``pc``. No stratum in common: (zeros, infinite variance)."""
+    if moments.mean1 is None:
+        return np.zeros(np.shape(pc)), np.full(np.shape(pc), np.inf)
+    m1, v1, m2, v2 = moments.mean1, moments.var1, moments.mean2, moments.var2
     lfc = np.log2(m1 + pc) - np.log2(m2 + pc)
     variance = (v1 / (m1 + pc) ** 2 + v2 / (m2 + pc) ** 2) / np.log(2) ** 2
     return lfc, variance
 
 
-def _shares(matrix, cells: np.ndarray) -> sp.csr_matrix:
-    """x_ng / l_n of the cells (sparse, float64): the observed counts as shares of each cell's library."""
+def _rows(matrix, cells: np.ndarray) -> sp.csr_matrix:
+    """The cells' rows of the count matrix as a float64 CSR (cells in increasing order)."""
     block = matrix[np.sort(cells)]
-    block = sp.csr_matrix(block, dtype=np.float64) if sp.issparse(block) else sp.csr_matrix(np.asarray(block, float))
+    return sp.csr_matrix(block, dtype=np.float64) if sp.issparse(block) else sp.csr_matrix(np.asarray(block, float))
+
+
+def _shares(block: sp.csr_matrix) -> sp.csr_matrix:
+    """x_ng / l_n: the counts as shares of each cell's library."""
     library = np.maximum(np.asarray(block.sum(axis=1)).ravel(), 1.0)
     return sp.csr_matrix(sp.diags(1.0 / library) @ block)
 
@@ -270,15 +291,12 @@ def decoder_error_variance(lfc_model: np.ndarray, lfc_counts: np.ndarray, count_
 
 def raw_statistics(matrix, cells: np.ndarray) -> dict[str, np.ndarray]:
     """Per gene over the group's cells: mean count, fraction of cells with a count, mean of counts per 10⁴."""
-    block = matrix[np.sort(cells)]
-    block = sp.csr_matrix(block) if sp.issparse(block) else sp.csr_matrix(np.asarray(block))
-    library = np.asarray(block.sum(axis=1)).ravel()
-    scaled = sp.diags(1e4 / np.maximum(library, 1)) @ block
+    block = _rows(matrix, cells)
     n = block.shape[0]
     return {
         "raw_mean": np.asarray(block.sum(axis=0)).ravel() / n,
         "non_zeros_proportion": np.asarray((block > 0).sum(axis=0)).ravel() / n,
-        "raw_normalized_mean": np.asarray(scaled.sum(axis=0)).ravel() / n,
+        "raw_normalized_mean": 1e4 * np.asarray(_shares(block).sum(axis=0)).ravel() / n,
     }
 
 
@@ -306,10 +324,15 @@ def compare(model, data, comparison: Comparison, *, mode: str, delta: float | No
         raw1, raw2 = raw_statistics(data.matrix, comparison.cells1), raw_statistics(data.matrix, comparison.cells2)
         pc = pseudocount(decoded1.scale, decoded2.scale, raw1["raw_mean"], raw2["raw_mean"])
         strata = [data.batch_codes[c] if len(batch_codes) > 1 else np.zeros(len(c), int) for c in (cells1, cells2)]
-        test = _Posterior(data.matrix, decoded1, decoded2, strata, pc)  # for the probabilities and the calls
+        moments = share_moments(data.matrix, cells1, cells2, *strata)
+        if moments.mean1 is None:  # no batch in common: only the model can compare them; judge its error pooled
+            pooled = share_moments(data.matrix, cells1, cells2, np.zeros(len(cells1)), np.zeros(len(cells2)))
+        else:
+            pooled = None
+        test = _Posterior(decoded1, decoded2, moments, pooled, pc)  # for the probabilities and the calls
         expressed = (raw1["raw_mean"] >= NOT_EXPRESSED_MEAN) | (raw2["raw_mean"] >= NOT_EXPRESSED_MEAN)
         effect_pc = np.where(expressed, pc * EFFECT_PSEUDOCOUNT, pc)  # per gene
-        effect = _Posterior(data.matrix, decoded1, decoded2, strata, effect_pc)  # for the LFC summaries
+        effect = _Posterior(decoded1, decoded2, moments, pooled, effect_pc)  # for the LFC summaries
         if delta is None and mode == "change":
             delta = estimate_delta(test.estimate, seed)
         columns: dict[str, list[np.ndarray]] = {}
@@ -420,17 +443,17 @@ class _Posterior:
     """The posterior of every gene's LFC at pseudocount ``pc``: the model's estimate combined with the counts'
     (module docstring, 1–3), then shrunk (4)."""
 
-    def __init__(self, matrix, decoded1: _Decoded, decoded2: _Decoded, strata: list[np.ndarray], pc):
-        """``pc``: one pseudocount, or one per gene."""
+    def __init__(self, decoded1: _Decoded, decoded2: _Decoded, moments: ShareMoments,
+                 pooled: ShareMoments | None, pc):
+        """``moments``: the groups' share moments over the batches they share; ``pooled``: the same over all their
+        cells, given when they share no batch (the decoder's error is then judged on them). ``pc``: one pseudocount,
+        or one per gene."""
         self.pc = np.array(np.broadcast_to(np.asarray(pc, dtype=np.float64), decoded1.scale.shape))
-        cells1, cells2 = decoded1.cells, decoded2.cells
-        lfc_model = np.log2(decoded1.scale + pc) - np.log2(decoded2.scale + pc)
+        lfc_model = np.log2(decoded1.scale + self.pc) - np.log2(decoded2.scale + self.pc)
         expression = np.log(decoded1.scale + decoded2.scale)
-        lfc_counts, count_var = count_lfc(matrix, cells1, cells2, *strata, pc)
-        decoder_var = decoder_error_variance(lfc_model, lfc_counts, count_var, expression)
-        if np.isinf(count_var).all():  # no batch in common: only the model can compare them; judge its error pooled
-            pooled = count_lfc(matrix, cells1, cells2, np.zeros(len(cells1)), np.zeros(len(cells2)), pc)
-            decoder_var = decoder_error_variance(lfc_model, *pooled, expression)
+        lfc_counts, count_var = count_lfc(moments, self.pc)
+        judged_on = count_lfc(pooled, self.pc) if pooled is not None else (lfc_counts, count_var)
+        decoder_var = decoder_error_variance(lfc_model, *judged_on, expression)
         self.combination = _Combination(decoder_var, lfc_counts, count_var)
         self.estimate = self.combination.mean(lfc_model)  # L_g
         self.shrinkage = Shrinkage(self.estimate, self.combination.sd())
