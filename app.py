@@ -1,16 +1,16 @@
 """Entry point of the dashboard: ``streamlit run app.py``.
 
-Builds the navigation (one page per file in ``pages/``), creates the session's :class:`~scvi_core.workspace.Workspace`
+Builds the navigation (one page per file in ``pages/``), creates the session's :class:`~dashboard.workspace.Workspace`
 (the one place where shared state lives: ``st.session_state["workspace"]``), runs the chosen page, and then shows in
 the sidebar what is loaded, configured and trained, so that it reflects what the page just did.
 """
 
 import streamlit as st
 
-from scvi_core import settings
-from scvi_core.jobs import manager_for
-from scvi_core import io, settings
-from scvi_core.workspace import Workspace
+from dashboard import settings
+from dashboard.jobs import manager_for
+from scvi_core import io
+from dashboard.workspace import Workspace
 
 st.set_page_config(page_title="scVI dashboard", page_icon=":material/biotech:", layout="wide")
 

@@ -5,7 +5,8 @@ the result goes to the session's Workspace (``st.session_state["workspace"]``)."
 import plotly.graph_objects as go
 import streamlit as st
 
-from scvi_core import io, preprocess, settings
+from dashboard import settings
+from scvi_core import io, preprocess
 from scvi_core.counts import CountsError
 
 ERRORS = (io.DataLoadError, CountsError, preprocess.PreparationError)

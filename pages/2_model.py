@@ -1,6 +1,6 @@
 """Model: choose AutoZI or scVI and their settings, in words a biologist can act on.
 
-Every control has a key ``cfg_<setting>``; the configuration (``scvi_core.config``) is rebuilt from them on each run
+Every control has a key ``cfg_<setting>``; the configuration (``dashboard.config``) is rebuilt from them on each run
 and kept in the Workspace, so the Training page and a later visit find it. Presets and loaded JSON files set the
 controls through callbacks (which run before the widgets are drawn). Checks run on every change: what cannot work
 is shown here and blocks the Start button on the Training page.
@@ -9,7 +9,7 @@ is shown here and blocks the Start button on the Training page.
 import plotly.graph_objects as go
 import streamlit as st
 
-from scvi_core import config as cfg
+from dashboard import config as cfg
 
 workspace = st.session_state["workspace"]
 

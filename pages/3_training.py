@@ -1,6 +1,6 @@
 """Training: start the configured model, follow its progress live, stop it, and find every past run again.
 
-Training runs in the process-wide :class:`~scvi_core.jobs.JobManager` (a background thread that never calls
+Training runs in the process-wide :class:`~dashboard.jobs.JobManager` (a background thread that never calls
 Streamlit); this page only reads what the manager keeps in memory and what it writes to the runs directory. The
 followed run's id is in the URL (``?run=…``), so a reload or another tab reconnects to it; a fragment redraws the
 progress and the curves every second while it trains, without rerunning the rest of the page.
@@ -9,9 +9,9 @@ progress and the curves every second while it trains, without rerunning the rest
 import plotly.graph_objects as go
 import streamlit as st
 
-from scvi_core import config as cfg
-from scvi_core import settings
-from scvi_core.jobs import JobBusyError, manager_for
+from dashboard import config as cfg
+from dashboard import settings
+from dashboard.jobs import JobBusyError, manager_for
 
 REFRESH_SECONDS = 1.0
 ACTIVE = ("queued", "running")

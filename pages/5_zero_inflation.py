@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from scvi_core import config as cfg
+from dashboard import config as cfg
 from scvi_core import gene_detail, zi_summary
 from scvi_core.data import registry_of
 from scvi_core.zero_inflation import NOT_ZI, UNDETERMINED, ZI

@@ -50,7 +50,7 @@ def finished_runs(tmp_path_factory) -> dict:
     session), the AUTOZI run's default UMAP already cached: ``{"root": Path, "AUTOZI": run_id, "SCVI": run_id}``.
     Shared: tests that write into it (groups, embeddings) work on a copy, see :func:`runs_copy`."""
     from scvi_core import embedding
-    from scvi_core.runs import RunStore
+    from dashboard.runs import RunStore
     from tests.tiny_run import write_tiny_run
 
     root = tmp_path_factory.mktemp("finished_runs")

@@ -15,7 +15,7 @@ import pytest
 from streamlit.runtime.media_file_manager import MediaFileManager
 
 from scvi_core import de_results, groups
-from scvi_core.runs import RunStore
+from dashboard.runs import RunStore
 from scvi_core.simulate import true_lfc
 from tests.tiny_run import write_tiny_run
 

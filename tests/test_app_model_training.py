@@ -6,9 +6,10 @@ import time
 
 import pytest
 
-from scvi_core import config as cfg
-from scvi_core import settings, simulate
-from scvi_core.jobs import manager_for
+from dashboard import config as cfg
+from dashboard import settings
+from scvi_core import simulate
+from dashboard.jobs import manager_for
 
 
 def texts(elements) -> str:

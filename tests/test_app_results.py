@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from scvi_core import groups
-from scvi_core.runs import RunStore
+from dashboard.runs import RunStore
 
 
 def open_page(app, title: str):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from scvi_core import config as cfg
+from dashboard import config as cfg
 
 N_CELLS, N_GENES = 2000, 500
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from scvi_core import embedding
-from scvi_core.runs import RunStore
+from dashboard.runs import RunStore
 
 
 def test_cached_embedding_covers_every_cell_and_is_read_back(runs_copy, monkeypatch):

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from scvi_core import embedding, export, groups
-from scvi_core.runs import RunStore
+from dashboard.runs import RunStore
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import pytest
 from scipy import stats
 
 from scvi_core import gene_detail
-from scvi_core.runs import RunStore
+from dashboard.runs import RunStore
 
 
 def test_bins_pool_high_counts_but_keep_zero_alone():

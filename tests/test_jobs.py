@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from scvi_core import SCVI, simulate
-from scvi_core import config as cfg
-from scvi_core.jobs import INTERRUPTED, JobBusyError, JobManager, manager_for
-from scvi_core.runs import MODELS, RunStore
+from dashboard import config as cfg
+from dashboard.jobs import INTERRUPTED, JobBusyError, JobManager, manager_for
+from dashboard.runs import MODELS, RunStore
 
 
 @pytest.fixture(scope="module")

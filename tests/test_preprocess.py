@@ -1,4 +1,4 @@
-"""Summaries and preparation (scvi_core.preprocess) and the session state built on them (scvi_core.workspace)."""
+"""Summaries and preparation (scvi_core.preprocess) and the session state built on them (dashboard.workspace)."""
 
 import time
 
@@ -8,7 +8,7 @@ import scipy.sparse as sp
 
 from scvi_core import io, preprocess
 from scvi_core.counts import CountsError
-from scvi_core.workspace import Workspace
+from dashboard.workspace import Workspace
 from tests import datafiles
 
 

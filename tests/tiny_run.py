@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from scvi_core import AUTOZI, SCVI, simulate
-from scvi_core.runs import RunStore
+from dashboard.runs import RunStore
 
 MODEL_PARAMS = {"n_hidden": 32, "n_latent": 5}
 TRAIN_PARAMS = {"max_epochs": 4, "lr": 1e-2, "batch_size": 128}

@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from scvi_core import embedding, settings
-from scvi_core.jobs import manager_for
-from scvi_core.runs import RunStore
+from dashboard import settings
+from scvi_core import embedding
+from dashboard.jobs import manager_for
+from dashboard.runs import RunStore
 from scvi_core.zero_inflation import DEFAULT_MIN_LOG10_BF, apply_threshold
 
 SHOWABLE = ("finished", "stopped")

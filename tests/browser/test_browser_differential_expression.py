@@ -11,7 +11,7 @@ import pytest
 
 from scvi_core import embedding
 from scvi_core.datasets import pbmc_3batches
-from scvi_core.runs import RunStore
+from dashboard.runs import RunStore
 from tests.browser.conftest import SCREENSHOTS, assert_no_exception, wait_until_idle
 from tests.browser.test_browser_results import choose, go_to
 from tests.tiny_run import write_run

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from scvi_core import embedding, export, groups
-from scvi_core.runs import RunStore
+from dashboard.runs import RunStore
 from tests.browser.conftest import SCREENSHOTS, assert_no_exception, wait_until_idle
 from tests.tiny_run import write_tiny_run
 

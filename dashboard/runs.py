@@ -33,7 +33,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from .model import AUTOZI, SCVI
+from scvi_core.model import AUTOZI, SCVI
 
 MODELS = {"SCVI": SCVI, "AUTOZI": AUTOZI}
 STATES = ("queued", "running", "finished", "stopped", "failed")

@@ -22,7 +22,7 @@ import pandas as pd
 
 from . import config as cfg
 from .runs import DONE_STATES, MODELS, RunStore, now
-from .train import TrainingDivergedError, TrainingEvent
+from scvi_core.train import TrainingDivergedError, TrainingEvent
 
 log = logging.getLogger(__name__)
 INTERRUPTED = ("Interrupted: the server stopped while this run was training. The epochs it finished are in its "
@@ -59,7 +59,7 @@ class JobManager:
               batch_key: str | None = None, labels_key: str | None = None) -> str:
         """Check ``config``, store a new run (configuration and data) and train it in a background thread.
         Returns the run id. Raises :class:`JobBusyError` while another run trains and ``ValueError`` for settings
-        that cannot work (the messages of :func:`scvi_core.config.validate`)."""
+        that cannot work (the messages of :func:`dashboard.config.validate`)."""
         problems = cfg.validate(config, adata.n_obs, adata.n_vars, batch_key, labels_key).errors
         if problems:
             raise ValueError(" ".join(problems))

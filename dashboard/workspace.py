@@ -13,8 +13,8 @@ from typing import Any
 
 import anndata as ad
 
-from .counts import CountsError
-from .preprocess import DatasetSummary, check_raw_counts, counts_locations, prepare, summarize
+from scvi_core.counts import CountsError
+from scvi_core.preprocess import DatasetSummary, check_raw_counts, counts_locations, prepare, summarize
 
 DEMO_NAME = "Demo (quick)"
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
-from .train import EARLY_STOPPING_PATIENCE, default_max_epochs
-from .zero_inflation import prob_zero_inflated
+from scvi_core.train import EARLY_STOPPING_PATIENCE, default_max_epochs
+from scvi_core.zero_inflation import prob_zero_inflated
 
 MODELS = {
     "AUTOZI": "Which genes are zero-inflated, i.e. have more zeros than their expression level explains?",
