@@ -8,7 +8,7 @@ the sidebar what is loaded, configured and trained, so that it reflects what the
 import streamlit as st
 
 from dashboard import settings
-from dashboard.jobs import manager_for
+from dashboard.service import service_for
 from scvi_core import io
 from dashboard.workspace import Workspace
 
@@ -42,7 +42,7 @@ st.navigation(PAGES).run()
 with st.sidebar:
     st.subheader("Workspace")
     st.markdown("  \n".join(f"**{label}:** {value}" for label, value in st.session_state["workspace"].status().items()))
-    training = manager_for(settings.runs_dir()).active_run_id()  # server-wide: possibly another session's run
-    if training:
-        st.page_link("pages/3_training.py", label="Training in progress",
-                     icon=":material/model_training:", query_params={"run": training})
+    active = service_for(settings.runs_dir()).active_run_ids()  # server-wide: possibly other sessions' runs
+    if active:
+        st.page_link("pages/3_training.py", label=f"Training queue: {len(active)} run{'s' if len(active) > 1 else ''}",
+                     icon=":material/model_training:", query_params={"run": active[0]})

@@ -51,11 +51,11 @@ PRESETS = {
 QUICK_SECONDS = 40  # training time a quick look aims for, leaving room for start-up and saving under a minute
 QUICK_MAX_EPOCHS = 100
 
-# Throughput on 2 CPU cores in cell × gene entries per second (training and validation passes, n_hidden=128, one
-# layer): benchmarks/train_speed.py measures about 19e6 (SCVI) and 17e6 (AUTOZI) on a quiet machine; half of that is
-# assumed, as a dashboard server is rarely quiet. AutoZI's extra Beta terms make it somewhat slower.
-ENTRIES_PER_SECOND = {"SCVI": 10e6, "AUTOZI": 8e6}
-OVERHEAD_SECONDS = 3.0  # building the model, saving weights and results
+# What the Quick look preset's length is chosen for, in cell × gene entries per second (training and validation
+# passes, n_hidden=128, one layer): half of what benchmarks/train_speed.py measures on 2 quiet CPU cores. A preset's
+# settings must not change from one run to the next, so this is a constant; the times the pages show are measured
+# on the server (dashboard/estimates.py).
+NOMINAL_ENTRIES_PER_SECOND = {"SCVI": 10e6, "AUTOZI": 8e6}
 
 
 class ConfigError(ValueError):
@@ -83,7 +83,7 @@ def preset_train_params(model: str, preset: str, n_cells: int, n_genes: int) -> 
         raise ValueError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
     standard = default_max_epochs(n_cells)
     if preset == "quick":
-        per_epoch = _seconds_per_epoch(model, MODEL_PARAMS[model], n_cells, n_genes)
+        per_epoch = _nominal_seconds_per_epoch(model, MODEL_PARAMS[model], n_cells, n_genes)
         epochs = max(1, min(standard, QUICK_MAX_EPOCHS, int(QUICK_SECONDS / per_epoch)))
     else:
         epochs = standard if preset == "standard" else min(1000, 2 * standard)
@@ -126,11 +126,6 @@ def validate(config: dict, n_cells: int, n_genes: int, batch_key: str | None, la
     if model == "AUTOZI":
         _check_prior(m, check)
     _check_training(model, t, n_cells, check)
-    if not check.errors:
-        minutes = estimate_seconds(config, n_cells, n_genes) / 60
-        if minutes > 30:
-            check.warnings.append(f"This run would take about {minutes:.0f} minutes on this server. Fewer epochs, "
-                                  "fewer genes (Load data → highly variable genes) or the Quick look preset are faster.")
     return check
 
 
@@ -234,16 +229,14 @@ def _is_number(value) -> bool:
 
 
 # ---- time ---------------------------------------------------------------------------------------------------------
-def _seconds_per_epoch(model: str, m: dict, n_cells: int, n_genes: int) -> float:
-    """Cost grows with cells × genes; the decoder, the largest layer, with the width and depth of the network."""
-    width = 0.5 + 0.5 * (m["n_hidden"] / 128) * m["n_layers"]
-    return n_cells * n_genes * width / ENTRIES_PER_SECOND[model]
+def reference_width(m: dict) -> float:
+    """Cost of an epoch relative to the default network (n_hidden 128, one layer), per cell × gene entry: the
+    decoder, the largest layer, grows with the width and depth of the network."""
+    return 0.5 + 0.5 * (m["n_hidden"] / 128) * m["n_layers"]
 
 
-def estimate_seconds(config: dict, n_cells: int, n_genes: int) -> float:
-    """Expected wall time of a run on this server if it runs all its epochs: with early stopping, the most it takes."""
-    per_epoch = _seconds_per_epoch(config["model"], config["model_params"], n_cells, n_genes)
-    return OVERHEAD_SECONDS + config["train_params"]["max_epochs"] * per_epoch
+def _nominal_seconds_per_epoch(model: str, m: dict, n_cells: int, n_genes: int) -> float:
+    return n_cells * n_genes * reference_width(m) / NOMINAL_ENTRIES_PER_SECOND[model]
 
 
 def format_duration(seconds: float) -> str:

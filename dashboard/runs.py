@@ -3,17 +3,23 @@
 Why files rather than memory: a browser reload, a second tab or a server restart must find every run again
 (running, finished, stopped or failed), and results pages must be able to reopen any finished run.
 
-Layout of one run, ``<runs_dir>/<run_id>/``:
+Layout of one run, ``<runs_dir>/<run_id>/`` (the queue's table is ``<runs_dir>/queue.sqlite3``,
+:mod:`dashboard.job_queue`):
 
-    config.json        what was asked for: {"model", "model_params", "train_params", "setup", "dataset_name", "created"}
-    status.json        {"state", "message", "epoch", "max_epochs", "cells_per_second", "started", "ended", "final_elbo",
-                        "stop_reason", "kept_epoch", "best_epoch"}
-                       state ∈ queued | running | finished | stopped | failed; once training ends, stop_reason ∈
-                       early_stopping | max_epochs | interrupted (``scvi_core.train.StopInfo``), the message says why
-                       in words, kept_epoch is the epoch whose weights were saved and final_elbo its validation −ELBO
-    history.csv        one row per finished epoch (rewritten after each epoch)
+    config.json        what was asked for: {"model", "model_params", "train_params", "setup", "dataset_name", "owner",
+                       "created"}
+    status.json        {"state", "message", "epoch", "epochs_done", "max_epochs", "cells_per_second", "started",
+                        "ended", "final_elbo", "stop_reason", "kept_epoch", "best_epoch", "device", "slot", "pid",
+                        "n_cells", "n_genes", "setup_seconds", "train_seconds", "wall_seconds",
+                        "entries_per_second", "peak_memory_bytes"}
+                       state ∈ queued | running | finished | stopped | interrupted | failed | cancelled; once training
+                       ends, stop_reason ∈ early_stopping | max_epochs | interrupted (``scvi_core.train.StopInfo``),
+                       the message says why in words, kept_epoch is the epoch whose weights were saved and
+                       final_elbo its validation −ELBO. The worker (:mod:`dashboard.worker`) writes it while it
+                       trains; the service only before (queued, starting) and after (a crash, a cancel).
+    history.csv        one row per finished epoch (rewritten every few seconds while training, and at the end)
     data.h5ad          the prepared AnnData the run trains on (raw counts in X, registration in uns)
-    model/             ``model.save()`` output once training ends (finished or stopped)
+    model/             ``model.save()`` output once training ends (finished, stopped or interrupted)
     results/           latent.npy (the latent representation, cells × n_latent), zero_inflation.csv (AUTOZI),
                        and whatever the results pages add (groups.json, cached embeddings)
 
@@ -36,8 +42,8 @@ import pandas as pd
 from scvi_core.model import AUTOZI, SCVI
 
 MODELS = {"SCVI": SCVI, "AUTOZI": AUTOZI}
-STATES = ("queued", "running", "finished", "stopped", "failed")
-DONE_STATES = ("finished", "stopped", "failed")
+STATES = ("queued", "running", "finished", "stopped", "interrupted", "failed", "cancelled")
+DONE_STATES = ("finished", "stopped", "interrupted", "failed", "cancelled")
 _RUN_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$")
 
 

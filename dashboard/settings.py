@@ -13,6 +13,7 @@ from pathlib import Path
 DATA_DIR_ENV = "SCVI_DASHBOARD_DATA_DIR"
 RUNS_DIR_ENV = "SCVI_DASHBOARD_RUNS_DIR"
 DEMO_ENV = "SCVI_DASHBOARD_DEMO"
+CACHE_DIR_ENV = "SCVI_DASHBOARD_CACHE_DIR"
 
 
 def data_dir() -> Path:
@@ -25,7 +26,62 @@ def runs_dir() -> Path:
     return Path(os.environ.get(RUNS_DIR_ENV, "runs")).expanduser().resolve()
 
 
+def cache_dir() -> Path:
+    """What the dashboard measures about this machine (the training speed calibration), default
+    ``~/.cache/scvi-dashboard``."""
+    return Path(os.environ.get(CACHE_DIR_ENV, "~/.cache/scvi-dashboard")).expanduser().resolve()
+
+
 def start_with_demo() -> bool:
     """Whether a new dashboard session opens with the quick demo loaded and prepared (default yes, so that
     ``streamlit run app.py`` is ready to train at once; ``SCVI_DASHBOARD_DEMO=0`` opens empty)."""
     return os.environ.get(DEMO_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+SLOTS_ENV = "SCVI_DASHBOARD_TRAINING_SLOTS"
+WORKER_MEMORY_ENV = "SCVI_DASHBOARD_WORKER_MEMORY_GB"
+
+
+def gpu_count() -> int:
+    import torch  # noqa: PLC0415 - only the service needs torch here; reading paths must stay light
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def training_slots() -> int:
+    """How many runs train at once (``SCVI_DASHBOARD_TRAINING_SLOTS``): by default one per GPU, else one, since
+    two runs on the same CPUs each take about twice as long."""
+    value = os.environ.get(SLOTS_ENV, "").strip()
+    if value:
+        try:
+            slots = int(value)
+        except ValueError:
+            raise ValueError(f"{SLOTS_ENV} must be a whole number of at least 1 (got {value!r}).") from None
+        if slots < 1:
+            raise ValueError(f"{SLOTS_ENV} must be a whole number of at least 1 (got {value!r}).")
+        return slots
+    return max(1, gpu_count())
+
+
+def worker_memory_bytes(slots: int) -> int:
+    """The most memory one training process may use (``SCVI_DASHBOARD_WORKER_MEMORY_GB``): by default 80% of the
+    memory the machine has available when the service starts, shared by the slots."""
+    value = os.environ.get(WORKER_MEMORY_ENV, "").strip()
+    if value:
+        try:
+            gigabytes = float(value)
+        except ValueError:
+            raise ValueError(f"{WORKER_MEMORY_ENV} must be a number of gigabytes (got {value!r}).") from None
+        return int(gigabytes * 2**30)
+    return int(0.8 * available_memory_bytes() / slots)
+
+
+def available_memory_bytes() -> int:
+    """MemAvailable of /proc/meminfo (Linux); without it, the physical memory."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

@@ -10,6 +10,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import config as cfg
+from dashboard import estimates, settings
+from dashboard.service import service_for
 
 workspace = st.session_state["workspace"]
 
@@ -206,15 +208,18 @@ def training_controls(config: dict) -> None:
     c4.number_input("Patience (epochs)", step=1, key="cfg_early_stopping_patience", disabled=not early,
                     help=HELP["early_stopping_patience"])
     default = cfg.preset_train_params(config["model"], "standard", n_cells, n_genes)["max_epochs"]
-    duration = cfg.format_duration(cfg.estimate_seconds(config, n_cells, n_genes))
+    service = service_for(settings.runs_dir())
+    service.warm_up()  # a run is likely to come: have a worker process ready
+    estimate = estimates.estimate(service.store, config, n_cells, n_genes)
+    duration = estimate.describe(early)
     epochs = config["train_params"]["max_epochs"]
     if early:
         st.caption(f"Default for {n_cells:,} cells: at most {default} epochs, ended by early stopping where the "
-                   f"validation ELBO is best. This run on this server: {duration} if it takes all {epochs} epochs; "
-                   "early stopping usually ends it much sooner.")
+                   f"validation ELBO is best. This run on this server: {duration} (about "
+                   f"{estimate.expected_epochs:.0f} epochs; measured from {estimate.source}).")
     else:
         st.caption(f"Default for {n_cells:,} cells: at most {default} epochs with early stopping. This run trains "
-                   f"exactly {epochs} epochs: {duration} on this server.")
+                   f"exactly {epochs} epochs: {duration} on this server (measured from {estimate.source}).")
 
 
 def check(config: dict) -> bool:

@@ -1,34 +1,43 @@
-"""Training: start the configured model, follow its progress live, stop it, and find every past run again.
+"""Training: queue the configured model, follow its progress live, stop or cancel it, and find every run again.
 
-Training runs in the process-wide :class:`~dashboard.jobs.JobManager` (a background thread that never calls
-Streamlit); this page only reads what the manager keeps in memory and what it writes to the runs directory. The
-followed run's id is in the URL (``?run=…``), so a reload or another tab reconnects to it; a fragment redraws the
-progress and the curves every second while it trains, without rerunning the rest of the page.
+Runs train in worker processes of the server-wide :class:`~dashboard.service.TrainingService`; this page only
+reads what they write to the runs directory and the queue. Any number of sessions may start runs: each waits its
+turn in the queue. The followed run's id is in the URL (``?run=…``), so a reload or another tab reconnects to it. A
+fragment redraws the progress every second while the run trains; the curve is redrawn only when the worker has
+written new epochs (every few seconds), which is what keeps watching cheap for the training (see
+benchmarks/live_view_cost.py).
 """
+
+import secrets
 
 import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import config as cfg
-from dashboard import settings
-from dashboard.jobs import JobBusyError, manager_for
+from dashboard import estimates, settings
+from dashboard.service import service_for
 
 REFRESH_SECONDS = 1.0
+CURVE_REFRESH_SECONDS = 3.0
 ACTIVE = ("queued", "running")
 MODEL_NAMES = {"AUTOZI": "AutoZI", "SCVI": "scVI"}
 STATE_ICONS = {"queued": ":material/hourglass_empty:", "running": ":material/play_circle:",
-               "finished": ":material/check_circle:", "stopped": ":material/stop_circle:", "failed": ":material/error:"}
+               "finished": ":material/check_circle:", "stopped": ":material/stop_circle:",
+               "interrupted": ":material/pause_circle:", "failed": ":material/error:",
+               "cancelled": ":material/cancel:"}
 LOSS_AXIS = "−ELBO per cell (lower is better)"
 
 workspace = st.session_state["workspace"]
-manager = manager_for(settings.runs_dir())
-store = manager.store
+service = service_for(settings.runs_dir())
+service.warm_up()  # a run is likely to come: have a worker process ready
+store = service.store
+owner = st.session_state.setdefault("owner", secrets.token_hex(4))  # whose runs are "yours" in the queue
 
 
 def follow(run_id: str) -> None:
     """Show ``run_id`` on this page (its id goes into the URL) and, unless it failed, in the results pages."""
     st.query_params["run"] = run_id
-    if manager.status(run_id).get("state") != "failed":
+    if service.status(run_id).get("state") not in ("failed", "cancelled"):
         workspace.current_run_id = run_id
 
 
@@ -47,6 +56,10 @@ def followed_run() -> str | None:
     return run_id
 
 
+def device_label() -> str:
+    return f"{service.gpus} GPU{'s' if service.gpus > 1 else ''}" if service.gpus else "CPU"
+
+
 # ---- starting -----------------------------------------------------------------------------------------------------
 def start_section() -> None:
     config = workspace.model_config
@@ -56,36 +69,35 @@ def start_section() -> None:
         return
     n_cells, n_genes = workspace.prepared.n_obs, workspace.prepared.n_vars
     train = config["train_params"]
-    duration = cfg.format_duration(cfg.estimate_seconds(config, n_cells, n_genes))
+    estimate = estimates.estimate(store, config, n_cells, n_genes)
     if train["early_stopping"]:
         length = (f"at most {train['max_epochs']} epochs (early stopping after {train['early_stopping_patience']} "
-                  f"epochs without improvement, best epoch kept), learning rate {train['lr']:g}, batch size "
-                  f"{train['batch_size']}, {duration} at most")
+                  f"epochs without improvement, best epoch kept)")
     else:
-        length = (f"{train['max_epochs']} epochs (early stopping off), learning rate {train['lr']:g}, batch size "
-                  f"{train['batch_size']}, expected {duration}")
+        length = f"{train['max_epochs']} epochs (early stopping off)"
     st.markdown(f"**{MODEL_NAMES[config['model']]}** on **{workspace.dataset_name}** ({n_cells:,} cells × "
-                f"{n_genes:,} genes): {length}.")
+                f"{n_genes:,} genes): {length}, learning rate {train['lr']:g}, batch size {train['batch_size']}; "
+                f"{estimate.describe(train['early_stopping'])} on this server's {device_label()}.")
+    st.caption(f"Estimated from {estimate.source}.")
     check = cfg.validate(config, n_cells, n_genes, workspace.batch_key, workspace.labels_key)
     for message in check.errors:
         st.error(message, icon=":material/block:")
     if check.errors:
         st.page_link("pages/2_model.py", label="Change the settings on the Model page", icon=":material/neurology:")
-    for message in check.warnings:
+    for message in check.warnings + [estimate.warning] * bool(estimate.warning):
         st.warning(message)
-    active = manager.active_run_id()
+    active = service.active_run_ids()
     if active:
-        st.info(f"A training run is already going (id {active}). This server trains one model at a time: Start "
-                "becomes available when it finishes or is stopped.")
-        if active != st.query_params.get("run"):
-            st.button("Follow the running job", key="follow_active", on_click=follow, args=(active,))
-    if st.button("Start training", type="primary", key="start", icon=":material/play_arrow:",
-                 disabled=bool(check.errors or active)):
+        st.info(f"{len(active)} run{'s are' if len(active) > 1 else ' is'} training or waiting on this server "
+                f"({service.slots} training slot{'s' if service.slots > 1 else ''}): a new run joins the queue and "
+                "starts when a slot is free.")
+    if st.button("Start training" if not active else "Add to the queue", type="primary", key="start",
+                 icon=":material/play_arrow:", disabled=bool(check.errors)):
         try:
-            run_id = manager.start(config, workspace.prepared, workspace.dataset_name, workspace.batch_key,
-                                   workspace.labels_key)
-        except (JobBusyError, ValueError) as err:
-            st.error(str(err))
+            run_id = service.submit(config, workspace.prepared, workspace.dataset_name, workspace.batch_key,
+                                    workspace.labels_key, owner=owner)
+        except ValueError as err:  # settings that cannot work, or a run too large for this server's memory
+            st.error(str(err), icon=":material/block:")
             return
         follow(run_id)
         st.rerun()
@@ -93,66 +105,84 @@ def start_section() -> None:
 
 # ---- following one run ----------------------------------------------------------------------------------------------
 def run_section(run_id: str) -> None:
-    """The followed run; redrawn every second while it trains."""
-    training = manager.status(run_id)["state"] in ACTIVE
-    st.fragment(run_every=REFRESH_SECONDS if training else None)(show_run)(run_id)
+    """The followed run. While it is queued or trains, its state is redrawn every second and its curve every
+    CURVE_REFRESH_SECONDS (a plotly redraw costs the browser far more than a line of text)."""
+    active = service.status(run_id)["state"] in ACTIVE
+    st.fragment(run_every=REFRESH_SECONDS if active else None)(show_state)(run_id)
+    st.fragment(run_every=CURVE_REFRESH_SECONDS if active else None)(show_curve)(run_id)
 
 
-def show_run(run_id: str) -> None:
-    status, config = manager.status(run_id), store.read_config(run_id)
+def show_state(run_id: str) -> None:
+    status, config = service.status(run_id), store.read_config(run_id)
     state = status["state"]
     if state in ACTIVE:
         st.session_state["live_run"] = run_id
     elif st.session_state.pop("live_run", None) == run_id:
-        st.rerun()  # it just ended: redraw the whole page (Start button, run list)
+        st.rerun()  # it just ended: redraw the whole page (curve, Start button, run list)
     st.subheader(f"{STATE_ICONS.get(state, '')} Run {run_id}: {state}")
+    where = f" · on {status['device']}" if status.get("device") else ""
     st.caption(f"{MODEL_NAMES.get(config.get('model'), config.get('model'))} on {config.get('dataset_name')} · "
-               f"started {status.get('started') or config.get('created')}")
-    early = bool(config.get("train_params", {}).get("early_stopping"))
-    if state in ACTIVE:
-        show_progress(run_id, status, early)
+               f"started {status.get('started') or 'not yet'}{where}")
+    if state == "queued":
+        show_queued(run_id)
+    elif state == "running":
+        show_progress(run_id, status, bool(config.get("train_params", {}).get("early_stopping")))
     else:
         show_outcome(status)
-    history = manager.history(run_id)
-    if history.empty:
-        st.caption("The curve appears after the first epoch.")
+
+
+def show_queued(run_id: str) -> None:
+    place = service.queue_position(run_id)
+    if place is None:
+        st.progress(0.0, text="Starting…")
         return
+    wait = service.wait_seconds(run_id)
+    starts = "as soon as a training slot is free" if not wait else f"in {cfg.format_duration(wait)}"
+    st.info(f"Waiting in the queue: number {place[0]} of {place[1]}. It starts {starts}.",
+            icon=":material/hourglass_empty:")
+    st.button("Cancel", key="cancel", on_click=service.cancel, args=(run_id,), icon=":material/cancel:",
+              help="Takes this run out of the queue; it is kept in the list as cancelled.")
+
+
+def show_progress(run_id: str, status: dict, early_stopping: bool = False) -> None:
+    done, total = status.get("epochs_done"), status.get("max_epochs") or 1
+    if done is None:
+        st.progress(0.0, text=status.get("message") or "Starting…")
+    else:
+        elapsed = status.get("train_seconds") or 0.0
+        left = elapsed * (total - done) / max(done, 1e-9)
+        most = "at most " if early_stopping else ""
+        st.progress(min(done / total, 1.0), text=f"Epoch {status.get('epoch', 0) + 1} of {most}{total} · "
+                                                 f"{status.get('cells_per_second', 0):,.0f} cells/s · {most}"
+                                                 f"{cfg.format_duration(left)} left"
+                                                 + (" (early stopping watches the validation curve)"
+                                                    if early_stopping else ""))
+    if service.is_stopping(run_id):
+        st.button("Stopping…", key="stop", disabled=True, icon=":material/stop:")
+    else:
+        st.button("Stop", key="stop", on_click=service.stop, args=(run_id,), icon=":material/stop:",
+                  help="Ends training within about a second and keeps the model trained so far.")
+
+
+def show_curve(run_id: str) -> None:
+    history = service.history(run_id)
+    if history.empty:
+        st.caption("The curve appears after the first epochs.")
+        return
+    status = service.status(run_id)
     show_terms = st.checkbox("Show reconstruction and KL terms", key="show_terms")
-    kept = status.get("kept_epoch") if state not in ACTIVE else None
+    kept = status.get("kept_epoch") if status["state"] not in ACTIVE else None
     st.plotly_chart(loss_figure(history, show_terms, kept), width="stretch", key="curve")
     st.caption("−ELBO per cell: how badly the model explains a cell's counts (lower is better). The validation curve "
                "uses cells held out from training; if it rises while the training curve falls, the model overfits. "
                "Early epochs may lie above the plotted range: the autoscale button shows them.")
 
 
-def show_progress(run_id: str, status: dict, early_stopping: bool = False) -> None:
-    job = manager.job(run_id)
-    event = job.progress if job else None
-    if event is None:
-        st.progress(0.0, text="Starting: building the model…")
-    else:
-        epochs_done = event.epoch if event.kind == "epoch" else event.epoch - 1 + event.step / event.steps_per_epoch
-        done = epochs_done / event.max_epochs
-        left = event.elapsed_seconds * (1 - done) / max(done, 1e-9)
-        most = "at most " if early_stopping else ""
-        st.progress(min(done, 1.0), text=f"Epoch {event.epoch} of {most}{event.max_epochs} · "
-                                         f"{event.cells_per_second:,.0f} cells/s · {most}{cfg.format_duration(left)} "
-                                         "left" + (" (early stopping watches the validation curve)"
-                                                   if early_stopping else ""))
-    if manager.is_stopping(run_id):
-        st.button("Stopping…", key="stop", disabled=True, icon=":material/stop:")
-    elif job is not None:
-        st.button("Stop", key="stop", on_click=manager.stop, args=(run_id,), icon=":material/stop:",
-                  help="Ends training within about a second and keeps the model trained so far.")
-    else:
-        st.caption(status.get("message", ""))
-
-
 def show_outcome(status: dict) -> None:
     message = status.get("message", "")
     if status["state"] == "failed":
         st.error(message)
-    elif status["state"] == "stopped":
+    elif status["state"] in ("stopped", "interrupted", "cancelled"):
         st.warning(message)
     else:
         st.success(message)
@@ -191,17 +221,46 @@ def zoomed_range(history) -> list[float]:
     return [low - 0.05 * margin, high + margin]
 
 
+# ---- the queue -----------------------------------------------------------------------------------------------------
+def queue_section() -> None:
+    """Every run training or waiting on this server, in the order they run, with whose it is and when it starts."""
+    if not service.active_run_ids():
+        return
+    st.subheader("Training queue")
+    st.fragment(run_every=REFRESH_SECONDS)(queue_table)()
+
+
+def queue_table() -> None:
+    rows = []
+    for run_id in service.active_run_ids():
+        status, config = service.status(run_id), store.read_config(run_id)
+        if status.get("state") not in ACTIVE:
+            continue  # ended a moment ago; the dispatcher frees its slot on its next tick
+        place, wait = service.queue_position(run_id), service.wait_seconds(run_id)
+        rows.append({"run": run_id, "whose": "yours" if config.get("owner") == owner else "another session",
+                     "model": MODEL_NAMES.get(config["model"]), "dataset": config.get("dataset_name"),
+                     "state": status.get("state"), "place": "training" if place is None else f"{place[0]} of {place[1]}",
+                     "starts": "now" if wait is None else cfg.format_duration(wait)})
+    if not rows:
+        st.caption("The queue is empty.")
+        return
+    st.dataframe(rows, hide_index=True)
+    st.caption(f"{service.slots} run{'s train' if service.slots > 1 else ' trains'} at a time on this server "
+               f"({settings.SLOTS_ENV}); the others wait their turn. Waits are estimated from this server's measured "
+               "speed.")
+
+
 # ---- all runs -------------------------------------------------------------------------------------------------------
 def runs_section(followed: str | None) -> None:
     st.subheader("All runs")
     st.caption(f"Every run is kept in {store.root} (set SCVI_DASHBOARD_RUNS_DIR to use another folder), with its "
                "settings, history, model and results; finished and stopped runs can be reopened after a restart.")
-    runs = manager.list_runs()
+    runs = service.list_runs()
     if runs.empty:
         st.caption("No runs yet.")
         return
     # The table follows a running job's epochs; the pickers below stay put so that a choice is not interrupted.
-    st.fragment(run_every=REFRESH_SECONDS if manager.active_run_id() else None)(runs_table)()
+    st.fragment(run_every=CURVE_REFRESH_SECONDS if service.active_run_ids() else None)(runs_table)()
     labels = dict(zip(runs["run_id"], [f"{r.run_id} · {MODEL_NAMES.get(r.model, r.model)} · {r.state}"
                                        for r in runs.itertuples()], strict=True))
     left, right = st.columns(2)
@@ -222,7 +281,7 @@ def runs_section(followed: str | None) -> None:
 
 
 def runs_table() -> None:
-    runs = manager.list_runs()
+    runs = service.list_runs()
     st.dataframe(runs.assign(model=runs["model"].map(MODEL_NAMES)), hide_index=True, column_config={
         "max_epochs": st.column_config.NumberColumn("of"),
         "final_elbo": st.column_config.NumberColumn("final −ELBO", format="%.1f",
@@ -235,7 +294,7 @@ def overlay_figure(run_ids: list[str]) -> go.Figure:
     differences = cfg.differences([store.read_config(run_id) for run_id in run_ids])
     figure = go.Figure()
     for run_id, difference in zip(run_ids, differences, strict=True):
-        history = manager.history(run_id)
+        history = service.history(run_id)
         if history.empty:
             continue
         has_validation = "elbo_validation" in history and history["elbo_validation"].notna().any()
@@ -253,5 +312,6 @@ followed = followed_run()
 if followed:
     st.divider()
     run_section(followed)
+queue_section()
 st.divider()
 runs_section(followed)

@@ -12,6 +12,17 @@ from streamlit.testing.v1 import AppTest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def close_training_services():
+    """Every test's dashboard starts its own training service (a dispatcher thread, maybe a spare worker process):
+    close them afterwards so that none outlives its test."""
+    yield
+    import sys
+
+    if "dashboard.service" in sys.modules:
+        sys.modules["dashboard.service"].close_all()
+
+
 @pytest.fixture
 def data_dir(tmp_path, monkeypatch) -> Path:
     """An empty server-side data directory (SCVI_DASHBOARD_DATA_DIR), and a runs directory next to it."""
@@ -38,6 +49,11 @@ def app(data_dir, monkeypatch) -> AppTest:
         PagesManager.uses_pages_directory = False
 
     monkeypatch.setattr(PagesManager, "__init__", init)
+    return new_app()
+
+
+def new_app() -> AppTest:
+    """A new session of ``app.py`` (its own session state), run once; the :func:`app` fixture sets up the rest."""
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.run()
     assert not at.exception

@@ -1,5 +1,6 @@
 """The Model and Training pages through Streamlit's AppTest: a tiny run configured, started, followed to its end;
-a run stopped mid-way; settings that cannot work blocked with their message; the JSON settings round trip."""
+a run stopped mid-way; two sessions whose runs queue; a queued run cancelled; settings that cannot work blocked
+with their message; the JSON settings round trip."""
 
 import json
 import time
@@ -9,7 +10,7 @@ import pytest
 from dashboard import config as cfg
 from dashboard import settings
 from scvi_core import simulate
-from dashboard.jobs import manager_for
+from dashboard.service import service_for
 
 
 def texts(elements) -> str:
@@ -28,10 +29,18 @@ def model_page(app):
     app.switch_page("pages/2_model.py").run()
     assert_clean(app)
     yield app
-    manager = manager_for(settings.runs_dir())
-    if manager.active_run_id():  # never leave a thread training after a failed test
-        manager.stop(manager.active_run_id())
-        manager.wait(30)
+    stop_everything()
+
+
+def service():
+    return service_for(settings.runs_dir())
+
+
+def stop_everything():
+    """Never leave a worker training after a test."""
+    for run_id in service().active_run_ids():
+        if not service().cancel(run_id) and service().stop(run_id):
+            service().wait(run_id, 60)
 
 
 def tiny_settings(at, epochs: int):
@@ -62,6 +71,11 @@ def state_of(at) -> str:
     return texts(at.subheader)
 
 
+def table(at, column: str):
+    """The first table with ``column`` (the run list has run_id, the queue has run)."""
+    return next(frame.value for frame in at.dataframe if column in frame.value)
+
+
 def test_model_page_offers_both_models_with_presets(model_page):
     at = model_page
     assert at.radio(key="cfg_model").value == "AUTOZI"
@@ -88,11 +102,11 @@ def test_configure_start_and_finish_a_tiny_run(model_page):
     assert "Ran all 3 epochs" in texts(at.success)
     assert at.session_state["workspace"].current_run_id == run_id
     assert len(at.get("plotly_chart")) >= 1
-    history = manager_for(settings.runs_dir()).history(run_id)
+    history = service().history(run_id)
     assert list(history["epoch"]) == [1, 2, 3]
-    runs = at.dataframe[0].value
+    runs = table(at, "run_id")
     assert runs.loc[0, "run_id"] == run_id and "finished" in runs.loc[0, "state"]
-    kept = manager_for(settings.runs_dir()).status(run_id)["kept_epoch"]
+    kept = service().status(run_id)["kept_epoch"]
     assert runs.loc[0, "final_elbo"] == pytest.approx(history["elbo_validation"].iloc[kept - 1])
     assert f"run {run_id}" in texts(at.sidebar.markdown)
     assert not at.button(key="start").disabled  # free again for the next run
@@ -110,7 +124,7 @@ def test_an_early_stopped_run_shows_why_it_stopped(model_page):
     assert "at most 300 epochs (early stopping after 2 epochs without improvement" in texts(at.markdown)
     run_id = start(at)
     poll(at, lambda a: "finished" in state_of(a))
-    status = manager_for(settings.runs_dir()).status(run_id)
+    status = service().status(run_id)
     kept, epochs = status["kept_epoch"], status["epoch"]
     assert status["stop_reason"] == "early_stopping" and epochs < 300
     assert (f"Stopped early at epoch {epochs} of 300: the validation ELBO had not improved for 2 epochs; the weights "
@@ -122,15 +136,53 @@ def test_an_early_stopped_run_shows_why_it_stopped(model_page):
 def test_stop_a_run_midway(model_page):
     at = tiny_settings(model_page, epochs=5000)
     run_id = start(at)
-    manager = manager_for(settings.runs_dir())
-    poll(at, lambda a: len(manager.history(run_id)) >= 1 and a.button(key="stop").label == "Stop")
-    assert at.button(key="start").disabled
-    assert "already going" in texts(at.info)
-    assert [link.proto.label for link in at.sidebar.get("page_link")] == ["Training in progress"]
+    poll(at, lambda a: len(service().history(run_id)) >= 1 and a.button(key="stop").label == "Stop")
+    assert "on cpu" in texts(at.caption) and "cells/s" in str(at.get("progress")[0].proto)
+    assert at.button(key="start").label == "Add to the queue" and not at.button(key="start").disabled
+    assert "1 run is training or waiting on this server" in texts(at.info)
+    assert [link.proto.label for link in at.sidebar.get("page_link")] == ["Training queue: 1 run"]
     at.button(key="stop").click().run()
     poll(at, lambda a: "stopped" in state_of(a))
     assert "model trained so far was saved" in texts(at.warning)
-    assert manager.store.has_model(run_id)
+    assert service().store.has_model(run_id)
+
+
+def second_session(_first):
+    """Another browser session on the same server: its own AppTest (its own session state), same runs directory."""
+    from tests.conftest import new_app
+
+    other = new_app()
+    other.button(key="load_demo").click().run()
+    other.button(key="FormSubmitter:prepare-Prepare data").click().run()
+    other.switch_page("pages/2_model.py").run()
+    return tiny_settings(other, epochs=3)
+
+
+def test_two_sessions_start_runs_at_once_the_second_waits_its_turn_then_trains(model_page):
+    first = tiny_settings(model_page, epochs=5000)
+    second = second_session(first)
+    first_run = start(first)
+    second_run = start(second)  # accepted, not refused
+    assert "Waiting in the queue: number 1 of 1" in texts(second.info) and "starts" in texts(second.info)
+    queue = table(second, "run")
+    assert list(queue["run"]) == [first_run, second_run]
+    assert list(queue["whose"]) == ["another session", "yours"] and queue["place"].iloc[1] == "1 of 1"
+    poll(first, lambda a: a.button(key="stop").label == "Stop")
+    first.button(key="stop").click().run()
+    poll(second, lambda a: "finished" in state_of(a), timeout=120)
+    assert "Ran all 3 epochs" in texts(second.success)
+    assert service().status(first_run)["state"] == "stopped"
+
+
+def test_a_queued_run_is_cancelled_from_its_page(model_page):
+    first = tiny_settings(model_page, epochs=5000)
+    second = second_session(first)
+    start(first)
+    queued = start(second)
+    second.button(key="cancel").click().run()
+    assert_clean(second)
+    assert "cancelled" in state_of(second) and "Cancelled before it started." in texts(second.warning)
+    assert service().status(queued)["state"] == "cancelled"
 
 
 @pytest.mark.parametrize(
@@ -189,19 +241,18 @@ def test_a_bad_settings_file_shows_a_message(model_page):
 
 
 def test_run_list_reopens_a_run_and_overlays_two_priors(app):
-    manager = manager_for(settings.runs_dir())
     adata = simulate(n_cells=300, n_genes=60, seed=1)
     run_ids = []
     for alpha in (0.5, 2.0):
         config = cfg.preset_config("AUTOZI", "quick", 300, 60)
         config["model_params"] |= {"alpha_prior": alpha, "n_hidden": 16}
         config["train_params"] |= {"max_epochs": 2, "batch_size": 64}
-        run_ids.append(manager.start(config, adata, "tiny", batch_key="batch"))
-        manager.wait(60)
+        run_ids.append(service().submit(config, adata, "tiny", batch_key="batch"))
+        service().wait(run_ids[-1], 120)
     app.switch_page("pages/3_training.py").run()
     assert_clean(app)
-    assert list(app.dataframe[0].value["run_id"]) == run_ids[::-1]  # newest first
-    assert set(app.dataframe[0].value["state"]) == {"finished"}
+    assert list(table(app, "run_id")["run_id"]) == run_ids[::-1]  # newest first
+    assert set(table(app, "run_id")["state"]) == {"finished"}
 
     picker = next(s for s in app.selectbox if s.label == "Open a run")
     picker.select_index(1).run()

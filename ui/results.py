@@ -14,11 +14,11 @@ import streamlit as st
 
 from dashboard import settings
 from scvi_core import embedding
-from dashboard.jobs import manager_for
+from dashboard.service import service_for
 from dashboard.runs import RunStore
 from scvi_core.zero_inflation import DEFAULT_MIN_LOG10_BF, apply_threshold
 
-SHOWABLE = ("finished", "stopped")
+SHOWABLE = ("finished", "stopped", "interrupted")
 EMBEDDING_PARAMS = "embedding_params"  # session keys (not widget keys, so they survive page switches)
 ZI_DECISION = "zi_decision"
 DE_SHOWN = "de_shown"  # (run id, key) of the differential-expression answer last shown, offered first by Export
@@ -37,7 +37,7 @@ def choose_run() -> str | None:
     """Show the run picker and return the chosen run id, or None (after saying why) when no run has results.
     The default is the workspace's current run; picking another makes it the current run."""
     workspace = st.session_state["workspace"]
-    runs = manager_for(settings.runs_dir()).list_runs()  # marks runs cut short by a restart as failed
+    runs = service_for(settings.runs_dir()).list_runs()
     current = workspace.current_run_id
     states = dict(zip(runs["run_id"], runs["state"]))
     if current in states and states[current] not in SHOWABLE:

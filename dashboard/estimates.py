@@ -1,0 +1,192 @@
+"""How long and how much memory a run will take on this server, from what this server has measured.
+
+Why measured rather than constant: the same run takes three times longer on a busy 2-core lab server than on a
+quiet workstation, and a GPU changes everything. Time comes from the throughput of this server's recent runs of the
+same model (every worker records its cells per second, its set-up and saving time), or, before the first run, from
+a two-second calibration on this machine, cached in the dashboard's cache folder. With early stopping the number of epochs is
+not known in advance: it is taken from earlier runs of the same model on the same data with the same settings, else
+from :data:`PRIOR_EXTRA_EPOCHS`, and the estimate also says the most the run can take.
+
+Memory: a worker's peak is its interpreter with torch (measured once per server, as the memory of the idle worker
+process), the count matrix (twice: the AnnData and the copy the model reads), and the minibatch tensors, whose size
+the network's layers set (:data:`BYTES_PER_BATCH_ENTRY`, measured with ``benchmarks/worker_memory.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from scvi_core.simulate import simulate
+
+from . import config as cfg
+from . import settings
+from .config import reference_width
+from .runs import MODELS, RunStore
+
+RECENT_RUNS = 5
+LONG_RUN_SECONDS = 30 * 60
+PRIOR_EXTRA_EPOCHS = 40
+"""Epochs an early-stopped run takes beyond its KL warm-up and patience when nothing similar has run here yet: the
+validation ELBO of the demos and of the real data in benchmarks/time_to_quality.py peaks 20–70 epochs after warm-up."""
+WARMUP_EPOCHS = 20
+PRIOR_OVERHEAD_SECONDS = 2.5
+"""Seconds a run spends outside its epochs (loading its data, building the model, saving it and its results) until
+a run has measured it here: what the quick demo's runs measured on a 2-core server."""
+CALIBRATION_FILE = "calibration.json"
+CALIBRATION_SHAPE = (1500, 500)
+CALIBRATION_EPOCHS = 4
+BYTES_PER_BATCH_ENTRY = 400
+"""Bytes of activations, gradients and likelihood terms per minibatch entry (cell × gene), n_hidden 128."""
+MATRIX_COPIES = 2
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """Training speed on this server: cell × gene entries per second at the reference width (both passes, training
+    and validation), and the seconds a run spends outside its epochs (loading, building, saving)."""
+
+    entries_per_second: float
+    overhead_seconds: float
+    source: str
+    """Where the figures come from, for the page: "3 recent scVI runs on this server", "a calibration …"."""
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Expected and longest wall time of one run, in seconds."""
+
+    expected_seconds: float
+    most_seconds: float
+    expected_epochs: float
+    source: str
+
+    def describe(self, early_stopping: bool) -> str:
+        """'about 40 s (at most 2 min)', for the pages."""
+        expected = cfg.format_duration(self.expected_seconds)
+        if not early_stopping or self.most_seconds <= 1.1 * self.expected_seconds:
+            return expected
+        return f"{expected} (at most {cfg.format_duration(self.most_seconds).removeprefix('about ')})"
+
+    @property
+    def warning(self) -> str | None:
+        """A word of caution for a run longer than half an hour."""
+        if self.expected_seconds <= LONG_RUN_SECONDS:
+            return None
+        return (f"This run would take {cfg.format_duration(self.expected_seconds)} on this server. Fewer epochs, fewer "
+                "genes (Load data → highly variable genes) or the Quick look preset are faster.")
+
+
+def throughput(store: RunStore, model: str) -> Throughput:
+    """From the last :data:`RECENT_RUNS` runs of ``model`` that trained here, else from the calibration."""
+    rows = recent_runs(store, model)
+    if rows:
+        speed = statistics.median(r["entries_per_second"] / reference_width(r["model_params"]) for r in rows)
+        overhead = statistics.median(r["wall_seconds"] - r["train_seconds"] for r in rows)
+        noun = "run" if len(rows) == 1 else "runs"
+        return Throughput(speed, overhead, f"{len(rows)} recent {model_name(model)} {noun} on this server")
+    return calibration(model)
+
+
+def estimate(store: RunStore, config: dict, n_cells: int, n_genes: int) -> Estimate:
+    """The wall time of ``config`` on data of this size, from this server's throughput."""
+    speed = throughput(store, config["model"])
+    train = config["train_params"]
+    per_epoch = n_cells * n_genes * reference_width(config["model_params"]) / speed.entries_per_second
+    epochs = expected_epochs(store, config, n_cells, n_genes)
+    return Estimate(speed.overhead_seconds + epochs * per_epoch, speed.overhead_seconds + train["max_epochs"] * per_epoch,
+                    epochs, speed.source)
+
+
+def expected_epochs(store: RunStore, config: dict, n_cells: int, n_genes: int) -> float:
+    """All of them without early stopping; with it, the median of earlier runs with the same settings on data of
+    the same size, else warm-up + patience + :data:`PRIOR_EXTRA_EPOCHS`."""
+    train = config["train_params"]
+    if not train["early_stopping"]:
+        return float(train["max_epochs"])
+    same = [r["epoch"] for r in recent_runs(store, config["model"], limit=None)
+            if r["model_params"] == config["model_params"] and r["train_params"] == train
+            and (r["n_cells"], r["n_genes"]) == (n_cells, n_genes) and r["stop_reason"] != "interrupted"]
+    if same:
+        return float(statistics.median(same[:RECENT_RUNS]))
+    warmup = WARMUP_EPOCHS if train["n_epochs_kl_warmup"] is None else train["n_epochs_kl_warmup"]
+    return float(min(train["max_epochs"], warmup + train["early_stopping_patience"] + PRIOR_EXTRA_EPOCHS))
+
+
+def recent_runs(store: RunStore, model: str, limit: int | None = RECENT_RUNS) -> list[dict]:
+    """Runs of ``model`` that trained here to a saved model and recorded their speed, newest first."""
+    runs = store.list_runs()
+    rows = []
+    for run_id in runs.loc[runs["model"].eq(model) & runs["state"].isin(("finished", "stopped")), "run_id"]:
+        status = store.read_status(run_id)
+        if not {"entries_per_second", "wall_seconds", "train_seconds"} <= set(status):
+            continue
+        config = store.read_config(run_id)
+        rows.append({**status, "model_params": config["model_params"], "train_params": config["train_params"],
+                     "n_cells": status.get("n_cells"), "n_genes": status.get("n_genes")})
+        if limit is not None and len(rows) == limit:
+            break
+    return rows
+
+
+def calibration(model: str) -> Throughput:
+    """A few epochs of ``model`` on small simulated data, timed once per machine (and number of CPU threads) in
+    this process and kept in the dashboard's cache folder."""
+    path = settings.cache_dir() / CALIBRATION_FILE
+    cached = _read_json(path)
+    key = f"{model} threads={torch.get_num_threads()}"
+    if key not in cached:
+        cached[key] = _calibrate(model)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(cached, indent=1))
+    figures = cached[key]
+    return Throughput(figures["entries_per_second"], PRIOR_OVERHEAD_SECONDS,
+                      f"a short calibration of {model_name(model)} on this server (no run has finished here yet)")
+
+
+def _calibrate(model: str) -> dict:
+    n_cells, n_genes = CALIBRATION_SHAPE
+    adata = simulate(n_cells=n_cells, n_genes=n_genes, seed=0)
+    MODELS[model].setup_anndata(adata, batch_key="batch")
+    fitted = MODELS[model](adata)
+    fitted.train(max_epochs=CALIBRATION_EPOCHS, early_stopping=False, device="cpu")
+    train = float(fitted.history["seconds"].iloc[-1])
+    cells = CALIBRATION_EPOCHS * n_cells  # training and validation passes together see every cell once per epoch
+    return {"entries_per_second": cells * n_genes / train, "measured": time.time()}
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def model_name(model: str) -> str:
+    return {"SCVI": "scVI", "AUTOZI": "AutoZI"}.get(model, model)
+
+
+# ---- memory -------------------------------------------------------------------------------------------------------
+def matrix_bytes(adata) -> int:
+    """Bytes of the count matrix as the model holds it (CSR: values and column indices; dense: float32)."""
+    x = adata.X
+    if hasattr(x, "nnz"):
+        return int(x.nnz * (x.data.itemsize + x.indices.itemsize) + x.indptr.nbytes)
+    return int(np.prod(x.shape) * max(np.asarray(x[:1]).itemsize, 4))
+
+
+def peak_memory_bytes(base_bytes: int, adata, config: dict) -> int:
+    """Expected peak memory of a worker training ``config`` on ``adata`` (see the module docstring)."""
+    batch = min(config["train_params"]["batch_size"], adata.n_obs)
+    activations = batch * adata.n_vars * reference_width(config["model_params"]) * BYTES_PER_BATCH_ENTRY
+    return int(base_bytes + MATRIX_COPIES * matrix_bytes(adata) + activations)
+
+
+def format_bytes(n: float) -> str:
+    return f"{n / 2**30:.1f} GB" if n >= 2**30 else f"{n / 2**20:.0f} MB"
