@@ -122,7 +122,7 @@ def show_state(run_id: str) -> None:
     st.subheader(f"{STATE_ICONS.get(state, '')} Run {run_id}: {state}")
     where = f" · on {status['device']}" if status.get("device") else ""
     st.caption(f"{MODEL_NAMES.get(config.get('model'), config.get('model'))} on {config.get('dataset_name')} · "
-               f"started {status.get('started') or 'not yet'}{where}")
+               (f"started {status['started']}" if status.get('started') else "not started yet") + where)
     if state == "queued":
         show_queued(run_id)
     elif state == "running":

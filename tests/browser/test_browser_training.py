@@ -96,3 +96,56 @@ def test_quick_training_live_curve_reload_stop_and_run_list(page):
         const picker = document.querySelector('input[aria-label="Open a run"]');
         return picker && picker.value.startsWith('{run_id}') && picker.value.includes('stopped');
     }}""")
+
+
+def configure(page, epochs: int, early_stopping: bool = True) -> None:
+    """On the Model page of a session that opened on the prepared demo: the quick preset with ``epochs``."""
+    open_page(page, "Model")
+    page.get_by_role("button", name="Quick look (under a minute)").click()
+    wait_until_idle(page)
+    epochs_input = page.get_by_label("Epochs", exact=True)
+    epochs_input.fill(str(epochs))
+    epochs_input.press("Enter")
+    wait_until_idle(page)
+    if not early_stopping:
+        page.locator('[data-testid="stCheckbox"]').filter(has_text="Early stopping").locator("label").first.click()
+        expect(page.get_by_role("checkbox", name="Early stopping")).not_to_be_checked()
+        wait_until_idle(page)
+    page.get_by_text("These settings can be trained.").wait_for()
+
+
+def test_two_browser_sessions_both_start_the_second_waits_then_trains(browser, dashboard):
+    sessions = []
+    for _ in range(2):
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        tab = context.new_page()
+        tab.set_default_timeout(60_000)
+        tab.goto(dashboard.url)
+        tab.get_by_role("heading", name="Workspace").wait_for()
+        wait_until_idle(tab)
+        sessions.append((context, tab))
+    first, second = (tab for _, tab in sessions)
+    try:
+        configure(first, 3000, early_stopping=False)
+        configure(second, 5)
+        open_page(first, "Training")
+        first.get_by_role("button", name="Start training").click()
+        first.get_by_role("heading", name=re.compile(r"Run .*: running")).wait_for()
+
+        open_page(second, "Training")
+        second.get_by_text(re.compile(r"1 run is training or waiting on this server")).wait_for()
+        second.get_by_role("button", name="Add to the queue").click()
+        second.get_by_role("heading", name=re.compile(r"Run .*: queued")).wait_for()
+        second.get_by_text("Waiting in the queue: number 1 of 1").wait_for()
+        second.get_by_role("heading", name="Training queue").wait_for()
+        assert_no_exception(second)
+        screenshot(second, "training_queue", height=1400)
+
+        first.get_by_role("button", name="Stop").click()
+        first.get_by_role("heading", name=re.compile(r"Run .*: stopped")).wait_for(timeout=15_000)
+        second.get_by_role("heading", name=re.compile(r"Run .*: finished")).wait_for(timeout=90_000)
+        second.get_by_text("Ran all 5 epochs").first.wait_for()
+        assert_no_exception(second)
+    finally:
+        for context, _ in sessions:
+            context.close()
