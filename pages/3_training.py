@@ -120,9 +120,10 @@ def show_state(run_id: str) -> None:
     elif st.session_state.pop("live_run", None) == run_id:
         st.rerun()  # it just ended: redraw the whole page (curve, Start button, run list)
     st.subheader(f"{STATE_ICONS.get(state, '')} Run {run_id}: {state}")
+    started = f"started {status['started']}" if status.get("started") else "not started yet"
     where = f" · on {status['device']}" if status.get("device") else ""
     st.caption(f"{MODEL_NAMES.get(config.get('model'), config.get('model'))} on {config.get('dataset_name')} · "
-               (f"started {status['started']}" if status.get('started') else "not started yet") + where)
+               f"{started}{where}")
     if state == "queued":
         show_queued(run_id)
     elif state == "running":
