@@ -228,7 +228,7 @@ def queue_section() -> None:
     if not service.active_run_ids():
         return
     st.subheader("Training queue")
-    st.fragment(run_every=REFRESH_SECONDS)(queue_table)()
+    st.fragment(run_every=CURVE_REFRESH_SECONDS)(queue_table)()
 
 
 def queue_table() -> None:
@@ -260,8 +260,7 @@ def runs_section(followed: str | None) -> None:
     if runs.empty:
         st.caption("No runs yet.")
         return
-    # The table follows a running job's epochs; the pickers below stay put so that a choice is not interrupted.
-    st.fragment(run_every=CURVE_REFRESH_SECONDS if service.active_run_ids() else None)(runs_table)()
+    runs_table()  # redrawn when the followed run ends (the page reruns then), not while it trains
     labels = dict(zip(runs["run_id"], [f"{r.run_id} · {MODEL_NAMES.get(r.model, r.model)} · {r.state}"
                                        for r in runs.itertuples()], strict=True))
     left, right = st.columns(2)
