@@ -7,9 +7,9 @@ a two-second calibration on this machine, cached in the dashboard's cache folder
 not known in advance: it is taken from earlier runs of the same model on the same data with the same settings, else
 from :data:`PRIOR_EXTRA_EPOCHS`, and the estimate also says the most the run can take.
 
-Memory: a worker's peak is its interpreter with torch (measured once per server, as the memory of the idle worker
-process), the count matrix (twice: the AnnData and the copy the model reads), and the minibatch tensors, whose size
-the network's layers set (:data:`BYTES_PER_BATCH_ENTRY`, measured with ``benchmarks/worker_memory.py``).
+Memory: a worker's peak is its interpreter with torch and anndata (``dashboard.service.WORKER_BASE_BYTES``), a few
+copies of the count matrix (:data:`MATRIX_COPIES`) and the minibatch tensors (:data:`BYTES_PER_BATCH_ENTRY`), all
+measured with ``benchmarks/worker_memory.py``.
 """
 
 from __future__ import annotations
@@ -42,9 +42,12 @@ a run has measured it here: what the quick demo's runs measured on a 2-core serv
 CALIBRATION_FILE = "calibration.json"
 CALIBRATION_SHAPE = (1500, 500)
 CALIBRATION_EPOCHS = 4
-BYTES_PER_BATCH_ENTRY = 400
-"""Bytes of activations, gradients and likelihood terms per minibatch entry (cell × gene), n_hidden 128."""
-MATRIX_COPIES = 2
+BYTES_PER_BATCH_ENTRY = 100
+"""Bytes of activations, gradients and likelihood terms per minibatch entry (cell × gene), n_hidden 128: batch 1024
+against 128 on 20,000 × 1,000 cells added 87 MB (benchmarks/worker_memory.py)."""
+MATRIX_COPIES = 4
+"""The worker's peak grows by about four times the count matrix: the file read, the AnnData, the model's view and
+its per-chunk conversions, the results computed at the end (50,000 × 2,000 cells: 331 MB matrix, 1.8 GB peak)."""
 
 
 @dataclass(frozen=True)

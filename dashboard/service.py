@@ -38,9 +38,9 @@ log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 POLL_SECONDS = 0.25
 QUEUE_FILE = "queue.sqlite3"
-WORKER_BASE_BYTES = 600 * 2**20
-"""Memory of a worker process before it loads a run (Python, torch, anndata, scanpy), as benchmarks/worker_memory.py
-measures it, rounded up."""
+WORKER_BASE_BYTES = 500 * 2**20
+"""Memory of a worker process with nothing to train but its imports (Python, torch, anndata): the peak of a run on
+2,000 × 500 cells was 494 MB (benchmarks/worker_memory.py)."""
 CLAIM_GRACE_SECONDS = 60
 """A job claimed by another server process gets this long to record its worker's pid before it counts as lost."""
 INTERRUPTED = ("Interrupted: the dashboard server stopped while this run was training, and its training process "
