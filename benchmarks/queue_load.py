@@ -1,0 +1,121 @@
+"""A room full of users: N browser sessions press Start at once on one server, then again, and again.
+
+Each round opens N headless Chromium sessions on the prepared quick demo, picks the Quick look preset and presses
+Start in each, one right after the other, then waits for every run to end. Prints, per round: whether every run was
+accepted (no refusal), whether they started in the order they were submitted and never overlapped (one slot),
+the time from the first Start to the last run's end, and the web server's resident memory after the round (it
+must not grow with the number of finished runs: training happens in worker processes).
+
+    python benchmarks/queue_load.py [--sessions 5] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.live_view_cost import idle, open_page  # noqa: E402
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, free_port, wait_until_healthy  # noqa: E402
+
+
+def resident_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def session(browser, url: str):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(180_000)
+    page.goto(url)
+    page.get_by_role("heading", name="Workspace").wait_for()
+    idle(page)
+    open_page(page, "Model")
+    page.get_by_role("button", name=re.compile("Quick look")).click()
+    idle(page)
+    open_page(page, "Training")
+    return context, page
+
+
+def one_round(browser, url: str, runs_dir: Path, n_sessions: int) -> dict:
+    sessions = [session(browser, url) for _ in range(n_sessions)]
+    before = {p.name for p in runs_dir.iterdir()} if runs_dir.exists() else set()
+    began = time.monotonic()
+    refused = 0
+    for _, page in sessions:
+        page.get_by_role("button", name=re.compile("Start training|Add to the queue")).click()
+        try:
+            page.get_by_role("heading", name=re.compile(r"Run .*: (queued|running|finished)")).wait_for()
+        except Exception:  # noqa: BLE001 - a refusal shows no run heading
+            refused += 1
+    run_ids = sorted(p.name for p in runs_dir.iterdir() if p.name not in before and (p / "status.json").exists())
+    statuses = {}
+    while len(statuses) < len(run_ids):
+        for run_id in run_ids:
+            status = json.loads((runs_dir / run_id / "status.json").read_text())
+            if status.get("state") not in ("queued", "running"):
+                statuses[run_id] = status
+        time.sleep(0.2)
+    elapsed = time.monotonic() - began
+    for context, _ in sessions:
+        context.close()
+    with sqlite3.connect(runs_dir / "queue.sqlite3") as db:  # the queue's own record of the submission order
+        submitted = [row[0] for row in db.execute("SELECT run_id FROM jobs ORDER BY seq") if row[0] in run_ids]
+    by_start = sorted(run_ids, key=lambda r: statuses[r]["started"])
+    ordered = [statuses[r] for r in by_start]
+    overlap = any(a["ended"] > b["started"] for a, b in zip(ordered, ordered[1:]))
+    return {"accepted": len(run_ids), "refused": refused, "states": sorted({s["state"] for s in statuses.values()}),
+            "in_order": by_start == submitted, "overlap": overlap, "seconds": elapsed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sessions", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    tmp = Path(tempfile.mkdtemp())
+    (tmp / "data").mkdir()
+    runs_dir = tmp / "runs"
+    port = free_port()
+    env = os.environ | {"SCVI_DASHBOARD_DATA_DIR": str(tmp / "data"), "SCVI_DASHBOARD_RUNS_DIR": str(runs_dir)}
+    log = tmp / "streamlit.log"
+    with log.open("w") as out:
+        server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                                   "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+                                  cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(url, server, log)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+            print(f"server before any run: {resident_mb(server.pid):.0f} MB", flush=True)
+            for round_number in range(1, args.rounds + 1):
+                result = one_round(browser, url, runs_dir, args.sessions)
+                print(f"round {round_number}: {result['accepted']} of {args.sessions} runs accepted, "
+                      f"{result['refused']} refused, ended {'/'.join(result['states'])}, "
+                      f"{'in the order submitted' if result['in_order'] else 'OUT OF ORDER'}, "
+                      f"{'overlapping' if result['overlap'] else 'one after the other'}, "
+                      f"{result['seconds']:.0f} s; server {resident_mb(server.pid):.0f} MB", flush=True)
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+if __name__ == "__main__":
+    main()
