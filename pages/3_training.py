@@ -223,9 +223,10 @@ def zoomed_range(history) -> list[float]:
 
 
 # ---- the queue -----------------------------------------------------------------------------------------------------
-def queue_section() -> None:
-    """Every run training or waiting on this server, in the order they run, with whose it is and when it starts."""
-    if not service.active_run_ids():
+def queue_section(followed: str | None) -> None:
+    """Every run training or waiting on this server, in the order they run, with whose it is and when it starts;
+    shown when there is more to see than the followed run."""
+    if not set(service.active_run_ids()) - {followed}:
         return
     st.subheader("Training queue")
     st.fragment(run_every=CURVE_REFRESH_SECONDS)(queue_table)()
@@ -312,6 +313,6 @@ followed = followed_run()
 if followed:
     st.divider()
     run_section(followed)
-queue_section()
+queue_section(followed)
 st.divider()
 runs_section(followed)
