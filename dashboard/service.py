@@ -61,6 +61,7 @@ class TrainingService:
         self.slots = settings.training_slots() if slots is None else slots
         self.memory_budget = settings.worker_memory_bytes(self.slots) if memory_budget is None else memory_budget
         self.gpus = settings.gpu_count()
+        self.threads = settings.worker_threads(self.slots)
         self._workers: dict[str, subprocess.Popen] = {}
         self._over_budget: dict[str, int] = {}
         self._spare: subprocess.Popen | None = None
@@ -212,8 +213,8 @@ class TrainingService:
             self._spare = self._spawn()
 
     def _spawn(self) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "dashboard.worker", str(self.store.root)], stdin=subprocess.PIPE,
-                                cwd=PROJECT_ROOT, text=True, start_new_session=True)
+        return subprocess.Popen([sys.executable, "-m", "dashboard.worker", str(self.store.root), str(self.threads)],
+                                stdin=subprocess.PIPE, cwd=PROJECT_ROOT, text=True, start_new_session=True)
 
     def _launch(self, run_id: str, slot: int) -> None:
         """Hand ``run_id`` to the spare worker (a new one if it is gone), on the slot's GPU when there are GPUs."""

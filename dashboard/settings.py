@@ -40,6 +40,7 @@ def start_with_demo() -> bool:
 
 SLOTS_ENV = "SCVI_DASHBOARD_TRAINING_SLOTS"
 WORKER_MEMORY_ENV = "SCVI_DASHBOARD_WORKER_MEMORY_GB"
+WORKER_THREADS_ENV = "SCVI_DASHBOARD_WORKER_THREADS"
 
 
 def gpu_count() -> int:
@@ -61,6 +62,24 @@ def training_slots() -> int:
             raise ValueError(f"{SLOTS_ENV} must be a whole number of at least 1 (got {value!r}).")
         return slots
     return max(1, gpu_count())
+
+
+def worker_threads(slots: int) -> int:
+    """CPU threads of one training process (``SCVI_DASHBOARD_WORKER_THREADS``): by default the machine's cores but
+    one, shared by the slots. The core left over keeps the pages responsive, and it keeps training's speed steady:
+    torch's threads wait for each other at every operation, so on 2 cores a browser tab or a page computing a UMAP
+    on the second core made a 2-thread run up to 10× slower, while a 1-thread run kept its speed (it is about 35%
+    slower than 2 threads on an idle machine; benchmarks/live_view_cost.py)."""
+    value = os.environ.get(WORKER_THREADS_ENV, "").strip()
+    if value:
+        try:
+            threads = int(value)
+        except ValueError:
+            threads = 0
+        if threads < 1:
+            raise ValueError(f"{WORKER_THREADS_ENV} must be a whole number of at least 1 (got {value!r}).")
+        return threads
+    return max(1, (len(os.sched_getaffinity(0)) - 1) // slots)
 
 
 def worker_memory_bytes(slots: int) -> int:

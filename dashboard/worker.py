@@ -1,4 +1,4 @@
-"""One training run in a process of its own: ``python -m dashboard.worker RUNS_DIR``.
+"""One training run in a process of its own: ``python -m dashboard.worker RUNS_DIR THREADS``.
 
 Why a process per run: a crash, a segfault or an out-of-memory kill then ends one run, never the web server and
 every session with it, and training does not share the server's interpreter (its lock and CPU) with the pages that
@@ -22,6 +22,7 @@ import threading
 import time
 
 import pandas as pd
+import torch
 
 from scvi_core.train import TrainingDivergedError, TrainingEvent
 
@@ -81,7 +82,7 @@ def train_run(store: RunStore, run_id: str, device: str, stop: threading.Event) 
         reporter = Reporter(store, run_id, adata.n_vars)
         model = MODELS[config["model"]](adata, **config["model_params"])
         store.write_status(run_id, message="Training.", setup_seconds=time.monotonic() - began, n_cells=adata.n_obs,
-                           n_genes=adata.n_vars)
+                           n_genes=adata.n_vars, threads=torch.get_num_threads())
         model.train(**train, device=device, callback=reporter, stop_event=stop)
         store.write_history(run_id, model.history)
         store.write_status(run_id, message="Saving the model and its results…")
@@ -152,8 +153,10 @@ def _peak_memory_bytes() -> int:
 
 
 def main(argv: list[str]) -> int:
-    """Wait (imports done) for ``RUN_ID DEVICE`` on stdin, train that run, exit. An empty stdin: exit at once."""
+    """Wait (imports done) for ``RUN_ID DEVICE`` on stdin, train that run with ``THREADS`` CPU threads, exit. An
+    empty stdin: exit at once."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(process)d %(levelname)s %(message)s")
+    torch.set_num_threads(int(argv[1]))
     stop = threading.Event()
     signal.signal(STOP_SIGNAL, lambda *_: stop.set())  # before the run arrives: a stop is never a kill
     line = sys.stdin.readline().split()

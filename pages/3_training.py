@@ -121,7 +121,10 @@ def show_state(run_id: str) -> None:
         st.rerun()  # it just ended: redraw the whole page (curve, Start button, run list)
     st.subheader(f"{STATE_ICONS.get(state, '')} Run {run_id}: {state}")
     started = f"started {status['started']}" if status.get("started") else "not started yet"
+    threads = status.get("threads")
     where = f" · on {status['device']}" if status.get("device") else ""
+    if where and status["device"] == "cpu" and threads:
+        where += f" ({threads} thread{'s' if threads > 1 else ''})"
     st.caption(f"{MODEL_NAMES.get(config.get('model'), config.get('model'))} on {config.get('dataset_name')} · "
                f"{started}{where}")
     if state == "queued":

@@ -65,7 +65,7 @@ def test_a_run_trains_in_its_own_process_and_is_written_to_disk(service, adata):
     run_id = service.submit(tiny(), adata, "tiny", batch_key="batch", owner="ann")
     status = service.wait(run_id, 120)
     assert status["state"] == "finished", status["message"]
-    assert status["pid"] != os.getpid() and status["device"] == "cpu"
+    assert status["pid"] != os.getpid() and status["device"] == "cpu" and status["threads"] == service.threads
     assert status["message"].startswith("Ran all 3 epochs")
     assert status["n_cells"] == 300 and status["entries_per_second"] > 0 and status["peak_memory_bytes"] > 0
     assert list(service.history(run_id)["epoch"]) == [1, 2, 3]
@@ -244,6 +244,12 @@ def test_slots_and_devices(monkeypatch):
     monkeypatch.delenv(settings.SLOTS_ENV)
     assert settings.training_slots() == max(1, torch.cuda.device_count())
     assert [device_for_slot(slot, 2) for slot in range(3)] == ["cuda:0", "cuda:1", "cuda:0"]
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
+    assert settings.worker_threads(1) == 15 and settings.worker_threads(4) == 3  # one core left to the pages
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    assert settings.worker_threads(1) == 1
+    monkeypatch.setenv(settings.WORKER_THREADS_ENV, "2")
+    assert settings.worker_threads(1) == 2
     assert device_for_slot(0, 0) == "cpu"
 
 
