@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import config as cfg
-from dashboard import estimates, settings
+from dashboard import settings
 from dashboard.service import service_for
 
 workspace = st.session_state["workspace"]
@@ -209,8 +209,8 @@ def training_controls(config: dict) -> None:
                     help=HELP["early_stopping_patience"])
     default = cfg.preset_train_params(config["model"], "standard", n_cells, n_genes)["max_epochs"]
     service = service_for(settings.runs_dir())
-    service.warm_up()  # a run is likely to come: have a worker process ready
-    estimate = estimates.estimate(service.store, config, n_cells, n_genes)
+    estimate = service.estimate(config, n_cells, n_genes)
+    service.warm_up()  # a run is likely to come: have a worker ready (after the estimate, whose calibration it slows)
     duration = estimate.describe(early)
     epochs = config["train_params"]["max_epochs"]
     if early:

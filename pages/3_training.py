@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import config as cfg
-from dashboard import estimates, settings
+from dashboard import settings
 from dashboard.service import service_for
 
 REFRESH_SECONDS = 1.0
@@ -29,7 +29,6 @@ LOSS_AXIS = "−ELBO per cell (lower is better)"
 
 workspace = st.session_state["workspace"]
 service = service_for(settings.runs_dir())
-service.warm_up()  # a run is likely to come: have a worker process ready
 store = service.store
 owner = st.session_state.setdefault("owner", secrets.token_hex(4))  # whose runs are "yours" in the queue
 
@@ -69,7 +68,7 @@ def start_section() -> None:
         return
     n_cells, n_genes = workspace.prepared.n_obs, workspace.prepared.n_vars
     train = config["train_params"]
-    estimate = estimates.estimate(store, config, n_cells, n_genes)
+    estimate = service.estimate(config, n_cells, n_genes)
     if train["early_stopping"]:
         length = (f"at most {train['max_epochs']} epochs (early stopping after {train['early_stopping_patience']} "
                   f"epochs without improvement, best epoch kept)")
@@ -319,3 +318,4 @@ if followed:
 queue_section(followed)
 st.divider()
 runs_section(followed)
+service.warm_up()  # a run is likely to come: have a worker ready (after the estimate, whose calibration it would slow)
