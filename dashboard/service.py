@@ -87,12 +87,16 @@ class TrainingService:
         MODELS[config["model"]].setup_anndata(adata, batch_key=batch_key, labels_key=labels_key)
         record = {**config, "setup": {"batch_key": batch_key, "labels_key": labels_key}, "dataset_name": dataset_name,
                   "owner": owner}
-        expected = estimates.estimate(self.store, config, adata.n_obs, adata.n_vars).expected_seconds
+        expected = self.estimate(config, adata.n_obs, adata.n_vars).expected_seconds
         run_id = self.store.create(record, adata)
         self.queue.enqueue(run_id, owner, expected)
         self.warm_up()
         self._wake.set()
         return run_id
+
+    def estimate(self, config: dict, n_cells: int, n_genes: int) -> estimates.Estimate:
+        """How long ``config`` will take on this server's workers (:func:`dashboard.estimates.estimate`)."""
+        return estimates.estimate(self.store, config, n_cells, n_genes, self.threads)
 
     def check_memory(self, config: dict, adata: ad.AnnData) -> None:
         """Refuse, with the figures and what to change, a run whose expected peak exceeds the worker budget."""

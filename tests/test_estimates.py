@@ -34,10 +34,12 @@ def store(tmp_path):
 
 def test_throughput_is_the_median_of_recent_runs_of_the_same_model(store):
     for speed, wall in ((4e6, 12.0), (6e6, 13.0), (5e6, 20.0)):
-        fake_run(store, config(), entries_per_second=speed, train_seconds=10.0, wall_seconds=wall, epoch=50)
-    fake_run(store, config("AUTOZI"), entries_per_second=1e6, train_seconds=10.0, wall_seconds=11.0, epoch=50)
-    fake_run(store, config(), state="failed", entries_per_second=1.0, train_seconds=1.0, wall_seconds=1.0)
-    measured = estimates.throughput(store, "SCVI")
+        fake_run(store, config(), entries_per_second=speed, train_seconds=10.0, wall_seconds=wall, epoch=50, threads=1)
+    fake_run(store, config("AUTOZI"), entries_per_second=1e6, train_seconds=10.0, wall_seconds=11.0, epoch=50,
+             threads=1)
+    fake_run(store, config(), state="failed", entries_per_second=1.0, train_seconds=1.0, wall_seconds=1.0, threads=1)
+    fake_run(store, config(), entries_per_second=9e9, train_seconds=1.0, wall_seconds=1.0, threads=8)  # other threads
+    measured = estimates.throughput(store, "SCVI", threads=1)
     assert measured.entries_per_second == pytest.approx(5e6)
     assert measured.overhead_seconds == pytest.approx(3.0)  # median of 2, 3 and 10 s
     assert measured.source == "3 recent scVI runs on this server"
@@ -47,8 +49,8 @@ def test_expected_time_uses_the_epochs_of_runs_with_the_same_settings(store):
     same = config(max_epochs=400)
     for epochs in (70, 90, 80):
         fake_run(store, same, entries_per_second=2e6, train_seconds=10.0, wall_seconds=12.0, epoch=epochs,
-                 stop_reason="early_stopping")
-    estimate = estimates.estimate(store, same, 1000, 200)
+                 stop_reason="early_stopping", threads=1)
+    estimate = estimates.estimate(store, same, 1000, 200, threads=1)
     per_epoch = 1000 * 200 / 2e6
     assert estimate.expected_epochs == 80
     assert estimate.expected_seconds == pytest.approx(2.0 + 80 * per_epoch)
@@ -62,12 +64,12 @@ def test_expected_time_uses_the_epochs_of_runs_with_the_same_settings(store):
 
 def test_calibration_runs_once_per_machine_and_is_cached(store, tmp_path, monkeypatch):
     monkeypatch.setenv(settings.CACHE_DIR_ENV, str(tmp_path / "cache"))
-    first = estimates.throughput(store, "AUTOZI")
+    first = estimates.throughput(store, "AUTOZI", threads=1)
     assert first.entries_per_second > 1e5 and "calibration" in first.source
     cached = json.loads((tmp_path / "cache" / estimates.CALIBRATION_FILE).read_text())
     cached[next(iter(cached))]["entries_per_second"] = 123.0  # a second call must read the file, not measure again
     (tmp_path / "cache" / estimates.CALIBRATION_FILE).write_text(json.dumps(cached))
-    assert estimates.throughput(store, "AUTOZI").entries_per_second == 123.0
+    assert estimates.throughput(store, "AUTOZI", threads=1).entries_per_second == 123.0
 
 
 def test_memory_estimate_counts_the_matrix_and_the_minibatch():
