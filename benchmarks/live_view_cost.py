@@ -23,12 +23,20 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, free_port, wait_until_healthy  # noqa: E402
+from tests.browser.conftest import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    free_port,
+    open_session,
+    wait_until_healthy,
+)
+from tests.browser.conftest import wait_until_idle as idle  # noqa: E402
 
 MODEL_LABELS = {"AUTOZI": "AutoZI", "SCVI": "scVI"}
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -52,24 +60,36 @@ def cpu_seconds() -> dict[str, float]:
     return totals
 
 
-def idle(page) -> None:
-    page.wait_for_timeout(300)
-    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=120_000)
-
-
 def open_page(page, title: str) -> None:
     page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
     page.get_by_role("heading", name=title, exact=True).wait_for()
     idle(page)
 
 
+@contextmanager
+def dashboard_server():
+    """``streamlit run app.py`` on a free port with fresh data, runs and cache folders: (url, runs folder, pid)."""
+    tmp = Path(tempfile.mkdtemp())
+    (tmp / "data").mkdir()
+    port = free_port()
+    env = os.environ | {"SCVI_DASHBOARD_DATA_DIR": str(tmp / "data"), "SCVI_DASHBOARD_RUNS_DIR": str(tmp / "runs"),
+                        "SCVI_DASHBOARD_CACHE_DIR": str(tmp / "cache")}  # a new server: its first estimate calibrates
+    log = tmp / "streamlit.log"
+    with log.open("w") as out:
+        server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                                   "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+                                  cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(url, server, log)
+        yield url, tmp / "runs", server.pid
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
 def one_run(browser, url: str, runs_dir: Path, model: str, preset: str, watched: bool) -> dict:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(120_000)
-    page.goto(url)
-    page.get_by_role("heading", name="Workspace").wait_for()
-    idle(page)
+    context, page = open_session(browser, url, timeout_ms=120_000)
     open_page(page, "Model")
     page.locator('[data-testid="stRadio"]').get_by_text(MODEL_LABELS[model], exact=True).click()
     idle(page)
@@ -106,37 +126,20 @@ def main() -> None:
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    tmp = Path(tempfile.mkdtemp())
-    (tmp / "data").mkdir()
-    runs_dir = tmp / "runs"
-    port = free_port()
-    env = os.environ | {"SCVI_DASHBOARD_DATA_DIR": str(tmp / "data"), "SCVI_DASHBOARD_RUNS_DIR": str(runs_dir),
-                        "SCVI_DASHBOARD_CACHE_DIR": str(tmp / "cache")}  # a new server: its first estimate calibrates
-    log = tmp / "streamlit.log"
-    with log.open("w") as out:
-        server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                                   "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-                                  cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
     results = {True: [], False: []}
-    try:
-        wait_until_healthy(url, server, log)
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-            runs = [("first run", False)] + [(None, watched) for _ in range(args.repeats) for watched in (True, False)]
-            for label, watched in runs:  # the first run warms up (its estimate is the calibration's): not counted
-                result = one_run(browser, url, runs_dir, args.model, args.preset, watched)
-                if label is None:
-                    results[watched].append(result)
-                label = label or ("watched" if watched else "elsewhere")
-                print(f"{label:9s}: training {result['train']:.1f} s, worker "
-                      f"{result['wall']:.1f} s, Start → end {result['actual']:.1f} s ({result['epochs']} epochs, "
-                      f"{result['state']}); the page estimated {result['estimate']}; CPU s: "
-                      + ", ".join(f"{kind} {used:.1f}" for kind, used in result["cpu"].items()), flush=True)
-            browser.close()
-    finally:
-        server.terminate()
-        server.wait(10)
+    with dashboard_server() as (url, runs_dir, _), sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        runs = [("first run", False)] + [(None, watched) for _ in range(args.repeats) for watched in (True, False)]
+        for label, watched in runs:  # the first run warms up (its estimate is the calibration's): not counted
+            result = one_run(browser, url, runs_dir, args.model, args.preset, watched)
+            if label is None:
+                results[watched].append(result)
+            label = label or ("watched" if watched else "elsewhere")
+            print(f"{label:9s}: training {result['train']:.1f} s, worker {result['wall']:.1f} s, Start → end "
+                  f"{result['actual']:.1f} s ({result['epochs']} epochs, {result['state']}); the page estimated "
+                  f"{result['estimate']}; CPU s: " + ", ".join(f"{kind} {used:.1f}"
+                                                             for kind, used in result["cpu"].items()), flush=True)
+        browser.close()
     for key in ("train", "actual"):
         watched, elsewhere = (statistics.median(r[key] for r in results[w]) for w in (True, False))
         print(f"median {key:6s}: watched {watched:.1f} s, elsewhere {elsewhere:.1f} s, ratio {watched / elsewhere:.2f}")

@@ -13,20 +13,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sqlite3
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.live_view_cost import idle, open_page  # noqa: E402
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, free_port, wait_until_healthy  # noqa: E402
+from benchmarks.live_view_cost import dashboard_server, open_page  # noqa: E402
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, open_session  # noqa: E402
 
 
 def resident_mb(pid: int) -> float:
@@ -37,12 +34,7 @@ def resident_mb(pid: int) -> float:
 
 
 def session(browser, url: str):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(180_000)
-    page.goto(url)
-    page.get_by_role("heading", name="Workspace").wait_for()
-    idle(page)
+    context, page = open_session(browser, url, timeout_ms=180_000)
     open_page(page, "Model")
     page.get_by_role("button", name=re.compile("Quick look")).click()
     idle(page)
@@ -88,33 +80,17 @@ def main() -> None:
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    tmp = Path(tempfile.mkdtemp())
-    (tmp / "data").mkdir()
-    runs_dir = tmp / "runs"
-    port = free_port()
-    env = os.environ | {"SCVI_DASHBOARD_DATA_DIR": str(tmp / "data"), "SCVI_DASHBOARD_RUNS_DIR": str(runs_dir)}
-    log = tmp / "streamlit.log"
-    with log.open("w") as out:
-        server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                                   "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-                                  cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(url, server, log)
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-            print(f"server before any run: {resident_mb(server.pid):.0f} MB", flush=True)
-            for round_number in range(1, args.rounds + 1):
-                result = one_round(browser, url, runs_dir, args.sessions)
-                print(f"round {round_number}: {result['accepted']} of {args.sessions} runs accepted, "
-                      f"{result['refused']} refused, ended {'/'.join(result['states'])}, "
-                      f"{'in the order submitted' if result['in_order'] else 'OUT OF ORDER'}, "
-                      f"{'overlapping' if result['overlap'] else 'one after the other'}, "
-                      f"{result['seconds']:.0f} s; server {resident_mb(server.pid):.0f} MB", flush=True)
-            browser.close()
-    finally:
-        server.terminate()
-        server.wait(10)
+    with dashboard_server() as (url, runs_dir, server_pid), sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        print(f"server before any run: {resident_mb(server_pid):.0f} MB", flush=True)
+        for round_number in range(1, args.rounds + 1):
+            result = one_round(browser, url, runs_dir, args.sessions)
+            print(f"round {round_number}: {result['accepted']} of {args.sessions} runs accepted, "
+                  f"{result['refused']} refused, ended {'/'.join(result['states'])}, "
+                  f"{'in the order submitted' if result['in_order'] else 'OUT OF ORDER'}, "
+                  f"{'overlapping' if result['overlap'] else 'one after the other'}, "
+                  f"{result['seconds']:.0f} s; server {resident_mb(server_pid):.0f} MB", flush=True)
+        browser.close()
 
 
 if __name__ == "__main__":

@@ -52,14 +52,8 @@ def gpu_count() -> int:
 def training_slots() -> int:
     """How many runs train at once (``SCVI_DASHBOARD_TRAINING_SLOTS``): by default one per GPU, else one, since
     two runs on the same CPUs each take about twice as long."""
-    value = os.environ.get(SLOTS_ENV, "").strip()
-    if value:
-        try:
-            slots = int(value)
-        except ValueError:
-            raise ValueError(f"{SLOTS_ENV} must be a whole number of at least 1 (got {value!r}).") from None
-        if slots < 1:
-            raise ValueError(f"{SLOTS_ENV} must be a whole number of at least 1 (got {value!r}).")
+    slots = _whole_number(SLOTS_ENV)
+    if slots is not None:
         return slots
     return max(1, gpu_count())
 
@@ -70,16 +64,20 @@ def worker_threads(slots: int) -> int:
     torch's threads wait for each other at every operation, so on 2 cores a browser tab or a page computing a UMAP
     on the second core made a 2-thread run up to 10× slower, while a 1-thread run kept its speed (it is about 35%
     slower than 2 threads on an idle machine; benchmarks/live_view_cost.py)."""
-    value = os.environ.get(WORKER_THREADS_ENV, "").strip()
-    if value:
-        try:
-            threads = int(value)
-        except ValueError:
-            threads = 0
-        if threads < 1:
-            raise ValueError(f"{WORKER_THREADS_ENV} must be a whole number of at least 1 (got {value!r}).")
+    threads = _whole_number(WORKER_THREADS_ENV)
+    if threads is not None:
         return threads
     return max(1, (len(os.sched_getaffinity(0)) - 1) // slots)
+
+
+def _whole_number(name: str) -> int | None:
+    """The environment variable ``name`` as a whole number ≥ 1; None when it is not set."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    if not (value.isdigit() and int(value) >= 1):
+        raise ValueError(f"{name} must be a whole number of at least 1 (got {value!r}).")
+    return int(value)
 
 
 def worker_memory_bytes(slots: int) -> int:

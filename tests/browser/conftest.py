@@ -102,14 +102,20 @@ def browser(chromium_path):
 def page(browser, dashboard):
     """A new tab on the dashboard (a new Streamlit session), fully rendered: the sidebar's Workspace heading is
     drawn after the page, so once it shows, the first run is complete."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    tab = context.new_page()
-    tab.set_default_timeout(60_000)
-    tab.goto(dashboard.url)
-    tab.get_by_role("heading", name="Workspace").wait_for()
-    wait_until_idle(tab)
+    context, tab = open_session(browser, dashboard.url)
     yield tab
     context.close()
+
+
+def open_session(browser, url: str, timeout_ms: int = 60_000):
+    """A new browser context (its own cookies: a new Streamlit session) with one tab on ``url``, fully rendered."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    tab = context.new_page()
+    tab.set_default_timeout(timeout_ms)
+    tab.goto(url)
+    tab.get_by_role("heading", name="Workspace").wait_for()
+    wait_until_idle(tab)
+    return context, tab
 
 
 def wait_until_idle(page) -> None:

@@ -6,7 +6,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import SCREENSHOTS, assert_no_exception, wait_until_idle
+from tests.browser.conftest import SCREENSHOTS, assert_no_exception, open_session, wait_until_idle
 
 CURVE_POINTS = """() => {
     const plot = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
@@ -115,15 +115,7 @@ def configure(page, epochs: int, early_stopping: bool = True) -> None:
 
 
 def test_two_browser_sessions_both_start_the_second_waits_then_trains(browser, dashboard):
-    sessions = []
-    for _ in range(2):
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        tab = context.new_page()
-        tab.set_default_timeout(60_000)
-        tab.goto(dashboard.url)
-        tab.get_by_role("heading", name="Workspace").wait_for()
-        wait_until_idle(tab)
-        sessions.append((context, tab))
+    sessions = [open_session(browser, dashboard.url) for _ in range(2)]
     first, second = (tab for _, tab in sessions)
     try:
         configure(first, 3000, early_stopping=False)
