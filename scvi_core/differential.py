@@ -24,18 +24,22 @@ third of the truly DE genes on a simulation like that of ``benchmarks/de_accurac
    towards 0; clear ones are left where they are. This is what keeps the calls' false discovery rate at its target
    whether the model was trained 100 or 400 epochs.
 
-Then (change mode, the default):
+The centres enter through their mean x̄_g and variance V_g over the draws b: the draws that follow scale k (gene g's
+posterior weight of k: w_gk) have mean μ_gk = r x̄_g and variance s_gk² = r² V_g + r σ_g², taken as normal (the
+centres are log ratios of means over many cells), so gene g's posterior is the normal mixture Σ_k w_gk N(μ_gk, s_gk²)
+(:class:`NormalMixture`; k = 0 is a point mass at 0), and its probabilities are exact. Then (change mode, the
+default):
 
-    proba_de_g  = max(P(LFC_g ≥ δ), P(LFC_g ≤ −δ))
+    proba_de_g  = max(P(LFC_g ≥ δ), P(LFC_g ≤ −δ)),   P(LFC_g ≥ δ) = Σ_k w_gk Φ((μ_gk − δ) / s_gk)
     called DE   = the largest top set by proba_de whose posterior expected FDR, mean(1 − proba_de), is ≤ fdr_target
 
-``mode="vanilla"`` gives the original scVI Bayes factor of ρ̄1 > ρ̄2, P(LFC > 0), from the same draws. The LFC
-summaries (``lfc_mean`` …) come from the same posterior built with pc × 10⁻³ for the genes expressed in a group (pc
-compresses real fold changes of genes expressed in one group only). The equations, the pseudocount and δ = None:
-``docs/models.md``.
+``mode="vanilla"`` gives the original scVI Bayes factor of ρ̄1 > ρ̄2, P(LFC > 0), from the same posterior. The LFC
+summaries come from the same posterior built with pc × 10⁻³ for the genes expressed in a group (pc compresses real
+fold changes of genes expressed in one group only): ``lfc_mean`` and ``lfc_std`` are the mixture's, ``lfc_median``,
+``lfc_min`` and ``lfc_max`` those of its draws. The equations, the pseudocount and δ = None: ``docs/models.md``.
 
 Memory stays bounded whatever the number of genes: the decoder's hidden layer and each cell's log-partition of the
-softmax are kept (cells × hidden), and ρ is recomputed gene chunk by gene chunk, so no n_samples × G array exists.
+softmax are kept (cells × hidden), and ρ is recomputed gene chunk by gene chunk, so no draws × G array exists.
 """
 
 from __future__ import annotations
@@ -47,19 +51,20 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import torch
+from scipy import special
 
 MODES = ("change", "vanilla")
 NOT_EXPRESSED_MEAN = 0.01  # raw mean count per cell below which a gene counts as not expressed in a group (pseudocount)
 Z_DRAWS = 5  # draws of z per cell; the model's group-mean draws are spread evenly over them
-MODEL_DRAWS = 1000  # the model's group-mean draws vary far less than the error added to each: reused cyclically
-# for the probabilities; the LFC summaries (mean, median, sd, min, max) come from these 1,000 draws alone
+MODEL_DRAWS = 1000  # at most this many draws of the groups' means (n_samples beyond changes nothing): the probabilities
+# and the LFC's mean and sd are exact given them, its median, min and max are over them
 EXPRESSION_BINS = 10  # genes are binned by expression to estimate the decoder's error s²
 PRIOR_SCALES = np.concatenate([[0.0], 0.025 * np.sqrt(2.0) ** np.arange(17)])  # τ_k of the shrinkage prior, log2:
 # 0, then 0.025 … 6.4 by factors of √2
 EFFECT_PSEUDOCOUNT = 1e-3  # LFC summaries of genes expressed in a group use pc × this: pc compresses the LFC of a
 # gene expressed in one group only (true 4, reported 1.7), right for the test but not for the size of the effect
 MIN_DECODER_VAR = 1e-4  # (0.01 in log2)²: the decoder is never taken as exact
-GENE_CHUNK_ENTRIES = 250_000  # n_samples × genes per chunk (1 MB of float32 per array: they stay in cache)
+GENE_CHUNK_ENTRIES = 250_000  # draws × genes per chunk (1 MB of float32 per array: they stay in cache)
 DECODE_BATCH = 1024
 
 
@@ -317,10 +322,9 @@ def compare(model, data, comparison: Comparison, *, mode: str, delta: float | No
         model.module.eval()
         decoded1 = _Decoded(model, data, cells1, batch_codes)
         decoded2 = _Decoded(model, data, cells2, batch_codes)
-        n_model = min(n_samples, MODEL_DRAWS)
-        weights1 = [w.to(model.device) for w in _bootstrap_weights(len(cells1), n_model, generator)]
-        weights2 = [w.to(model.device) for w in _bootstrap_weights(len(cells2), n_model, generator)]
-        cycle = torch.arange(n_samples) % n_model
+        n_draws = min(n_samples, MODEL_DRAWS)
+        weights1 = [w.to(model.device) for w in _bootstrap_weights(len(cells1), n_draws, generator)]
+        weights2 = [w.to(model.device) for w in _bootstrap_weights(len(cells2), n_draws, generator)]
         raw1, raw2 = raw_statistics(data.matrix, comparison.cells1), raw_statistics(data.matrix, comparison.cells2)
         pc = pseudocount(decoded1.scale, decoded2.scale, raw1["raw_mean"], raw2["raw_mean"])
         strata = [data.batch_codes[c] if len(batch_codes) > 1 else np.zeros(len(c), int) for c in (cells1, cells2)]
@@ -335,17 +339,22 @@ def compare(model, data, comparison: Comparison, *, mode: str, delta: float | No
         effect = _Posterior(decoded1, decoded2, moments, pooled, effect_pc)  # for the LFC summaries
         if delta is None and mode == "change":
             delta = estimate_delta(test.estimate, seed)
-        columns: dict[str, list[np.ndarray]] = {}
-        chunk = max(1, GENE_CHUNK_ENTRIES // n_samples)
+        test_centres, effect_centres, drawn = [], [], []  # per gene chunk
+        chunk = max(1, GENE_CHUNK_ENTRIES // n_draws)
         for start in range(0, data.n_genes, chunk):
             genes = slice(start, min(start + chunk, data.n_genes))
             draws1 = _group_mean_draws(decoded1, weights1, genes)
             draws2 = _group_mean_draws(decoded2, weights2, genes)
-            statistics = _probabilities(test.draws(draws1[cycle], draws2[cycle], genes, generator), mode, delta)
-            statistics |= _summaries(effect.draws(draws1, draws2, genes, generator))  # min(n_samples, 1,000) draws
-            for name, values in statistics.items():
-                columns.setdefault(name, []).append(values.cpu().numpy().astype(np.float64))
-    table = pd.DataFrame({name: np.concatenate(parts) for name, parts in columns.items()}, index=data.gene_names)
+            test_centres.append(_mean_and_var(test.centres(draws1, draws2, genes)))
+            centres = effect.centres(draws1, draws2, genes)
+            effect_centres.append(_mean_and_var(centres))
+            drawn.append(_draw_summaries(effect.shrinkage.draws(centres, genes, generator)))
+    probabilities = _probabilities(test.shrinkage.mixture(*np.concatenate(test_centres, axis=1)), mode, delta)
+    lfc_mean, lfc_std = effect.shrinkage.mixture(*np.concatenate(effect_centres, axis=1)).moments()
+    drawn = {name: np.concatenate([d[name] for d in drawn]) for name in drawn[0]}
+    table = pd.DataFrame(probabilities | {"lfc_mean": lfc_mean, "lfc_median": drawn["lfc_median"], "lfc_std": lfc_std,
+                                          "lfc_min": drawn["lfc_min"], "lfc_max": drawn["lfc_max"]},
+                         index=data.gene_names)
     if mode == "change":
         p = table["proba_de"].to_numpy()
         table.insert(1, "proba_not_de", 1.0 - p)
@@ -363,7 +372,7 @@ def compare(model, data, comparison: Comparison, *, mode: str, delta: float | No
     table["pseudocounts"] = pc
     table["n_cells1"], table["n_cells2"] = len(cells1), len(cells2)
     table["comparison"], table["group1"], table["group2"] = comparison.label, comparison.name1, comparison.name2
-    return rank(table, "proba_de" if mode == "change" else "bayes_factor")
+    return rank(table, "proba_de" if mode == "change" else "proba_m1")
 
 
 def moderated_lfc(table: pd.DataFrame) -> pd.Series:
@@ -375,8 +384,10 @@ def moderated_lfc(table: pd.DataFrame) -> pd.Series:
 
 
 def rank(table: pd.DataFrame, by: str = "proba_de") -> pd.DataFrame:
-    """One comparison's rows, most convincing first: by ``by`` (P(DE)), then by the size of the moderated LFC."""
-    key = pd.DataFrame({"p": table[by].to_numpy(), "lfc": moderated_lfc(table).abs().to_numpy()})
+    """One comparison's rows, most convincing first: by ``by`` (P(DE)) to the 3 decimals a table shows, then by the
+    size of the moderated LFC. The probabilities are exact: unrounded, the near-certain genes would be ordered by
+    differences of 10⁻⁶ in P(DE) rather than by how much they change."""
+    key = pd.DataFrame({"p": table[by].round(3).to_numpy(), "lfc": moderated_lfc(table).abs().to_numpy()})
     return table.iloc[key.sort_values(["p", "lfc"], ascending=False, kind="stable").index.to_numpy()]
 
 
@@ -410,17 +421,17 @@ class Shrinkage:
     (τ_0 = 0: no change at all), its weights π fitted by EM to the genes' estimates L_g ≈ N(LFC_g, σ_g²). Gene g's
     posterior is then the mixture over k, with weights ∝ π_k N(L_g; 0, σ_g² + τ_k²), of N(r_gk L_g, r_gk σ_g²),
     r_gk = τ_k² / (τ_k² + σ_g²). A draw is r x + √r σ_g ξ, with k drawn from those weights, x a centre of the
-    combined estimate (:meth:`_Combination.centres`, mean L_g) and ξ ~ N(0, 1): its mean r L_g, its variance r σ_g²."""
+    combined estimate (:meth:`_Combination.centres`, mean L_g) and ξ ~ N(0, 1): its mean r L_g, its variance r σ_g²
+    (:meth:`mixture`: the same in closed form)."""
 
     def __init__(self, estimate: np.ndarray, sd: np.ndarray, scales: np.ndarray = PRIOR_SCALES, iterations: int = 500):
         var = sd[:, None] ** 2 + scales[None, :] ** 2
         log_lik = -0.5 * (np.log(var) + estimate[:, None] ** 2 / var)
         lik = np.exp(log_lik - log_lik.max(axis=1, keepdims=True))
         self.prior = np.full(len(scales), 1.0 / len(scales))
-        for _ in range(iterations):
-            post = self.prior * lik
-            post /= post.sum(axis=1, keepdims=True)
-            previous, self.prior = self.prior, post.mean(axis=0)
+        for _ in range(iterations):  # π_k ← mean_g of gene g's posterior weight of k, as two matrix-vector products
+            previous = self.prior
+            self.prior = previous * (lik.T @ (1.0 / (lik @ previous))) / len(estimate)
             if np.abs(self.prior - previous).max() < 1e-6:
                 break
         post = self.prior * lik
@@ -428,8 +439,17 @@ class Shrinkage:
         self.ratio = scales[None, :] ** 2 / var  # r_gk
         self.sd = sd
 
+    def mixture(self, centre_mean: np.ndarray, centre_var: np.ndarray) -> NormalMixture:
+        """Each gene's posterior as the normal mixture its :meth:`draws` follow, given the mean x̄ and variance of its
+        centres over the draws: component k is N(r x̄, r² Var(x) + r σ²), the mean and variance of r x + √r σ ξ
+        (normal when the centres are; they are log ratios of means over many cells). k = 0 (τ = 0) is a point mass
+        at 0."""
+        mean = self.ratio * centre_mean[:, None]
+        var = self.ratio**2 * centre_var[:, None] + self.ratio * self.sd[:, None] ** 2
+        return NormalMixture(self.posterior, mean, np.sqrt(var))
+
     def draws(self, centres: torch.Tensor, genes: slice, generator: torch.Generator) -> torch.Tensor:
-        """Posterior draws (n_samples, chunk) from the combined estimate's centres (n_samples, chunk)."""
+        """Posterior draws (n_draws, chunk) from the combined estimate's centres (n_draws, chunk)."""
         cumulative = torch.as_tensor(np.cumsum(self.posterior[genes], axis=1), dtype=torch.float32)  # (chunk, K)
         uniform = torch.rand(centres.shape[1], centres.shape[0], generator=generator)  # (chunk, n)
         component = torch.searchsorted(cumulative, uniform).clamp_(max=cumulative.shape[1] - 1)  # k of each draw
@@ -437,6 +457,32 @@ class Shrinkage:
         sd = torch.as_tensor(self.sd[genes]).to(centres)
         noise = torch.randn(centres.shape, generator=generator).to(centres)
         return ratio * centres + torch.sqrt(ratio) * sd * noise
+
+
+@dataclass
+class NormalMixture:
+    """Per gene (rows), the distribution Σ_k weight_k N(mean_k, sd_k²) over K components (columns); sd 0 is a point
+    mass at the mean."""
+
+    weight: np.ndarray
+    mean: np.ndarray
+    sd: np.ndarray
+
+    def at_least(self, threshold: float) -> np.ndarray:
+        """P(X ≥ threshold) per gene: the components' normal tails, weighted."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            tails = np.where(self.sd > 0, special.ndtr((self.mean - threshold) / self.sd), self.mean >= threshold)
+        return np.clip((self.weight * tails).sum(axis=1), 0.0, 1.0)
+
+    def negated(self) -> NormalMixture:
+        """The distribution of −X."""
+        return NormalMixture(self.weight, -self.mean, self.sd)
+
+    def moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """The mean and standard deviation per gene."""
+        mean = (self.weight * self.mean).sum(axis=1)
+        second = (self.weight * (self.sd**2 + self.mean**2)).sum(axis=1)
+        return mean, np.sqrt(np.maximum(second - mean**2, 0.0))
 
 
 class _Posterior:
@@ -458,28 +504,29 @@ class _Posterior:
         self.estimate = self.combination.mean(lfc_model)  # L_g
         self.shrinkage = Shrinkage(self.estimate, self.combination.sd())
 
-    def draws(self, draws1: torch.Tensor, draws2: torch.Tensor, genes: slice, generator) -> torch.Tensor:
-        """(n_samples, chunk) posterior draws of the LFC from draws of the two groups' mean ρ̄."""
+    def centres(self, draws1: torch.Tensor, draws2: torch.Tensor, genes: slice) -> torch.Tensor:
+        """(n_draws, chunk) centres x_g^(b) of the combined estimate from draws of the two groups' mean ρ̄."""
         pc = torch.as_tensor(self.pc[genes]).to(draws1)
         model_lfc = torch.log2(draws1 + pc) - torch.log2(draws2 + pc)
-        return self.shrinkage.draws(self.combination.centres(model_lfc, genes), genes, generator)
+        return self.combination.centres(model_lfc, genes)
 
 
-def _probabilities(lfc: torch.Tensor, mode: str, delta: float | None) -> dict[str, torch.Tensor]:
-    """Per gene of a chunk, from its LFC draws (n_samples, chunk): P(DE) (change mode) or P(LFC > 0) (vanilla)."""
+def _mean_and_var(draws: torch.Tensor) -> np.ndarray:
+    """(2, chunk): each column's mean and variance (over the draws), float64."""
+    return torch.stack([draws.mean(0), draws.var(0, unbiased=False)]).double().cpu().numpy()
+
+
+def _probabilities(lfc: NormalMixture, mode: str, delta: float | None) -> dict[str, np.ndarray]:
+    """Per gene, from its LFC's posterior: P(DE) (change mode) or P(LFC > 0) (vanilla)."""
     if mode == "change":
-        return {"proba_de": torch.maximum((lfc >= delta).float().mean(0), (lfc <= -delta).float().mean(0))}
-    return {"proba_m1": (lfc > 0).float().mean(0)}
+        return {"proba_de": np.maximum(lfc.at_least(delta), lfc.negated().at_least(delta))}
+    return {"proba_m1": 1.0 - lfc.negated().at_least(0.0)}  # P(LFC > 0) = 1 − P(−LFC ≥ 0)
 
 
-def _summaries(lfc: torch.Tensor) -> dict[str, torch.Tensor]:
-    return {
-        "lfc_mean": lfc.mean(0),
-        "lfc_median": lfc.median(0).values,
-        "lfc_std": lfc.std(0) if lfc.shape[0] > 1 else torch.zeros(lfc.shape[1]),
-        "lfc_min": lfc.min(0).values,
-        "lfc_max": lfc.max(0).values,
-    }
+def _draw_summaries(lfc: torch.Tensor) -> dict[str, np.ndarray]:
+    """Per gene of a chunk, the median, min and max of its LFC draws (n_draws, chunk)."""
+    out = {"lfc_median": lfc.median(0).values, "lfc_min": lfc.min(0).values, "lfc_max": lfc.max(0).values}
+    return {name: values.cpu().numpy().astype(np.float64) for name, values in out.items()}
 
 
 # ---- the user-facing call ------------------------------------------------------------------------------------

@@ -251,11 +251,14 @@ class BaseModel:
         taken together; None: all other cells), or ``idx1`` / ``idx2`` (boolean masks or cell positions; ``idx2``
         None: the rest). Several comparisons are concatenated, with ``comparison``, ``group1``, ``group2`` columns.
 
-        ``mode="change"``: ``proba_de`` = max(P(LFC ≥ δ), P(LFC ≤ −δ)) over paired posterior draws of the two groups'
-        mean normalised expression (LFC in log2, positive = higher in group 1), and ``is_de_fdr_<fdr_target>``
+        ``mode="change"``: ``proba_de`` = max(P(LFC ≥ δ), P(LFC ≤ −δ)) under the posterior of the LFC of the two
+        groups' mean normalised expression (in log2, positive = higher in group 1), and ``is_de_fdr_<fdr_target>``
         calls the largest top set whose posterior expected FDR is ≤ ``fdr_target``; ``bayes_factor`` is the
         natural-log posterior odds of DE (not a p-value). ``delta=None`` estimates δ from the data.
         ``mode="vanilla"``: ``proba_m1`` = P(ρ̄1 > ρ̄2) and its signed log odds, as in the original scVI.
+        ``n_samples``: posterior draws of the groups' means, at most 1,000 (5,000, scvi-tools' default, gives the
+        same table as 1,000). The probabilities and the LFC's mean and sd are exact under the posterior those draws
+        define; ``lfc_median``, ``lfc_min`` and ``lfc_max`` are over the draws. Fewer is faster and rougher.
         ``batch_correction=True`` decodes every cell under every batch and averages, so both groups are compared
         under the same batches and a batch spread unevenly across them does not look like DE.
         Each group is subsampled (seeded) to ``max_cells_per_group`` cells (``n_cells1`` / ``n_cells2`` say how
