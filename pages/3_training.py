@@ -3,7 +3,7 @@
 Runs train in worker processes of the server-wide :class:`~dashboard.service.TrainingService`; this page only
 reads what they write to the runs directory and the queue. Any number of sessions may start runs: each waits its
 turn in the queue. The followed run's id is in the URL (``?run=…``), so a reload or another tab reconnects to it. A
-fragment redraws the progress every second while the run trains; the curve is redrawn only when the worker has
+fragment redraws the progress every 2 s while the run trains; the curve is redrawn only when the worker has
 written new epochs (every few seconds), which is what keeps watching cheap for the training (see
 benchmarks/live_view_cost.py).
 """
@@ -17,8 +17,8 @@ from dashboard import config as cfg
 from dashboard import settings
 from dashboard.service import service_for
 
-REFRESH_SECONDS = 1.0
-CURVE_REFRESH_SECONDS = 3.0
+REFRESH_SECONDS = 2.0
+CURVE_REFRESH_SECONDS = 4.0
 ACTIVE = ("queued", "running")
 MODEL_NAMES = {"AUTOZI": "AutoZI", "SCVI": "scVI"}
 STATE_ICONS = {"queued": ":material/hourglass_empty:", "running": ":material/play_circle:",
@@ -104,7 +104,7 @@ def start_section() -> None:
 
 # ---- following one run ----------------------------------------------------------------------------------------------
 def run_section(run_id: str) -> None:
-    """The followed run. While it is queued or trains, its state is redrawn every second and its curve every
+    """The followed run. While it is queued or trains, its state is redrawn every REFRESH_SECONDS and its curve every
     CURVE_REFRESH_SECONDS (a plotly redraw costs the browser far more than a line of text)."""
     active = service.status(run_id)["state"] in ACTIVE
     st.fragment(run_every=REFRESH_SECONDS if active else None)(show_state)(run_id)
