@@ -3,8 +3,8 @@
 Runs train in worker processes of the server-wide :class:`~dashboard.service.TrainingService`; this page only
 reads what they write to the runs directory and the queue. Any number of sessions may start runs: each waits its
 turn in the queue. The followed run's id is in the URL (``?run=…``), so a reload or another tab reconnects to it. A
-fragment redraws the progress every 2 s while the run trains; the curve is redrawn only when the worker has
-written new epochs (every few seconds), which is what keeps watching cheap for the training (see
+fragment redraws the progress every 2 s while the run trains and another the curve every 4 s (a plotly redraw costs
+the browser far more than a line of text): watching then takes little CPU from training (see
 benchmarks/live_view_cost.py).
 """
 
@@ -104,8 +104,7 @@ def start_section() -> None:
 
 # ---- following one run ----------------------------------------------------------------------------------------------
 def run_section(run_id: str) -> None:
-    """The followed run. While it is queued or trains, its state is redrawn every REFRESH_SECONDS and its curve every
-    CURVE_REFRESH_SECONDS (a plotly redraw costs the browser far more than a line of text)."""
+    """The followed run; while it is queued or trains, its state and its curve are redrawn on their own clocks."""
     active = service.status(run_id)["state"] in ACTIVE
     st.fragment(run_every=REFRESH_SECONDS if active else None)(show_state)(run_id)
     st.fragment(run_every=CURVE_REFRESH_SECONDS if active else None)(show_curve)(run_id)
