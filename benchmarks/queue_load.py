@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.live_view_cost import dashboard_server, open_page  # noqa: E402
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, open_session  # noqa: E402
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, open_session, wait_until_idle  # noqa: E402
 
 
 def resident_mb(pid: int) -> float:
@@ -37,7 +37,7 @@ def session(browser, url: str):
     context, page = open_session(browser, url, timeout_ms=180_000)
     open_page(page, "Model")
     page.get_by_role("button", name=re.compile("Quick look")).click()
-    idle(page)
+    wait_until_idle(page)
     open_page(page, "Training")
     return context, page
 
