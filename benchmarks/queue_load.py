@@ -1,10 +1,11 @@
 """A room full of users: N browser sessions press Start at once on one server, then again, and again.
 
-Each round opens N headless Chromium sessions on the prepared quick demo, picks the Quick look preset and presses
-Start in each, one right after the other, then waits for every run to end. Prints, per round: whether every run was
-accepted (no refusal), whether they started in the order they were submitted and never overlapped (one slot),
-the time from the first Start to the last run's end, and the web server's resident memory after the round (it
-must not grow with the number of finished runs: training happens in worker processes).
+N headless Chromium sessions open the prepared quick demo and pick the Quick look preset; then, each round, Start
+is pressed in each, one right after the other, and every run is waited for. Prints, per round: whether every run
+was accepted (no refusal), whether they started in the order they were submitted and never overlapped (one slot),
+the time from the first Start to the last run's end, and the web server's resident memory after the round. The
+sessions stay open, so the memory can only grow with the finished runs, and it must not: they train in worker
+processes and the server keeps nothing of them.
 
     python benchmarks/queue_load.py [--sessions 5] [--rounds 3]
 """
@@ -42,16 +43,17 @@ def session(browser, url: str):
     return context, page
 
 
-def one_round(browser, url: str, runs_dir: Path, n_sessions: int) -> dict:
-    sessions = [session(browser, url) for _ in range(n_sessions)]
+def one_round(sessions: list, runs_dir: Path) -> dict:
     before = {p.name for p in runs_dir.iterdir()} if runs_dir.exists() else set()
     began = time.monotonic()
     refused = 0
     for _, page in sessions:
+        wait_until_idle(page)  # the page reruns when its previous run ends: a click meanwhile would be lost
+        followed = page.url
         page.get_by_role("button", name=re.compile("Start training|Add to the queue")).click()
-        try:
-            page.get_by_role("heading", name=re.compile(r"Run .*: (queued|running|finished)")).wait_for()
-        except Exception:  # noqa: BLE001 - a refusal shows no run heading
+        try:  # an accepted run is followed at once: its id replaces the previous one in the URL
+            page.wait_for_url(lambda url, before=followed: "run=" in url and url != before, timeout=30_000)
+        except Exception:  # noqa: BLE001 - a refusal follows no new run
             refused += 1
     run_ids = sorted(p.name for p in runs_dir.iterdir() if p.name not in before and (p / "status.json").exists())
     statuses = {}
@@ -62,8 +64,6 @@ def one_round(browser, url: str, runs_dir: Path, n_sessions: int) -> dict:
                 statuses[run_id] = status
         time.sleep(0.2)
     elapsed = time.monotonic() - began
-    for context, _ in sessions:
-        context.close()
     with sqlite3.connect(runs_dir / "queue.sqlite3") as db:  # the queue's own record of the submission order
         submitted = [row[0] for row in db.execute("SELECT run_id FROM jobs ORDER BY seq") if row[0] in run_ids]
     by_start = sorted(run_ids, key=lambda r: statuses[r]["started"])
@@ -82,14 +82,17 @@ def main() -> None:
 
     with dashboard_server() as (url, runs_dir, server_pid), sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        print(f"server before any run: {resident_mb(server_pid):.0f} MB", flush=True)
+        sessions = [session(browser, url) for _ in range(args.sessions)]
+        print(f"server with {args.sessions} sessions open, before any run: {resident_mb(server_pid):.0f} MB", flush=True)
         for round_number in range(1, args.rounds + 1):
-            result = one_round(browser, url, runs_dir, args.sessions)
+            result = one_round(sessions, runs_dir)
             print(f"round {round_number}: {result['accepted']} of {args.sessions} runs accepted, "
                   f"{result['refused']} refused, ended {'/'.join(result['states'])}, "
                   f"{'in the order submitted' if result['in_order'] else 'OUT OF ORDER'}, "
                   f"{'overlapping' if result['overlap'] else 'one after the other'}, "
                   f"{result['seconds']:.0f} s; server {resident_mb(server_pid):.0f} MB", flush=True)
+        for context, _ in sessions:
+            context.close()
         browser.close()
 
 
