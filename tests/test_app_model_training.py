@@ -71,6 +71,11 @@ def state_of(at) -> str:
     return texts(at.subheader)
 
 
+def has_button(at, key: str, label: str) -> bool:
+    """Whether the page shows the button ``key`` with ``label`` (a queued run shows Cancel, not Stop, yet)."""
+    return any(button.key == key and button.label == label for button in at.button)
+
+
 def table(at, column: str):
     """The first table with ``column`` (the run list has run_id, the queue has run)."""
     return next(frame.value for frame in at.dataframe if column in frame.value)
@@ -136,7 +141,7 @@ def test_an_early_stopped_run_shows_why_it_stopped(model_page):
 def test_stop_a_run_midway(model_page):
     at = tiny_settings(model_page, epochs=5000)
     run_id = start(at)
-    poll(at, lambda a: len(service().history(run_id)) >= 1 and a.button(key="stop").label == "Stop")
+    poll(at, lambda a: len(service().history(run_id)) >= 1 and has_button(a, "stop", "Stop"))
     assert "on cpu" in texts(at.caption) and "cells/s" in str(at.get("progress")[0].proto)
     assert at.button(key="start").label == "Add to the queue" and not at.button(key="start").disabled
     assert "1 run is training or waiting on this server" in texts(at.info)
@@ -162,12 +167,13 @@ def test_two_sessions_start_runs_at_once_the_second_waits_its_turn_then_trains(m
     first = tiny_settings(model_page, epochs=5000)
     second = second_session(first)
     first_run = start(first)
+    poll(first, lambda a: service().status(first_run)["state"] == "running")  # claimed a slot
     second_run = start(second)  # accepted, not refused
     assert "Waiting in the queue: number 1 of 1" in texts(second.info) and "starts" in texts(second.info)
     queue = table(second, "run")
     assert list(queue["run"]) == [first_run, second_run]
     assert list(queue["whose"]) == ["another session", "yours"] and queue["place"].iloc[1] == "1 of 1"
-    poll(first, lambda a: a.button(key="stop").label == "Stop")
+    poll(first, lambda a: has_button(a, "stop", "Stop"))
     first.button(key="stop").click().run()
     poll(second, lambda a: "finished" in state_of(a), timeout=120)
     assert "Ran all 3 epochs" in texts(second.success)
