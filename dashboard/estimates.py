@@ -143,19 +143,20 @@ def recent_runs(store: RunStore, model: str, limit: int | None = RECENT_RUNS) ->
 
 
 def calibration(model: str, threads: int) -> Throughput:
-    """A few epochs of ``model`` on the quick demo's size with ``threads`` CPU threads, timed once per machine in a
+    """A few epochs of each model on the quick demo's size with ``threads`` CPU threads, timed once per machine in a
     process of its own, as a worker trains (timed inside the web server it measured half the speed: the server's
-    threads compete with it), and kept in the dashboard's cache folder."""
+    threads compete with it), and kept in the dashboard's cache folder. Both models at once: a second calibration
+    later would compete with the spare worker that the pages start after the first estimate."""
     path = settings.cache_dir() / CALIBRATION_FILE
     cached = _read_json(path)
     key = f"{model} threads={threads}"
     if key not in cached:
-        done = subprocess.run([sys.executable, "-m", "dashboard.estimates", model, str(threads)], cwd=PROJECT_ROOT,
+        done = subprocess.run([sys.executable, "-m", "dashboard.estimates", str(threads)], cwd=PROJECT_ROOT,
                               capture_output=True, text=True)
         if done.returncode != 0:  # never block a page on it: say that the figure is a guess
             return Throughput(cfg.NOMINAL_ENTRIES_PER_SECOND[model], PRIOR_OVERHEAD_SECONDS,
                               "nominal figures (the speed calibration failed; the server's log says why)")
-        cached[key] = json.loads(done.stdout.splitlines()[-1])
+        cached |= json.loads(done.stdout.splitlines()[-1])
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(cached, indent=1))
     figures = cached[key]
@@ -164,7 +165,7 @@ def calibration(model: str, threads: int) -> Throughput:
 
 
 def _calibrate(model: str, threads: int) -> dict:
-    """The body of the calibration process: ``python -m dashboard.estimates MODEL THREADS``."""
+    """One model's part of the calibration process, ``python -m dashboard.estimates THREADS``."""
     n_cells, n_genes = CALIBRATION_SHAPE
     adata = simulate(n_cells=n_cells, n_genes=n_genes, seed=0)
     MODELS[model].setup_anndata(adata, batch_key="batch")
@@ -210,4 +211,4 @@ def format_bytes(n: float) -> str:
 
 
 if __name__ == "__main__":
-    print(json.dumps(_calibrate(sys.argv[1], int(sys.argv[2]))))
+    print(json.dumps({f"{model} threads={sys.argv[1]}": _calibrate(model, int(sys.argv[1])) for model in MODELS}))

@@ -67,7 +67,7 @@ def test_calibration_runs_once_per_machine_and_is_cached(store, tmp_path, monkey
     first = estimates.throughput(store, "AUTOZI", threads=1)
     assert first.entries_per_second > 1e5 and "calibration" in first.source
     cached = json.loads((tmp_path / "cache" / estimates.CALIBRATION_FILE).read_text())
-    cached[next(iter(cached))]["entries_per_second"] = 123.0  # a second call must read the file, not measure again
+    cached["AUTOZI threads=1"]["entries_per_second"] = 123.0  # a second call must read the file, not measure again
     (tmp_path / "cache" / estimates.CALIBRATION_FILE).write_text(json.dumps(cached))
     assert estimates.throughput(store, "AUTOZI", threads=1).entries_per_second == 123.0
 
