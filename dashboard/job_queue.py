@@ -75,8 +75,14 @@ class JobQueue:
             db.close()
 
     def _select(self, where: str = "1", args: tuple = ()) -> list[Job]:
-        with self._transaction() as db:
+        """A plain read: one SELECT sees a consistent table and needs no write lock (pages and the dispatcher read
+        several times a second; an immediate transaction would make each read a locked, committed write)."""
+        db = sqlite3.connect(self.path, timeout=30)
+        db.row_factory = sqlite3.Row
+        try:
             rows = db.execute(f"SELECT * FROM jobs WHERE {where} ORDER BY seq", args).fetchall()
+        finally:
+            db.close()
         return [Job(**{**dict(row), "stop_requested": bool(row["stop_requested"])}) for row in rows]
 
     # ---- writing ------------------------------------------------------------------------------------------
