@@ -162,17 +162,13 @@ class TrainingService:
         if place is None:
             return None
         clock = time.time()
-        free_at = [clock + self.time_left(job.run_id, job.estimate_seconds, job.started)
-                   for job in self.queue.running()]
+        free_at = [clock + max(0.0, (job.estimate_seconds or 0.0) - (clock - (job.started or clock)))
+                   for job in self.queue.running()]  # each running run's estimate minus the time it has run
         free_at += [clock] * max(0, self.slots - len(free_at))
         heapq.heapify(free_at)
         for job in waiting[:place]:
             heapq.heappush(free_at, heapq.heappop(free_at) + (job.estimate_seconds or 0.0))
         return max(0.0, free_at[0] - clock)
-
-    def time_left(self, run_id: str, expected: float | None, started: float | None) -> float:
-        """Expected seconds left of a running run: its estimate minus the time it has run (never below zero)."""
-        return max(0.0, (expected or 0.0) - (time.time() - (started or time.time())))
 
     def wait(self, run_id: str, timeout: float = 300.0) -> dict:
         """Block until ``run_id`` has ended (for scripts and tests); its final status."""
