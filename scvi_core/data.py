@@ -203,20 +203,27 @@ class CountData:
         )
 
     def minibatches(
-        self, indices: np.ndarray, batch_size: int, device: torch.device, rng: np.random.Generator | None = None
+        self, indices: np.ndarray, batch_size: int, device: torch.device, rng: np.random.Generator | None = None,
+        shard: tuple[int, int] = (0, 1),
     ) -> Iterator[Batch]:
-        """Yield minibatches over ``indices`` (shuffled when ``rng`` is given). A last batch of a single cell is
-        merged into the one before, since BatchNorm cannot train on one cell."""
+        """Yield minibatches over ``indices`` (shuffled when ``rng`` is given). A trailing batch too small to give
+        every shard two cells is merged into the one before (BatchNorm cannot train on one cell).
+
+        ``shard=(rank, world_size)``: for data-parallel training, every process draws the same order (the same
+        seeded ``rng``) and takes its part ``rank`` of each minibatch of ``batch_size`` cells (``np.array_split``),
+        so every process gets the same number of minibatches and together they see each cell once."""
+        rank, world_size = shard
         order = rng.permutation(indices) if rng is not None else np.asarray(indices)
-        starts = minibatch_starts(len(order), batch_size)
+        starts = minibatch_starts(len(order), batch_size, world_size)
         for i, start in enumerate(starts):
             stop = starts[i + 1] if i + 1 < len(starts) else len(order)
-            yield self.batch(order[start:stop], device)
+            yield self.batch(np.array_split(order[start:stop], world_size)[rank], device)
 
 
-def minibatch_starts(n: int, batch_size: int) -> list[int]:
-    """Start offsets of the minibatches over n cells; a trailing single cell joins the previous batch."""
+def minibatch_starts(n: int, batch_size: int, world_size: int = 1) -> list[int]:
+    """Start offsets of the minibatches over n cells; a trailing batch of fewer than 2 cells per shard joins the
+    previous one."""
     starts = list(range(0, n, batch_size))
-    if len(starts) > 1 and n - starts[-1] == 1:
+    if len(starts) > 1 and n - starts[-1] < 2 * world_size:
         starts.pop()
     return starts
