@@ -62,6 +62,7 @@ class TrainingService:
         self.memory_budget = settings.worker_memory_bytes(self.slots) if memory_budget is None else memory_budget
         self.gpus = settings.gpu_count()
         self.threads = settings.worker_threads(self.slots)
+        estimates.start_calibration(self.threads)  # before any page asks for an estimate
         self._workers: dict[str, subprocess.Popen] = {}
         self._over_budget: dict[str, int] = {}
         self._spare: subprocess.Popen | None = None

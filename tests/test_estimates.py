@@ -2,6 +2,7 @@
 same settings took, the calibration before any run, and the memory a run needs."""
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import scipy.sparse as sp
 from dashboard import config as cfg
 from dashboard import estimates, settings
 from dashboard.runs import RunStore
+from dashboard.service import TrainingService
 from scvi_core import simulate
 
 
@@ -83,3 +85,19 @@ def test_memory_estimate_counts_the_matrix_and_the_minibatch():
     adata.X = x.toarray()
     assert estimates.matrix_bytes(adata) == 500 * 300 * 4
     assert estimates.format_bytes(3 * 2**30) == "3.0 GB" and estimates.format_bytes(5 * 2**20) == "5 MB"
+
+
+def test_a_new_service_calibrates_in_the_background_before_any_estimate(tmp_path, monkeypatch):
+    monkeypatch.setenv(settings.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    service = TrainingService(tmp_path / "runs", slots=1)
+    try:
+        path = tmp_path / "cache" / estimates.CALIBRATION_FILE
+        deadline = time.monotonic() + 120
+        while not path.exists() and time.monotonic() < deadline:  # nobody asked for an estimate
+            time.sleep(0.2)
+        cached = json.loads(path.read_text())
+        assert {f"SCVI threads={service.threads}", f"AUTOZI threads={service.threads}"} <= cached.keys()
+        speed = estimates.throughput(service.store, "SCVI", service.threads)
+        assert speed.entries_per_second == cached[f"SCVI threads={service.threads}"]["entries_per_second"]
+    finally:
+        service.close()
