@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from anndata.abc import CSCDataset
+
+from .ondisk import DiskMatrix, is_on_disk
 
 _CHUNK_ROWS = 4096
 
@@ -19,7 +22,8 @@ class CountsError(ValueError):
 
 def get_counts(adata, layer: str | None = None):
     """Return the matrix that holds the counts: ``adata.X``, ``adata.layers[layer]`` or, for ``layer="raw"``,
-    ``adata.raw.X`` when ``adata.raw`` has the same genes."""
+    ``adata.raw.X`` when ``adata.raw`` has the same genes. A matrix on disk (an AnnData opened backed, or anndata's
+    ``sparse_dataset``) comes as a :class:`~scvi_core.ondisk.DiskMatrix`, which reads only the rows asked for."""
     if layer is None:
         matrix = adata.X
     elif layer == "raw" and "raw" not in adata.layers:
@@ -38,7 +42,13 @@ def get_counts(adata, layer: str | None = None):
         raise CountsError(f"Layer {layer!r} not found. Available layers: {available}; or use X (layer=None).")
     if matrix is None:
         raise CountsError("This AnnData has no expression matrix (X is empty). Load a file that contains counts.")
-    return matrix
+    if isinstance(matrix, CSCDataset):
+        raise CountsError(
+            "The counts on disk are stored gene by gene (CSC), so reading a few cells would read the whole file. "
+            "Write a cell-by-cell (CSR) copy once, e.g. adata.X = adata.X.tocsr() on a machine that holds it, or "
+            "with anndata's chunked writers."
+        )
+    return DiskMatrix(matrix) if is_on_disk(matrix) else matrix
 
 
 def _row_chunks(matrix):
@@ -51,13 +61,10 @@ def _describe(value: float) -> str:
     return f"{value:.4g}"
 
 
-def check_counts(matrix, obs_names, var_names) -> np.ndarray:
-    """Raise :class:`CountsError` unless ``matrix`` holds finite, non-negative, integer-valued counts with no
-    empty cell. Return the total count of every cell (float64), which callers need anyway.
-
-    The first offending entry is named (value, cell, gene) with a diagnosis: NaN/inf (corrupt or missing values),
-    negative (scaled or centred data), non-integer (normalised or log-transformed data).
-    """
+def checked_chunks(matrix, obs_names, var_names):
+    """Yield (first_row, block) pairs over ``matrix`` in row blocks, each block checked first: raise
+    :class:`CountsError` unless the values are finite, non-negative and integer-valued (see :func:`check_counts`).
+    Callers that need more per-cell or per-gene sums than the totals compute them in the same pass."""
     if matrix.shape[0] == 0 or matrix.shape[1] == 0:
         raise CountsError(
             f"The matrix is empty ({matrix.shape[0]} cells × {matrix.shape[1]} genes). "
@@ -67,20 +74,36 @@ def check_counts(matrix, obs_names, var_names) -> np.ndarray:
         matrix = sp.csr_matrix(matrix)
     if not (np.issubdtype(matrix.dtype, np.number) or matrix.dtype == bool):
         raise CountsError(f"The matrix has dtype {matrix.dtype}; counts must be numbers.")
-    totals = np.zeros(matrix.shape[0], dtype=np.float64)
     for start, block in _row_chunks(matrix):
         values = block.data if sp.issparse(block) else np.asarray(block)
         _check_block(block, values, start, obs_names, var_names)
+        yield start, block
+
+
+def check_counts(matrix, obs_names, var_names) -> np.ndarray:
+    """Raise :class:`CountsError` unless ``matrix`` holds finite, non-negative, integer-valued counts with no
+    empty cell. Return the total count of every cell (float64), which callers need anyway.
+
+    The first offending entry is named (value, cell, gene) with a diagnosis: NaN/inf (corrupt or missing values),
+    negative (scaled or centred data), non-integer (normalised or log-transformed data).
+    """
+    totals = np.zeros(matrix.shape[0], dtype=np.float64)
+    for start, block in checked_chunks(matrix, obs_names, var_names):
         totals[start : start + block.shape[0]] = np.asarray(block.sum(axis=1), dtype=np.float64).ravel()
+    refuse_empty_cells(totals, obs_names)
+    return totals
+
+
+def refuse_empty_cells(totals: np.ndarray, obs_names) -> None:
+    """Raise :class:`CountsError` naming cells whose total count is zero."""
     empty = np.flatnonzero(totals == 0)
     if empty.size:
         example = ", ".join(str(obs_names[i]) for i in empty[:3])
         raise CountsError(
-            f"{empty.size} of {matrix.shape[0]} cells have zero total counts (e.g. {example}). A cell without any "
+            f"{empty.size} of {len(totals)} cells have zero total counts (e.g. {example}). A cell without any "
             "count carries no information and breaks the library-size model. Remove them first, e.g. "
             "sc.pp.filter_cells(adata, min_counts=1), or raise 'minimum counts per cell' on the Load data page."
         )
-    return totals
 
 
 def _locate(block, values, bad_mask, start, obs_names, var_names) -> tuple[str, str, float]:

@@ -2,8 +2,12 @@
 
 Why this design: the count matrix is never copied or densified as a whole. A minibatch is sliced from the CSR
 (or dense) matrix as it is stored, densified alone, and handed over with the list of its non-zero entries, so the
-models evaluate lnΓ only where a count is non-zero. Per-cell constants (log library size, Σ_g lnΓ(x_ng + 1))
-are computed once, in chunks, when the data are registered with a model.
+models evaluate lnΓ only where a count is non-zero. The count checks, per-cell constants (log library size,
+Σ_g lnΓ(x_ng + 1)) and gene totals are computed in one chunked pass when the data are registered with a model.
+
+A matrix on disk (an AnnData opened backed, or anndata's ``sparse_dataset``) is never loaded whole: it is read
+through :class:`~scvi_core.ondisk.DiskMatrix`, and training shuffles it chunk-wise within a buffer read ahead by a
+background thread (:mod:`scvi_core.ondisk` says what that trades).
 """
 
 from __future__ import annotations
@@ -17,10 +21,10 @@ import scipy.sparse as sp
 import torch
 from scipy.special import gammaln
 
-from .counts import CountsError, check_counts, get_counts
+from . import ondisk
+from .counts import CountsError, check_counts, checked_chunks, get_counts, refuse_empty_cells
 
 SETUP_KEY = "_scvi_core"
-_CHUNK_ROWS = 8192
 
 
 @dataclass
@@ -131,34 +135,41 @@ class Batch:
 
 class CountData:
     """A registered AnnData as the models see it. Holds a reference to the count matrix (CSR or dense), not a copy
-    (a CSC/COO matrix is converted to CSR once, as row slicing needs it)."""
+    (a CSC/COO matrix is converted to CSR once, as row slicing needs it), or a
+    :class:`~scvi_core.ondisk.DiskMatrix` when the counts are on disk (``on_disk``)."""
 
     def __init__(self, adata, registry: Registry | None = None):
         self.registry = registry or registry_of(adata)
         matrix = get_counts(adata, self.registry.layer)
         if sp.issparse(matrix) and matrix.format != "csr":
             matrix = sp.csr_matrix(matrix)
-        elif not sp.issparse(matrix):
+        elif not (sp.issparse(matrix) or isinstance(matrix, ondisk.DiskMatrix)):
             matrix = np.asarray(matrix)
         self.matrix = matrix
+        self.on_disk = isinstance(matrix, ondisk.DiskMatrix)
         self.n_cells, self.n_genes = matrix.shape
         self.gene_names = [str(g) for g in adata.var_names]
         self.batch_codes = _codes(adata, self.registry.batch_key, self.registry.batch_categories, "batch")
         self.label_codes = _codes(adata, self.registry.labels_key, self.registry.label_categories, "label")
-        totals = check_counts(matrix, adata.obs_names, adata.var_names)
-        self.log_library = np.log(totals).astype(np.float32)
-        self.log_factorial = self._log_factorial_sums()
+        self._constants(adata.obs_names, adata.var_names)
 
-    def _log_factorial_sums(self) -> np.ndarray:
-        out = np.zeros(self.n_cells, dtype=np.float32)
-        for start in range(0, self.n_cells, _CHUNK_ROWS):
-            block = self.matrix[start : start + _CHUNK_ROWS]
+    def _constants(self, obs_names, var_names) -> None:
+        """Check the counts and compute log Σ_g x_ng, Σ_g lnΓ(x_ng + 1) per cell and Σ_n x_ng per gene, in one
+        pass over the matrix (one read of a matrix on disk)."""
+        totals = np.zeros(self.n_cells, dtype=np.float64)
+        self.log_factorial = np.zeros(self.n_cells, dtype=np.float32)
+        self._gene_totals = np.zeros(self.n_genes, dtype=np.float64)
+        for start, block in checked_chunks(self.matrix, obs_names, var_names):
+            rows = slice(start, start + block.shape[0])
+            totals[rows] = np.asarray(block.sum(axis=1), dtype=np.float64).ravel()
+            self._gene_totals += np.asarray(block.sum(axis=0, dtype=np.float64)).ravel()
             if sp.issparse(block):
                 per_entry = sp.csr_matrix((gammaln(block.data + 1.0), block.indices, block.indptr), shape=block.shape)
-                out[start : start + block.shape[0]] = np.asarray(per_entry.sum(axis=1)).ravel()
+                self.log_factorial[rows] = np.asarray(per_entry.sum(axis=1)).ravel()
             else:
-                out[start : start + block.shape[0]] = gammaln(np.asarray(block, dtype=np.float64) + 1.0).sum(axis=1)
-        return out
+                self.log_factorial[rows] = gammaln(np.asarray(block, dtype=np.float64) + 1.0).sum(axis=1)
+        refuse_empty_cells(totals, obs_names)
+        self.log_library = np.log(totals).astype(np.float32)
 
     def library_prior(self, n_batch: int) -> tuple[np.ndarray, np.ndarray]:
         """Empirical mean and variance of the log library size in each batch (the prior of the latent library)."""
@@ -172,12 +183,13 @@ class CountData:
 
     def gene_totals(self) -> np.ndarray:
         """Σ_n x_ng for every gene (float64)."""
-        return np.asarray(self.matrix.sum(axis=0, dtype=np.float64)).ravel()
+        return self._gene_totals
 
-    def batch(self, index: np.ndarray, device: torch.device) -> Batch:
-        """The cells ``index`` in that order (results follow the order their caller asked for)."""
+    def batch(self, index: np.ndarray, device: torch.device, block=None) -> Batch:
+        """The cells ``index`` in that order (results follow the order their caller asked for); ``block``: their
+        rows of the count matrix when the caller has read them already."""
         index = np.asarray(index)
-        block = self.matrix[index]
+        block = self.matrix[index] if block is None else block
         if sp.issparse(block):
             values = block.data.astype(np.float32)
             x = sp.csr_matrix((values, block.indices, block.indptr), shape=block.shape).toarray()
@@ -213,11 +225,36 @@ class CountData:
         seeded ``rng``) and takes its part ``rank`` of each minibatch of ``batch_size`` cells (``np.array_split``),
         so every process gets the same number of minibatches and together they see each cell once."""
         rank, world_size = shard
+        if self.on_disk:
+            yield from self._minibatches_from_disk(indices, batch_size, device, rng, shard)
+            return
         order = rng.permutation(indices) if rng is not None else np.asarray(indices)
         starts = minibatch_starts(len(order), batch_size, world_size)
         for i, start in enumerate(starts):
             stop = starts[i + 1] if i + 1 < len(starts) else len(order)
             yield self.batch(np.array_split(order[start:stop], world_size)[rank], device)
+
+    def _minibatches_from_disk(self, indices, batch_size, device, rng, shard) -> Iterator[Batch]:
+        """:meth:`minibatches` for counts on disk: the same minibatches (and the same number) over an order that is
+        shuffled chunk-wise (:func:`~scvi_core.ondisk.chunk_shuffle`) when ``rng`` is given, else ``indices`` as they
+        come, read buffer by buffer ahead of the minibatches (:class:`~scvi_core.ondisk.BufferedRows`)."""
+        rank, world_size = shard
+        buffer_size = ondisk.CHUNK_ROWS * ondisk.BUFFER_CHUNKS
+        if rng is not None:
+            order, buffer_starts = ondisk.chunk_shuffle(indices, rng)
+        else:
+            order = np.asarray(indices)
+            buffer_starts = np.arange(0, max(len(order), 1), buffer_size)
+        starts = minibatch_starts(len(order), batch_size, world_size)
+        rows = ondisk.BufferedRows(self.matrix, order, buffer_starts)
+        try:
+            for i, start in enumerate(starts):
+                stop = starts[i + 1] if i + 1 < len(starts) else len(order)
+                part = np.array_split(np.arange(start, stop), world_size)[rank]  # consecutive positions in order
+                first, last = int(part[0]), int(part[-1]) + 1
+                yield self.batch(order[first:last], device, rows.take(first, last))
+        finally:
+            rows.close()
 
 
 def minibatch_starts(n: int, batch_size: int, world_size: int = 1) -> list[int]:

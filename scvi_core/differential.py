@@ -66,6 +66,7 @@ EFFECT_PSEUDOCOUNT = 1e-3  # LFC summaries of genes expressed in a group use pc 
 MIN_DECODER_VAR = 1e-4  # (0.01 in log2)²: the decoder is never taken as exact
 GENE_CHUNK_ENTRIES = 250_000  # draws × genes per chunk (1 MB of float32 per array: they stay in cache)
 DECODE_BATCH = 1024
+RAW_CHUNK_CELLS = 8192  # cells whose counts are read at once for a group's raw statistics
 
 
 @dataclass
@@ -224,7 +225,8 @@ def count_lfc(moments: ShareMoments, pc) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _rows(matrix, cells: np.ndarray) -> sp.csr_matrix:
-    """The cells' rows of the count matrix as a float64 CSR (cells in increasing order)."""
+    """The cells' rows of the count matrix as a float64 CSR (cells in increasing order, which a matrix on disk reads
+    in a few long slices)."""
     block = matrix[np.sort(cells)]
     return sp.csr_matrix(block, dtype=np.float64) if sp.issparse(block) else sp.csr_matrix(np.asarray(block, float))
 
@@ -295,14 +297,17 @@ def decoder_error_variance(lfc_model: np.ndarray, lfc_counts: np.ndarray, count_
 
 
 def raw_statistics(matrix, cells: np.ndarray) -> dict[str, np.ndarray]:
-    """Per gene over the group's cells: mean count, fraction of cells with a count, mean of counts per 10⁴."""
-    block = _rows(matrix, cells)
-    n = block.shape[0]
-    return {
-        "raw_mean": np.asarray(block.sum(axis=0)).ravel() / n,
-        "non_zeros_proportion": np.asarray((block > 0).sum(axis=0)).ravel() / n,
-        "raw_normalized_mean": 1e4 * np.asarray(_shares(block).sum(axis=0)).ravel() / n,
-    }
+    """Per gene over the group's cells: mean count, fraction of cells with a count, mean of counts per 10⁴. Read
+    ``RAW_CHUNK_CELLS`` cells at a time: a group may be most of the data (one cluster against the rest), which may be
+    on disk."""
+    cells = np.sort(cells)
+    sums = np.zeros((3, matrix.shape[1]))
+    for start in range(0, len(cells), RAW_CHUNK_CELLS):
+        block = _rows(matrix, cells[start : start + RAW_CHUNK_CELLS])
+        sums += [np.asarray(block.sum(axis=0)).ravel(), np.asarray((block > 0).sum(axis=0)).ravel(),
+                 np.asarray(_shares(block).sum(axis=0)).ravel()]
+    n = len(cells)
+    return {"raw_mean": sums[0] / n, "non_zeros_proportion": sums[1] / n, "raw_normalized_mean": 1e4 * sums[2] / n}
 
 
 # ---- one comparison ----------------------------------------------------------------------------------------------
