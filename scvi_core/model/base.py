@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,8 @@ import torch
 from .. import differential
 from .. import distributions as D
 from ..data import CountData, Registry, registry_of, setup_anndata
+from ..data_parallel import check_devices, train_on_devices
+from ..distributed import is_data_parallel
 from ..train import (
     EARLY_STOPPING_PATIENCE,
     StopInfo,
@@ -118,6 +121,7 @@ class BaseModel:
         device: str = "auto",
         callback: Callable[[TrainingEvent], None] | None = None,
         stop_event: threading.Event | None = None,
+        devices: int = 1,
     ) -> None:
         """Fit the model.
 
@@ -131,9 +135,14 @@ class BaseModel:
         ``max_epochs``), else over the first half of training. ``self.stop_info`` says why training ended
         (``.reason``, ``.kept_epoch``, ``.message``).
         ``callback(event)`` receives progress and per-epoch metrics; setting ``stop_event`` ends training within
-        one minibatch, keeping the weights learnt so far. ``self.history`` holds one row per epoch."""
+        one minibatch, keeping the weights learnt so far. ``self.history`` holds one row per epoch.
+        ``devices=N`` trains on N processes with DistributedDataParallel (N GPUs, or N CPU processes with
+        ``device="cpu"``), ``batch_size`` cells each per step; it pays only for large data
+        (:mod:`scvi_core.data_parallel`, which also says how to run it with ``torchrun``)."""
         self.device = resolve_device(device)
-        result = train_module(
+        check_devices(devices, self.device)
+        train = train_module if devices == 1 or is_data_parallel() else partial(train_on_devices, devices=devices)
+        result = train(
             self.module,
             self.data,
             max_epochs=default_max_epochs(self.data.n_cells) if max_epochs is None else max_epochs,
@@ -386,6 +395,8 @@ class BaseModel:
                 f"here {model.registry.batch_categories} / {model.registry.label_categories}."
             )
         state = torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+        if model.module.px_r is None:  # Poisson models saved before θ was left out of them
+            state.pop("px_r", None)
         model.module.load_state_dict(state)
         model.module.eval()
         model.device = resolve_device(device)

@@ -78,10 +78,13 @@ class VAE(nn.Module):
             n_hidden=n_hidden,
             n_layers=n_layers,
             zero_inflated=self.needs_dropout_head,
-            cell_dispersion=dispersion == "gene-cell",
+            cell_dispersion=self.needs_dispersion and dispersion == "gene-cell",
         )
         columns = {"gene": (), "gene-batch": (n_batch,), "gene-label": (n_labels,)}.get(dispersion)
-        self.px_r = nn.Parameter(torch.randn(n_genes, *columns)) if columns is not None else None
+        # Only parameters the likelihood uses are built: data-parallel training (find_unused_parameters off) needs
+        # every parameter to get a gradient at every step.
+        per_gene = columns is not None and self.needs_dispersion
+        self.px_r = nn.Parameter(torch.randn(n_genes, *columns)) if per_gene else None
         means = np.zeros(n_batch) if library_log_means is None else library_log_means
         variances = np.ones(n_batch) if library_log_vars is None else library_log_vars
         self.register_buffer("library_log_means", torch.as_tensor(means, dtype=torch.float32))
@@ -90,6 +93,11 @@ class VAE(nn.Module):
     @property
     def needs_dropout_head(self) -> bool:
         return self.gene_likelihood == "zinb"
+
+    @property
+    def needs_dispersion(self) -> bool:
+        """θ: the NB and ZINB have one, the Poisson none."""
+        return self.gene_likelihood != "poisson"
 
     # ---- inference: q(z|x), q(l|x) ------------------------------------------------------------------------
     def inference(self, batch: Batch) -> dict[str, torch.Tensor]:
@@ -110,7 +118,9 @@ class VAE(nn.Module):
     def generative(self, z, log_library, batch_codes, label_codes) -> dict[str, torch.Tensor]:
         log_rho, zi_logits, log_theta_cell = self.decoder(z, self.batch_onehot(batch_codes))
         log_mu = log_library[:, None] + log_rho
-        if self.dispersion == "gene":
+        if not self.needs_dispersion:
+            theta = None
+        elif self.dispersion == "gene":
             theta = torch.exp(self.px_r)
         elif self.dispersion == "gene-batch":
             theta = torch.exp(self.px_r.T[batch_codes])
