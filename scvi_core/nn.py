@@ -8,8 +8,33 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+import torch.distributed as dist
+from torch.distributed._functional_collectives import all_reduce  # differentiable (torch's own advice)
+
+from .distributed import is_data_parallel
 
 VAR_EPS = 1e-4
+
+
+class BatchNorm(nn.BatchNorm1d):
+    """BatchNorm1d whose training statistics span every process of a data-parallel run, so that N processes of b
+    cells each normalise (and step) exactly as one process of N·b cells would. torch's SyncBatchNorm does this on
+    GPUs only; this one sums [Σx, Σx², n] over the processes with a differentiable all-reduce, on any backend.
+    In one process, and in eval mode, it is BatchNorm1d."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and is_data_parallel()):
+            return super().forward(x)
+        count = torch.full((1,), float(x.shape[0]), dtype=x.dtype, device=x.device)
+        sums = all_reduce(torch.cat([x.sum(0), (x * x).sum(0), count]), "sum", dist.group.WORLD)
+        width, n = x.shape[1], sums[-1]
+        mean = sums[:width] / n
+        var = sums[width : 2 * width] / n - mean * mean
+        with torch.no_grad():  # as BatchNorm1d: the running variance is the unbiased one
+            self.running_mean.lerp_(mean, self.momentum)
+            self.running_var.lerp_(var * n / (n - 1), self.momentum)
+            self.num_batches_tracked += 1
+        return (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
 
 
 class FCLayers(nn.Module):
@@ -24,7 +49,7 @@ class FCLayers(nn.Module):
             nn.ModuleDict(
                 {
                     "linear": nn.Linear(d_in + n_cov, d_out),
-                    "norm": nn.BatchNorm1d(d_out, momentum=0.01, eps=1e-3),
+                    "norm": BatchNorm(d_out, momentum=0.01, eps=1e-3),
                 }
             )
             for d_in, d_out in zip(dims[:-1], dims[1:], strict=True)

@@ -31,6 +31,7 @@ import pandas as pd
 import torch
 
 from .data import CountData, minibatch_starts
+from .distributed import any_process, rank_and_size, sum_over_processes
 
 EARLY_STOPPING_PATIENCE = 20
 EARLY_STOPPING_WARMUP_EPOCHS = 20
@@ -187,6 +188,14 @@ class _EpochSums:
         self.cells += terms.reconstruction.shape[0]
         self.steps += 1
 
+    def shared(self) -> _EpochSums:
+        """These sums over every process of a data-parallel run, so that every process reads the same metrics (and
+        takes the same early-stopping and divergence decisions)."""
+        counts = torch.tensor([self.cells, self.steps], device=self.values.device, dtype=torch.float64)
+        totals = sum_over_processes(torch.cat([self.values, counts]))
+        self.values, self.cells, self.steps = totals[:4], int(totals[4]), int(totals[5])
+        return self
+
     def metrics(self, mode: str, n_split: int) -> dict[str, float]:
         rec, kl_local, kl_global, loss = (self.values / torch.tensor([self.cells, self.cells, self.steps, self.steps],
                                                                      device=self.values.device)).tolist()
@@ -223,18 +232,27 @@ def train_module(
     callback: Callable[[TrainingEvent], None] | None = None,
     stop_event: threading.Event | None = None,
 ) -> TrainingResult:
-    """Fit ``module`` on ``data``. Raises :class:`TrainingDivergedError` (weights of the last finite epoch kept)."""
-    validate_settings(data.n_cells, max_epochs, lr, batch_size, train_size, early_stopping)
+    """Fit ``module`` on ``data``. Raises :class:`TrainingDivergedError` (weights of the last finite epoch kept).
+
+    Inside a ``torch.distributed`` process group of N processes (:mod:`scvi_core.data_parallel`) each process runs
+    this with the same arguments: ``batch_size`` cells per process, so minibatches of N·``batch_size`` cells from one
+    shared seeded order, gradients averaged by DistributedDataParallel, validation sums and the stop decisions
+    shared; ``callback`` is called in rank 0 only."""
+    rank, world_size = rank_and_size()
+    validate_settings(data.n_cells, max_epochs, lr, batch_size * world_size, train_size, early_stopping)
     if early_stopping and not (isinstance(early_stopping_patience, int | np.integer) and early_stopping_patience >= 1):
         raise ValueError(f"early_stopping_patience must be a whole number ≥ 1; got {early_stopping_patience!r}.")
-    rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)  # the same in every process: the same split and minibatch order
+    torch.manual_seed(seed + rank)  # each process its own noise (z samples, dropout)
     train_idx, val_idx = split_indices(data.n_cells, train_size, rng)
-    steps_per_epoch = len(minibatch_starts(len(train_idx), batch_size))
+    val_shard = np.array_split(val_idx, world_size)[rank]
+    global_batch = batch_size * world_size
+    steps_per_epoch = len(minibatch_starts(len(train_idx), global_batch, world_size))
     warmup_steps = _warmup_steps(n_epochs_kl_warmup, max_epochs, steps_per_epoch, early_stopping)
     n_train = len(train_idx)
 
     module.to(device)
+    stepper = module if world_size == 1 else _data_parallel(module, device)
     optimizer = torch.optim.Adam(module.parameters(), lr=lr, eps=0.01, weight_decay=1e-6, fused=True)
     rows: list[dict] = []
     good_state = copy.deepcopy(module.state_dict())
@@ -244,7 +262,7 @@ def train_module(
     start = last_progress = time.perf_counter()
 
     def report(kind, epoch, step, metrics=None):
-        if callback is not None:
+        if callback is not None and rank == 0:
             elapsed = time.perf_counter() - start
             callback(TrainingEvent(kind, epoch, max_epochs, step, steps_per_epoch,
                                    cells_done / max(elapsed, 1e-9), elapsed, metrics or {}))
@@ -252,17 +270,18 @@ def train_module(
     for epoch in range(1, max_epochs + 1):
         module.train()
         sums = _EpochSums(device)
-        for step, batch in enumerate(data.minibatches(train_idx, batch_size, device, rng), start=1):
+        batches = data.minibatches(train_idx, global_batch, device, rng, shard=(rank, world_size))
+        for step, batch in enumerate(batches, start=1):
             kl_weight = 1.0 if warmup_steps == 0 else min(1.0, global_step / warmup_steps)
-            terms = module(batch)
+            terms = stepper(batch)
             loss = module.loss(terms, kl_weight, n_train)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             sums.add(terms, loss)
             global_step += 1
-            cells_done += batch.size
-            if stop_event is not None and stop_event.is_set():
+            cells_done += batch.size * world_size
+            if any_process(stop_event is not None and stop_event.is_set(), device):
                 interrupted = True
                 break
             now = time.perf_counter()
@@ -270,9 +289,11 @@ def train_module(
                 last_progress = now
                 report("progress", epoch, step)
 
-        row = {"epoch": epoch, "kl_weight": kl_weight, **sums.metrics("train", n_train)}
+        steps = sums.steps
+        row = {"epoch": epoch, "kl_weight": kl_weight, **sums.shared().metrics("train", n_train)}
         if not interrupted and len(val_idx):
-            row |= evaluate(module, data, val_idx, device, kl_weight, n_train).metrics("validation", len(val_idx))
+            validation = evaluate(module, data, val_shard, device, kl_weight, n_train).shared()
+            row |= validation.metrics("validation", len(val_idx))
             cells_done += len(val_idx)
         if not all(math.isfinite(v) for k, v in row.items() if k != "epoch"):
             module.load_state_dict(good_state)
@@ -289,7 +310,7 @@ def train_module(
                     best_state = good_state
             elif kl_weight >= 1.0:  # epochs of the KL warm-up never count against the patience
                 since_best += 1
-        report("epoch", epoch, sums.steps, row)
+        report("epoch", epoch, steps, row)
         if interrupted:
             reason = "interrupted"
             break
@@ -304,6 +325,14 @@ def train_module(
     stop = StopInfo(reason, len(rows), max_epochs, kept, best_epoch, early_stopping,
                     early_stopping_patience if early_stopping else None)
     return TrainingResult(pd.DataFrame(rows), train_idx, val_idx, stop)
+
+
+def _data_parallel(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``module`` wrapped for DistributedDataParallel: its parameters are broadcast from rank 0 now, and its
+    gradients averaged over the processes at every step. The running BatchNorm statistics are the same in every
+    process (:class:`scvi_core.nn.BatchNorm`), so they are not broadcast at every step."""
+    device_ids = [device.index] if device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(module, device_ids=device_ids, forward_sync_buffers=False)
 
 
 @torch.no_grad()
