@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from scvi_core import ondisk
 from scvi_core.simulate import simulate
 
 from . import config as cfg
@@ -92,10 +93,11 @@ class Estimate:
                 "genes (Load data → highly variable genes) or the Quick look preset are faster.")
 
 
-def throughput(store: RunStore, model: str, threads: int) -> Throughput:
-    """From the last :data:`RECENT_RUNS` runs of ``model`` that trained here with ``threads`` CPU threads, else from
-    the calibration."""
-    rows = [r for r in recent_runs(store, model, limit=None) if r.get("threads") == threads][:RECENT_RUNS]
+def throughput(store: RunStore, model: str, threads: int, devices: int = 1) -> Throughput:
+    """From the last :data:`RECENT_RUNS` runs of ``model`` that trained here with ``threads`` CPU threads on
+    ``devices`` devices, else from the (one-device) calibration."""
+    rows = [r for r in recent_runs(store, model, limit=None)
+            if r.get("threads") == threads and r.get("devices", 1) == devices][:RECENT_RUNS]
     if rows:
         speed = statistics.median(r["entries_per_second"] / reference_width(r["model_params"]) for r in rows)
         overhead = statistics.median(r["wall_seconds"] - r["train_seconds"] for r in rows)
@@ -104,9 +106,10 @@ def throughput(store: RunStore, model: str, threads: int) -> Throughput:
     return calibration(model, threads)
 
 
-def estimate(store: RunStore, config: dict, n_cells: int, n_genes: int, threads: int) -> Estimate:
-    """The wall time of ``config`` on data of this size, from this server's throughput with ``threads`` threads."""
-    speed = throughput(store, config["model"], threads)
+def estimate(store: RunStore, config: dict, n_cells: int, n_genes: int, threads: int, devices: int = 1) -> Estimate:
+    """The wall time of ``config`` on data of this size, from this server's throughput with ``threads`` threads on
+    ``devices`` devices."""
+    speed = throughput(store, config["model"], threads, devices)
     train = config["train_params"]
     per_epoch = n_cells * n_genes * reference_width(config["model_params"]) / speed.entries_per_second
     epochs = expected_epochs(store, config, n_cells, n_genes)
@@ -228,8 +231,11 @@ def model_name(model: str) -> str:
 
 # ---- memory -------------------------------------------------------------------------------------------------------
 def matrix_bytes(adata) -> int:
-    """Bytes of the count matrix as the model holds it (CSR: values and column indices; dense: float32)."""
+    """Bytes of the count matrix as the model holds it (CSR: values and column indices; dense: float32; on disk:
+    what it keeps in memory, :func:`scvi_core.ondisk.resident_bytes`)."""
     x = adata.X
+    if ondisk.is_on_disk(x):
+        return ondisk.resident_bytes(ondisk.DiskMatrix(x))
     if hasattr(x, "nnz"):
         return int(x.nnz * (x.data.itemsize + x.indices.itemsize) + x.indptr.nbytes)
     return int(np.prod(x.shape) * max(np.asarray(x[:1]).itemsize, 4))

@@ -18,7 +18,10 @@ Layout of one run, ``<runs_dir>/<run_id>/`` (the queue's table is ``<runs_dir>/q
                        final_elbo its validation −ELBO. The worker (:mod:`dashboard.worker`) writes it while it
                        trains; the service only before (queued, starting) and after (a crash, a cancel).
     history.csv        one row per finished epoch (rewritten every few seconds while training, and at the end)
-    data.h5ad          the prepared AnnData the run trains on (raw counts in X, registration in uns)
+    data.h5ad          the prepared AnnData the run trains on (raw counts in X, registration in uns). Data opened on
+                       disk (a file too large to load) are not copied: config.json's "on_disk" names the file (and
+                       layer) in the data directory and "registry" the registration, and the worker and the results
+                       pages open that file on disk again
     model/             ``model.save()`` output once training ends (finished, stopped or interrupted)
     results/           latent.npy (the latent representation, cells × n_latent), zero_inflation.csv (AUTOZI),
                        and whatever the results pages add (groups.json, cached embeddings)
@@ -39,6 +42,8 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from scvi_core.data import SETUP_KEY
+from scvi_core.io import ON_DISK_KEY, is_opened_on_disk, reopen_on_disk
 from scvi_core.model import AUTOZI, SCVI
 
 MODELS = {"SCVI": SCVI, "AUTOZI": AUTOZI}
@@ -74,12 +79,16 @@ class RunStore:
         return path
 
     def create(self, config: dict, adata: ad.AnnData) -> str:
-        """Start a run's folder: configuration, the data it trains on, and a 'queued' status."""
+        """Start a run's folder: configuration, the data it trains on (or, on disk, where they are), and a 'queued'
+        status."""
         run_id = f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
         path = self.root / run_id
         (path / "results").mkdir(parents=True)
+        if is_opened_on_disk(adata):
+            config = {**config, "on_disk": adata.uns[ON_DISK_KEY], "registry": adata.uns[SETUP_KEY]}
         write_atomic(path / "config.json", json.dumps({**config, "created": now()}, indent=1, default=str))
-        adata.write_h5ad(path / "data.h5ad")
+        if not is_opened_on_disk(adata):
+            adata.write_h5ad(path / "data.h5ad")
         self.write_status(run_id, state="queued", message="Waiting to start.")
         return run_id
 
@@ -134,7 +143,13 @@ class RunStore:
 
     # ---- data, model, results ---------------------------------------------------------------------------
     def load_adata(self, run_id: str) -> ad.AnnData:
-        return ad.read_h5ad(self.path(run_id) / "data.h5ad")
+        """The data the run trains on, registered; data on disk are opened on disk again, never loaded."""
+        config = self.read_config(run_id)
+        if "on_disk" not in config:
+            return ad.read_h5ad(self.path(run_id) / "data.h5ad")
+        adata = reopen_on_disk(config["on_disk"])
+        adata.uns[SETUP_KEY] = config["registry"]
+        return adata
 
     def save_model(self, run_id: str, model) -> None:
         model.save(self.path(run_id) / "model", overwrite=True)
@@ -164,3 +179,17 @@ class RunStore:
     def read_zero_inflation(self, run_id: str) -> pd.DataFrame | None:
         path = self.results_dir(run_id) / "zero_inflation.csv"
         return pd.read_csv(path) if path.exists() else None
+
+
+def where_it_trains(status: dict) -> str:
+    """Where a run trains, for a person: "cpu (1 thread)", "cuda:0", "2 × cuda (data-parallel)",
+    "cpu, 2 data-parallel processes (1 thread each)"; "" before a worker has it."""
+    device, devices, threads = status.get("device"), status.get("devices", 1), status.get("threads")
+    if not device:
+        return ""
+    if devices > 1:
+        if device != "cpu":
+            return f"{devices} × {device} (data-parallel)"
+        each = f" ({max(1, threads // devices)} thread{'s' if threads >= 2 * devices else ''} each)" if threads else ""
+        return f"cpu, {devices} data-parallel processes{each}"
+    return device + (f" ({threads} thread{'s' if threads > 1 else ''})" if device == "cpu" and threads else "")

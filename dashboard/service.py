@@ -28,6 +28,8 @@ from pathlib import Path
 import anndata as ad
 import pandas as pd
 
+from scvi_core.io import is_opened_on_disk
+
 from . import config as cfg
 from . import estimates, settings
 from .job_queue import JobQueue
@@ -61,6 +63,7 @@ class TrainingService:
         self.slots = settings.training_slots() if slots is None else slots
         self.memory_budget = settings.worker_memory_bytes(self.slots) if memory_budget is None else memory_budget
         self.gpus = settings.gpu_count()
+        self.devices = settings.devices_per_run()
         self.threads = settings.worker_threads(self.slots)
         estimates.start_calibration(self.threads)  # before any page asks for an estimate
         self._workers: dict[str, subprocess.Popen] = {}
@@ -84,7 +87,7 @@ class TrainingService:
         if problems:
             raise ValueError(" ".join(problems))
         self.check_memory(config, adata)
-        adata = adata.copy()
+        adata = adata if is_opened_on_disk(adata) else adata.copy()  # on disk: only its uns is written to
         MODELS[config["model"]].setup_anndata(adata, batch_key=batch_key, labels_key=labels_key)
         record = {**config, "setup": {"batch_key": batch_key, "labels_key": labels_key}, "dataset_name": dataset_name,
                   "owner": owner}
@@ -97,7 +100,7 @@ class TrainingService:
 
     def estimate(self, config: dict, n_cells: int, n_genes: int) -> estimates.Estimate:
         """How long ``config`` will take on this server's workers (:func:`dashboard.estimates.estimate`)."""
-        return estimates.estimate(self.store, config, n_cells, n_genes, self.threads)
+        return estimates.estimate(self.store, config, n_cells, n_genes, self.threads, self.devices)
 
     def check_memory(self, config: dict, adata: ad.AnnData) -> None:
         """Refuse, with the figures and what to change, a run whose expected peak exceeds the worker budget."""
@@ -219,12 +222,12 @@ class TrainingService:
 
     def _launch(self, run_id: str, slot: int) -> None:
         """Hand ``run_id`` to the spare worker (a new one if it is gone), on the slot's GPU when there are GPUs."""
-        device = device_for_slot(slot, self.gpus)
+        device = device_for_slot(slot, self.gpus, self.devices)
         self.store.write_status(run_id, state="running", message="Starting the training process…", slot=slot)
         for _ in range(3):
             worker, self._spare = (self._spare if self._spare and self._spare.poll() is None else self._spawn()), None
             try:
-                worker.stdin.write(f"{run_id} {device}\n")
+                worker.stdin.write(f"{run_id} {device} {self.devices}\n")
                 worker.stdin.close()
                 break
             except (BrokenPipeError, OSError):
@@ -286,9 +289,12 @@ class TrainingService:
                 "log says why. The epochs it finished are in its history.")
 
 
-def device_for_slot(slot: int, gpus: int) -> str:
-    """Each slot's worker trains on its own GPU (slots beyond the GPUs share them in turn); without GPUs, the CPU."""
-    return f"cuda:{slot % gpus}" if gpus else "cpu"
+def device_for_slot(slot: int, gpus: int, devices: int = 1) -> str:
+    """Each slot's worker trains on its own GPU (slots beyond the GPUs share them in turn); without GPUs, the CPU.
+    A data-parallel run (``devices`` > 1) trains on GPUs 0 … devices − 1 ("cuda")."""
+    if not gpus:
+        return "cpu"
+    return "cuda" if devices > 1 else f"cuda:{slot % gpus}"
 
 
 def _worker_alive(pid: int | None) -> bool:

@@ -38,9 +38,28 @@ def start_with_demo() -> bool:
     return os.environ.get(DEMO_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
+ON_DISK_ABOVE_ENV = "SCVI_DASHBOARD_BACKED_ABOVE_MB"
+
+
+def on_disk_above_bytes() -> int:
+    """.h5ad files of the data directory larger than this (``SCVI_DASHBOARD_BACKED_ABOVE_MB``, 0: all) are opened on
+    disk, summarised and trained on chunk by chunk, never loaded whole. Default: a fifth of the available memory,
+    since a run on data in memory holds about four times its count matrix (``dashboard.estimates``), so a larger file
+    could not train within the default memory guard."""
+    value = os.environ.get(ON_DISK_ABOVE_ENV, "").strip()
+    if not value:
+        return int(0.2 * available_memory_bytes())
+    try:
+        megabytes = float(value)
+    except ValueError:
+        raise ValueError(f"{ON_DISK_ABOVE_ENV} must be a number of megabytes (got {value!r}).") from None
+    return int(max(megabytes, 0.0) * 2**20)
+
+
 SLOTS_ENV = "SCVI_DASHBOARD_TRAINING_SLOTS"
 WORKER_MEMORY_ENV = "SCVI_DASHBOARD_WORKER_MEMORY_GB"
 WORKER_THREADS_ENV = "SCVI_DASHBOARD_WORKER_THREADS"
+DEVICES_PER_RUN_ENV = "SCVI_DASHBOARD_DEVICES_PER_RUN"
 
 
 def gpu_count() -> int:
@@ -50,12 +69,21 @@ def gpu_count() -> int:
 
 
 def training_slots() -> int:
-    """How many runs train at once (``SCVI_DASHBOARD_TRAINING_SLOTS``): by default one per GPU, else one, since
-    two runs on the same CPUs each take about twice as long."""
+    """How many runs train at once (``SCVI_DASHBOARD_TRAINING_SLOTS``): by default one per GPU (per
+    :func:`devices_per_run` GPUs), else one, since two runs on the same CPUs each take about twice as long."""
     slots = _whole_number(SLOTS_ENV)
     if slots is not None:
         return slots
-    return max(1, gpu_count())
+    return max(1, gpu_count() // devices_per_run())
+
+
+def devices_per_run() -> int:
+    """On how many devices one run trains, data-parallel (``SCVI_DASHBOARD_DEVICES_PER_RUN``): ``all`` gives each
+    run every GPU of the machine, a number that many (CPU processes sharing the cores where there is no GPU);
+    default 1. It pays only for large data (see ``scvi_core.data_parallel``)."""
+    if os.environ.get(DEVICES_PER_RUN_ENV, "").strip().lower() == "all":
+        return max(1, gpu_count())
+    return _whole_number(DEVICES_PER_RUN_ENV) or 1
 
 
 def worker_threads(slots: int) -> int:

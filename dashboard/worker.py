@@ -3,7 +3,7 @@
 Why a process per run: a crash, a segfault or an out-of-memory kill then ends one run, never the web server and
 every session with it, and training does not share the server's interpreter (its lock and CPU) with the pages that
 watch it. The service (:mod:`dashboard.service`) starts the process ahead of time, so that the imports (torch,
-anndata) are done before a run is handed over; it then writes ``RUN_ID DEVICE`` on the worker's stdin. The worker
+anndata) are done before a run is handed over; it then writes ``RUN_ID DEVICE DEVICES`` on the worker's stdin. The worker
 trains that one run and exits, so that every run starts with a fresh process and gives its memory back.
 
 What crosses the process boundary is files and signals only: the worker writes the run's ``status.json`` and
@@ -66,16 +66,16 @@ class Reporter:
         self.store.write_history(self.run_id, pd.DataFrame(self.rows))
 
 
-def train_run(store: RunStore, run_id: str, device: str, stop: threading.Event) -> None:
-    """Train ``run_id`` on ``device`` until it ends or ``stop`` is set; every outcome ends in a final status.json
-    (a crash is reported by the service)."""
+def train_run(store: RunStore, run_id: str, device: str, stop: threading.Event, devices: int = 1) -> None:
+    """Train ``run_id`` on ``device`` (data-parallel on ``devices`` of them) until it ends or ``stop`` is set; every
+    outcome ends in a final status.json (a crash is reported by the service)."""
     server_gone, finished = threading.Event(), threading.Event()
     _watch_parent(stop, server_gone, finished)
     began = time.monotonic()
     config = store.read_config(run_id)
     train = config["train_params"]
     store.write_status(run_id, state="running", message="Loading the data and building the model…", started=now(),
-                       pid=os.getpid(), device=device, epoch=0, max_epochs=train["max_epochs"])
+                       pid=os.getpid(), device=device, devices=devices, epoch=0, max_epochs=train["max_epochs"])
     reporter = None
     try:
         adata = store.load_adata(run_id)
@@ -83,7 +83,7 @@ def train_run(store: RunStore, run_id: str, device: str, stop: threading.Event) 
         model = MODELS[config["model"]](adata, **config["model_params"])
         store.write_status(run_id, message="Training.", setup_seconds=time.monotonic() - began, n_cells=adata.n_obs,
                            n_genes=adata.n_vars, threads=torch.get_num_threads())
-        model.train(**train, device=device, callback=reporter, stop_event=stop)
+        model.train(**train, device=device, devices=devices, callback=reporter, stop_event=stop)
         store.write_history(run_id, model.history)
         store.write_status(run_id, message="Saving the model and its results…")
         store.save_model(run_id, model)
@@ -153,17 +153,17 @@ def _peak_memory_bytes() -> int:
 
 
 def main(argv: list[str]) -> int:
-    """Wait (imports done) for ``RUN_ID DEVICE`` on stdin, train that run with ``THREADS`` CPU threads, exit. An
-    empty stdin: exit at once."""
+    """Wait (imports done) for ``RUN_ID DEVICE DEVICES`` on stdin, train that run with ``THREADS`` CPU threads (on
+    ``DEVICES`` devices, data-parallel), exit. An empty stdin: exit at once."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(process)d %(levelname)s %(message)s")
     torch.set_num_threads(int(argv[1]))
     stop = threading.Event()
     signal.signal(STOP_SIGNAL, lambda *_: stop.set())  # before the run arrives: a stop is never a kill
     line = sys.stdin.readline().split()
-    if len(line) != 2:
+    if len(line) != 3:
         return 0
-    run_id, device = line
-    train_run(RunStore(argv[0]), run_id, device, stop)
+    run_id, device, devices = line
+    train_run(RunStore(argv[0]), run_id, device, stop, int(devices))
     return 0
 
 

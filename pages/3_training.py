@@ -15,6 +15,7 @@ import streamlit as st
 
 from dashboard import config as cfg
 from dashboard import settings
+from dashboard.runs import where_it_trains
 from dashboard.service import service_for
 
 REFRESH_SECONDS = 2.0
@@ -56,7 +57,9 @@ def followed_run() -> str | None:
 
 
 def device_label() -> str:
-    return f"{service.gpus} GPU{'s' if service.gpus > 1 else ''}" if service.gpus else "CPU"
+    parallel = f" ({service.devices} data-parallel {'GPUs' if service.gpus else 'processes'} per run)"
+    label = f"{service.gpus} GPU{'s' if service.gpus > 1 else ''}" if service.gpus else "CPU"
+    return label + (parallel if service.devices > 1 else "")
 
 
 # ---- starting -----------------------------------------------------------------------------------------------------
@@ -119,10 +122,7 @@ def show_state(run_id: str) -> None:
         st.rerun()  # it just ended: redraw the whole page (curve, Start button, run list)
     st.subheader(f"{STATE_ICONS.get(state, '')} Run {run_id}: {state}")
     started = f"started {status['started']}" if status.get("started") else "not started yet"
-    threads = status.get("threads")
-    where = f" · on {status['device']}" if status.get("device") else ""
-    if where and status["device"] == "cpu" and threads:
-        where += f" ({threads} thread{'s' if threads > 1 else ''})"
+    where = f" · on {where_it_trains(status)}" if status.get("device") else ""
     st.caption(f"{MODEL_NAMES.get(config.get('model'), config.get('model'))} on {config.get('dataset_name')} · "
                f"{started}{where}")
     if state == "queued":

@@ -14,7 +14,7 @@ import torch
 
 from dashboard import config as cfg
 from dashboard import settings, worker
-from dashboard.runs import MODELS, RunStore
+from dashboard.runs import MODELS, RunStore, where_it_trains
 from dashboard.service import INTERRUPTED, MemoryBudgetError, TrainingService, device_for_slot, service_for
 from scvi_core import SCVI, simulate
 
@@ -251,6 +251,26 @@ def test_slots_and_devices(monkeypatch):
     monkeypatch.setenv(settings.WORKER_THREADS_ENV, "2")
     assert settings.worker_threads(1) == 2
     assert device_for_slot(0, 0) == "cpu"
+    assert settings.devices_per_run() == 1
+    monkeypatch.setenv(settings.DEVICES_PER_RUN_ENV, "all")
+    assert settings.devices_per_run() == max(1, torch.cuda.device_count())
+    monkeypatch.setenv(settings.DEVICES_PER_RUN_ENV, "4")
+    assert settings.devices_per_run() == 4 and device_for_slot(0, 4, devices=4) == "cuda"
+
+
+def test_a_run_can_train_data_parallel_on_several_processes(tmp_path, adata, monkeypatch):
+    monkeypatch.setenv(settings.DEVICES_PER_RUN_ENV, "2")  # no GPU here: two gloo processes on the CPU
+    service = TrainingService(tmp_path / "runs", slots=1)
+    try:
+        run_id = service.submit(tiny("SCVI"), adata, "tiny", batch_key="batch")
+        status = service.wait(run_id, 180)
+        assert status["state"] == "finished", status["message"]
+        assert status["devices"] == 2 and status["device"] == "cpu"
+        assert where_it_trains(status).startswith("cpu, 2 data-parallel processes")
+        assert list(service.history(run_id)["epoch"]) == [1, 2, 3]
+        assert service.store.load_model(run_id).get_latent_representation().shape == (300, 4)
+    finally:
+        service.close()
 
 
 def test_one_service_per_runs_directory(tmp_path):
