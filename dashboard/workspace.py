@@ -14,7 +14,8 @@ from typing import Any
 import anndata as ad
 
 from scvi_core.counts import CountsError
-from scvi_core.preprocess import DatasetSummary, check_raw_counts, counts_locations, prepare, summarize
+from scvi_core.io import is_opened_on_disk
+from scvi_core.preprocess import DatasetSummary, counts_locations, inspect_counts, prepare
 
 DEMO_NAME = "Demo (quick)"
 
@@ -50,23 +51,30 @@ class Workspace:
 
     def load(self, name: str, adata: ad.AnnData, notices: list[str]) -> None:
         """Replace the dataset, resetting every other field (they were derived from the previous one), and use the
-        first place that holds raw counts (X, a layer, .raw); when none does, X, whose problem is then shown."""
+        first place that holds raw counts (X, a layer, .raw); when none does, X, whose problem is then shown. Each
+        place is read once (its check and summary in one pass), which matters for a file opened on disk."""
         self.__dict__.update(vars(Workspace(dataset_name=name, original=adata, notices=list(notices))))
-        self.choose_counts(next((place for place in counts_locations(adata) if _holds_counts(adata, place)), None))
+        inspected = {}
+        for place in counts_locations(adata):  # X first
+            inspected[place] = _inspect(adata, place)
+            if inspected[place][1] is None:
+                self._use_counts(place, *inspected[place])
+                return
+        self._use_counts(None, *inspected[None])
 
     def choose_counts(self, layer: str | None) -> None:
         """Use ``layer`` (None = X, "raw", or a layer name) as the counts: check it, summarise it, and drop any
         preparation made from another matrix."""
-        self.counts_layer, self.counts_problem, self.summary = layer, None, None
+        self._use_counts(layer, *_inspect(self.original, layer))
+
+    def _use_counts(self, layer: str | None, summary: DatasetSummary | None, problem: str | None) -> None:
+        self.counts_layer, self.summary, self.counts_problem = layer, summary, problem
         self.set_prepared(None, None, None)
-        try:
-            check_raw_counts(self.original, layer)
-        except CountsError as err:
-            self.counts_problem = str(err)
-        try:
-            self.summary = summarize(self.original, layer)
-        except CountsError:
-            pass  # there is no matrix at this place; counts_problem says so
+
+    @property
+    def on_disk(self) -> bool:
+        """Whether the loaded data stay on disk (a file too large to load, :func:`scvi_core.io.open_on_disk`)."""
+        return self.original is not None and is_opened_on_disk(self.original)
 
     def start_with_demo(self, demo: ad.AnnData) -> None:
         """Open on the quick demo, loaded and prepared with the Load data page's defaults (batch and cell-type keys
@@ -99,9 +107,9 @@ class Workspace:
         return lines
 
 
-def _holds_counts(adata: ad.AnnData, layer: str | None) -> bool:
+def _inspect(adata: ad.AnnData, layer: str | None) -> tuple[DatasetSummary | None, str | None]:
+    """The summary and counts problem at ``layer``; no summary when there is no matrix there (the problem says so)."""
     try:
-        check_raw_counts(adata, layer)
-    except CountsError:
-        return False
-    return True
+        return inspect_counts(adata, layer)
+    except CountsError as err:
+        return None, str(err)

@@ -33,6 +33,12 @@ def read_server_file(path: str, modified: float, size: int, orientation: str):
     return io.read_path(path, orientation)
 
 
+@st.cache_resource(max_entries=2, show_spinner="Opening the file on disk…")
+def open_server_file_on_disk(path: str, modified: float, size: int):
+    """A file too large to load, opened on disk (its counts are read chunk by chunk); cached like read_server_file."""
+    return io.open_on_disk(path)
+
+
 def orientation_choice() -> str:
     return st.radio("Orientation of .csv/.tsv tables", ORIENTATIONS, horizontal=True, key="orientation",
                     format_func=lambda o: "guess from the names" if o == "auto" else o)
@@ -63,13 +69,18 @@ def choose_source():
     elif source == "Data directory":
         folder = settings.data_dir()
         found = io.list_data_files(folder)
-        st.caption(f"Files in {folder} (set SCVI_DASHBOARD_DATA_DIR to use another folder). Nothing is uploaded.")
+        on_disk_above = settings.on_disk_above_bytes()
+        st.caption(f"Files in {folder} (set SCVI_DASHBOARD_DATA_DIR to use another folder). Nothing is uploaded. "
+                   f".h5ad files over {on_disk_above / 2**20:,.0f} MB are opened on disk and trained on as they are, "
+                   f"without loading them ({settings.ON_DISK_ABOVE_ENV}).")
         picked = st.selectbox("File", found, key="server_file", placeholder="no .h5ad/.h5 files found")
         typed = st.text_input("…or a path inside the data directory", key="server_path")
         orientation = orientation_choice()
         if st.button("Open", type="primary", key="open_server_file"):
             path = io.resolve_data_path(typed or picked or "", folder)
             stat = path.stat()
+            if path.name.lower().endswith(".h5ad") and stat.st_size > on_disk_above:
+                return path.name, *open_server_file_on_disk(str(path), stat.st_mtime, stat.st_size)
             return path.name, *read_server_file(str(path), stat.st_mtime, stat.st_size, orientation)
     else:
         st.caption("PBMC 3k from 10x Genomics via scanpy: needs an internet connection.")
@@ -133,13 +144,18 @@ def show_preparation():
     candidates = preprocess.key_candidates(adata)
     batch_guess, labels_guess = preprocess.suggest_keys(candidates)
     options = [None, *candidates]
+    if workspace.on_disk:
+        st.info("This file is opened on disk: the model trains on all its cells and genes as they are. Cell and gene "
+                "filters and highly variable genes are skipped, as they would need the whole matrix in memory; "
+                "prepare the file beforehand if it needs them.", icon=":material/hard_drive:")
     with st.form("prepare"):
-        c1, c2, c3, c4 = st.columns(4)
-        min_counts = c1.number_input("Minimum counts per cell", min_value=0, value=1, key="min_counts")
-        min_genes = c2.number_input("Minimum genes per cell", min_value=0, value=0, key="min_genes")
-        min_cells = c3.number_input("Minimum cells per gene", min_value=0, value=3, key="min_cells")
-        n_top = c4.number_input("Highly variable genes (0 = all)", min_value=0, key="n_top_genes",
-                                value=2000 if summary.n_genes > 2000 else 0)
+        if not workspace.on_disk:
+            c1, c2, c3, c4 = st.columns(4)
+            min_counts = c1.number_input("Minimum counts per cell", min_value=0, value=1, key="min_counts")
+            min_genes = c2.number_input("Minimum genes per cell", min_value=0, value=0, key="min_genes")
+            min_cells = c3.number_input("Minimum cells per gene", min_value=0, value=3, key="min_cells")
+            n_top = c4.number_input("Highly variable genes (0 = all)", min_value=0, key="n_top_genes",
+                                    value=2000 if summary.n_genes > 2000 else 0)
         c1, c2 = st.columns(2)
         batch_key = c1.selectbox("Batch key", options, index=options.index(batch_guess), key="batch_key",
                                  format_func=lambda c: "none (one batch)" if c is None else c)
@@ -149,7 +165,11 @@ def show_preparation():
         if not flagged.empty:
             st.caption("Not offered as keys: " + "; ".join(f"{r.column} ({r.note})" for r in flagged.itertuples()))
         submitted = st.form_submit_button("Prepare data", type="primary")
-    if submitted:
+    if submitted and workspace.on_disk:
+        prepared, _ = preprocess.prepare_on_disk(adata, summary, workspace.counts_layer, batch_key=batch_key,
+                                                 labels_key=labels_key)
+        workspace.set_prepared(prepared, batch_key, labels_key)
+    elif submitted:
         with st.spinner("Filtering and selecting genes…"):
             prepared, _ = preprocess.prepare(
                 adata, workspace.counts_layer, min_counts=int(min_counts), min_genes=int(min_genes),

@@ -37,6 +37,8 @@ MTX_PARTS = {"matrix": ("matrix.mtx",), "features": ("features.tsv", "genes.tsv"
 # Extensions the upload widget accepts (it matches the last suffix only, so ".gz" covers every gzipped file).
 UPLOAD_EXTENSIONS = ["h5ad", "h5", "zip", "mtx", "gz", "csv", "tsv", "txt"]
 SERVER_FILE_SUFFIXES = (".h5ad", ".h5", ".zip", *TABLE_SUFFIXES, *(s + ".gz" for s in TABLE_SUFFIXES))
+ON_DISK_KEY = "on_disk_source"
+"""``uns`` key of an AnnData opened by :func:`open_on_disk`: {"path": the .h5ad, "layer": where its X came from}."""
 DEMO_DATASETS = {
     "quick": {"n_cells": 2000, "n_genes": 500, "seed": 0},
     "large": {"n_cells": 20000, "n_genes": 1000, "seed": 1},
@@ -269,6 +271,50 @@ def check_upload_size(n_bytes: int, limit_mb: int) -> None:
             f"The upload is {n_bytes / 1024**2:,.0f} MB, over the limit of {limit_mb:,} MB. Put big files in the "
             "server's data directory instead and open them from 'Data directory'."
         )
+
+
+def open_on_disk(path: str | Path, layer: str | None = None) -> tuple[ad.AnnData, list[str]]:
+    """Open an .h5ad too large to load: obs and var are read, X and the layers stay on disk (read chunk by chunk
+    when used, see :mod:`scvi_core.ondisk`); .raw, obsm, obsp and uns are left out. With ``layer``, that layer is the
+    returned AnnData's X. ``uns[ON_DISK_KEY]`` records the file and layer, so that a training process opens the same
+    counts again (:func:`reopen_on_disk`)."""
+    import h5py  # noqa: PLC0415
+    from anndata.io import read_elem, sparse_dataset  # noqa: PLC0415
+
+    path = Path(path)
+    _require_hdf5(path, "an AnnData .h5ad file")
+    try:
+        file = h5py.File(path, "r")
+        matrices = {name: file[name] for name in ("X", *(f"layers/{k}" for k in file.get("layers", {})))}
+        matrices = {name: stored if isinstance(stored, h5py.Dataset) else sparse_dataset(stored)
+                    for name, stored in matrices.items()}
+        key = "X" if layer is None else f"layers/{layer}"
+        if key not in matrices:
+            raise DataLoadError(f"'{path.name}' has no {'X' if layer is None else f'layer {layer!r}'} of counts.")
+        adata = ad.AnnData(X=matrices.pop(key), obs=read_elem(file["obs"]), var=read_elem(file["var"]),
+                           layers={k.removeprefix("layers/"): v for k, v in matrices.items() if k != "X"})
+    except DataLoadError:
+        raise
+    except Exception as err:  # h5py/anndata raise many types for damaged files
+        raise DataLoadError(
+            f"Could not open '{path.name}' as an .h5ad file: it looks truncated or corrupt ({_short(err)}). "
+            "Export it again, or copy it again in full."
+        ) from err
+    adata.uns[ON_DISK_KEY] = {"path": str(path.resolve()), **({"layer": layer} if layer else {})}
+    left_out = [name for name in ("raw", "obsm", "obsp", "varm", "uns") if len(file.get(name, {}))]
+    notices = [f"Opened on disk ({path.stat().st_size / 2**30:,.1f} GB): the counts are read chunk by chunk, never "
+               "whole, so this file needs no more memory than a small one."
+               + (f" Not opened: {', '.join(left_out)}." if left_out else "")]
+    return adata, notices + make_names_unique(adata)
+
+
+def reopen_on_disk(source: dict) -> ad.AnnData:
+    """The AnnData that :func:`open_on_disk` gave for ``source`` (its ``uns[ON_DISK_KEY]``)."""
+    return open_on_disk(source["path"], source.get("layer"))[0]
+
+
+def is_opened_on_disk(adata: ad.AnnData) -> bool:
+    return ON_DISK_KEY in adata.uns
 
 
 def load_pbmc3k(download_dir: str | Path) -> ad.AnnData:

@@ -104,6 +104,18 @@ class DiskMatrix:
         return block if np.array_equal(cells, index) else block[inverse]
 
 
+def resident_bytes(matrix: DiskMatrix) -> int:
+    """Memory a model holds for counts on disk: ``indptr``, the per-cell constants, codes and training order (about
+    64 bytes a cell) and up to four buffers of ``CHUNK_ROWS × BUFFER_CHUNKS`` cells (one served, one ready, one being
+    read, one being shuffled)."""
+    n_cells, n_genes = matrix.shape
+    if matrix.sparse:
+        row_bytes = matrix._indptr[-1] / max(n_cells, 1) * (matrix._data.dtype.itemsize + matrix._indices.dtype.itemsize)
+    else:
+        row_bytes = n_genes * matrix.dtype.itemsize
+    return int(72 * n_cells + 4 * CHUNK_ROWS * BUFFER_CHUNKS * row_bytes)
+
+
 def stack(blocks: list):
     """Row blocks (all CSR or all dense) one under the other."""
     if len(blocks) == 1:

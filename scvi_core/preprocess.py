@@ -15,7 +15,8 @@ import pandas as pd
 import scanpy as sc
 import scipy.sparse as sp
 
-from .counts import CountsError, _row_chunks, check_counts, get_counts
+from .counts import CountsError, _row_chunks, check_counts, checked_chunks, get_counts
+from .io import ON_DISK_KEY
 
 MAX_CATEGORIES = 100
 _CATEGORICAL_KINDS = "OSUb"  # object, bytes, str, bool numpy kinds; pandas categoricals are checked separately
@@ -47,14 +48,15 @@ class _Stats:
     cells_per_gene: np.ndarray
 
 
-def _stats(matrix) -> _Stats:
+def _stats(matrix, names: tuple | None = None) -> _Stats:
     """Per-cell and per-gene totals and non-zero counts, one block of rows at a time (never densifies a sparse
-    matrix, never copies a dense one whole)."""
+    matrix, never copies a dense one whole, reads one on disk once). With ``names`` (obs and var names) every block is
+    checked for raw counts first (:func:`~scvi_core.counts.checked_chunks`)."""
     if sp.issparse(matrix) and not isinstance(matrix, sp.csr_matrix | sp.csr_array):
         matrix = sp.csr_matrix(matrix)
     n_cells, n_genes = matrix.shape
     stats = _Stats(np.zeros(n_cells), np.zeros(n_cells, dtype=np.int64), np.zeros(n_genes), np.zeros(n_genes, dtype=np.int64))
-    for start, block in _row_chunks(matrix):
+    for start, block in _row_chunks(matrix) if names is None else checked_chunks(matrix, *names):
         stop = start + block.shape[0]
         nonzero = block != 0
         stats.counts_per_cell[start:stop] = np.asarray(block.sum(axis=1), dtype=np.float64).ravel()
@@ -64,11 +66,27 @@ def _stats(matrix) -> _Stats:
     return stats
 
 
+def inspect_counts(adata: ad.AnnData, counts_layer: str | None = None) -> tuple[DatasetSummary, str | None]:
+    """The summary of the matrix at ``counts_layer`` and, when it does not hold raw counts, why (the message of
+    :func:`check_raw_counts`, else None). Raw counts take one pass over the matrix, which matters for a file on disk.
+    Raises :class:`CountsError` when there is no matrix there."""
+    matrix = get_counts(adata, counts_layer)
+    try:
+        stats, problem = _stats(matrix, (adata.obs_names, adata.var_names)), None
+        if not stats.genes_per_cell.any():
+            problem = _all_empty(matrix.shape[0])
+    except CountsError as err:
+        stats, problem = _stats(matrix), str(err)
+    return _summary(adata, stats), problem
+
+
 def summarize(adata: ad.AnnData, counts_layer: str | None = None, n_top_genes: int = 20) -> DatasetSummary:
     """Cells, genes, sparsity, per-cell totals and detected genes, the most expressed genes, and the obs columns."""
-    matrix = get_counts(adata, counts_layer)
-    stats = _stats(matrix)
-    n_cells, n_genes = matrix.shape
+    return _summary(adata, _stats(get_counts(adata, counts_layer)), n_top_genes)
+
+
+def _summary(adata: ad.AnnData, stats: _Stats, n_top_genes: int = 20) -> DatasetSummary:
+    n_cells, n_genes = len(stats.counts_per_cell), len(stats.counts_per_gene)
     total = stats.counts_per_gene.sum()
     top = np.argsort(-stats.counts_per_gene, kind="stable")[:n_top_genes]
     top_genes = pd.DataFrame(
@@ -131,17 +149,14 @@ def check_raw_counts(adata: ad.AnnData, counts_layer: str | None = None) -> int:
     Empty cells are counted rather than refused here, because the preparation filters remove them; every other
     problem (NaN, negative or non-integer values) is refused with the message of :func:`check_counts`."""
     matrix = get_counts(adata, counts_layer)
-    if sp.issparse(matrix) and not isinstance(matrix, sp.csr_matrix | sp.csr_array):
-        matrix = sp.csr_matrix(matrix)
-    nonzero = matrix.getnnz(axis=1) if sp.issparse(matrix) else np.count_nonzero(matrix, axis=1)
-    keep = nonzero > 0
-    if keep.all():
-        check_counts(matrix, adata.obs_names, adata.var_names)
-        return 0
-    if not keep.any():
-        raise CountsError(f"All {matrix.shape[0]} cells have zero counts in this matrix: there is nothing to model.")
-    check_counts(matrix[keep], adata.obs_names[keep], adata.var_names)
-    return int((~keep).sum())
+    nonzero = _stats(matrix, (adata.obs_names, adata.var_names)).genes_per_cell
+    if not nonzero.any():
+        raise CountsError(_all_empty(matrix.shape[0]))
+    return int((nonzero == 0).sum())
+
+
+def _all_empty(n_cells: int) -> str:
+    return f"All {n_cells} cells have zero counts in this matrix: there is nothing to model."
 
 
 def suggest_keys(candidates: list[str]) -> tuple[str | None, str | None]:
@@ -207,6 +222,31 @@ def prepare(
     elif n_top_genes:
         notices.append(f"Kept all {prepared.n_vars:,} genes: there are no more than the {n_top_genes:,} asked for.")
     check_counts(prepared.X, prepared.obs_names, prepared.var_names)
+    prepared.uns["preparation_notices"] = notices
+    return prepared, notices
+
+
+def prepare_on_disk(adata: ad.AnnData, summary: DatasetSummary, counts_layer: str | None = None, *,
+                    batch_key: str | None = None, labels_key: str | None = None) -> tuple[ad.AnnData, list[str]]:
+    """:func:`prepare` for an AnnData opened on disk (:func:`scvi_core.io.open_on_disk`): every cell and gene as
+    stored, the counts at ``counts_layer`` as X, still on disk. Filters and highly variable genes would need the
+    matrix in memory (or a filtered copy written to disk); an atlas brought to be trained on is usually prepared
+    already. ``summary``: the matrix's :class:`DatasetSummary`, whose empty cells are refused (they cannot be
+    filtered out here)."""
+    for key in (batch_key, labels_key):
+        if key is not None and key not in adata.obs.columns:
+            raise PreparationError(f"There is no obs column {key!r}. Choose one of: {', '.join(adata.obs.columns)}.")
+    empty = int((summary.counts_per_cell == 0).sum())
+    if empty:
+        raise PreparationError(
+            f"{empty:,} cells have no counts. A file opened on disk is trained as it is, without filters: remove "
+            "those cells from the file first (e.g. with scanpy, sc.pp.filter_cells(adata, min_counts=1)).")
+    source = adata.uns[ON_DISK_KEY] | ({"layer": counts_layer} if counts_layer else {})
+    counts = adata.X if counts_layer is None else adata.layers[counts_layer]
+    prepared = ad.AnnData(X=counts, obs=adata.obs.copy(), var=adata.var.copy(), uns={ON_DISK_KEY: source})
+    notices = [f"Opened on disk: trains on all {prepared.n_obs:,} cells × {prepared.n_vars:,} genes as they are in "
+               "the file. Cell and gene filters and highly variable genes are skipped (they would need the whole "
+               "matrix in memory); prepare the file beforehand if it needs them."]
     prepared.uns["preparation_notices"] = notices
     return prepared, notices
 
