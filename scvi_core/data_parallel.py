@@ -11,7 +11,7 @@ rank k trains on ``cuda:k`` with NCCL; on CPUs all ranks use gloo and share the 
 On a cluster, every rank runs the same script, and ``train_module`` trains inside the process group that
 ``torchrun`` set up::
 
-    torchrun --nproc_per_node=2 -m scvi_core.data_parallel data.h5ad saved_model --model SCVI --batch-key batch
+    torchrun --standalone --nproc_per_node=2 -m scvi_core.data_parallel data.h5ad saved_model --batch-key batch
 
 Rank 0 saves the model; load it anywhere with ``SCVI.load(saved_model, adata)``.
 
