@@ -85,23 +85,26 @@ class DiskMatrix:
                              shape=(stop - start, self.shape[1]))
 
     def rows(self, index) -> sp.csr_matrix | np.ndarray:
-        """The rows ``index`` in that order (repeats allowed): the distinct rows are read in increasing order, rows
-        closer than ``MAX_GAP`` in one slice of at most ``CHUNK_ROWS``, and put back in the order asked for. A random
-        subset thus costs one small read per row, a sorted or chunk-shuffled one a few long reads."""
+        """The rows ``index`` in that order (repeats allowed). The distinct rows are read in increasing order in
+        slices of at most ``CHUNK_ROWS`` (rows closer than ``MAX_GAP`` in the same slice, the rows between read and
+        dropped), then picked and put in the order asked for by one row selection: a random subset costs one small
+        read per row, a sorted or chunk-shuffled one a few long reads, and the memory is the slices plus the result."""
         index = np.asarray(index, dtype=np.int64)
         cells, inverse = np.unique(index, return_inverse=True)
-        if cells.size and (cells[0] < 0 or cells[-1] >= self.shape[0]):
+        if cells.size == 0:
+            return self.range(0, 0)
+        if cells[0] < 0 or cells[-1] >= self.shape[0]:
             raise IndexError(f"Row positions must lie in 0 … {self.shape[0] - 1}.")
-        runs = np.split(cells, np.flatnonzero(np.diff(cells) > MAX_GAP) + 1) if cells.size else []
-        blocks = [self.range(0, 0)]
-        for run in runs:
-            for start in range(int(run[0]), int(run[-1]) + 1, CHUNK_ROWS):
-                stop = min(start + CHUNK_ROWS, int(run[-1]) + 1)
-                wanted = run[(run >= start) & (run < stop)] - start
-                block = self.range(start, stop)
-                blocks.append(block if len(wanted) == stop - start else block[wanted])
-        block = stack(blocks)
-        return block if np.array_equal(cells, index) else block[inverse]
+        runs = np.split(cells, np.flatnonzero(np.diff(cells) > MAX_GAP) + 1)
+        spans = [(start, min(start + CHUNK_ROWS, int(run[-1]) + 1))
+                 for run in runs for start in range(int(run[0]), int(run[-1]) + 1, CHUNK_ROWS)]
+        starts = np.array([start for start, _ in spans])
+        offsets = np.cumsum([0] + [stop - start for start, stop in spans[:-1]])
+        span = np.searchsorted(starts, cells, side="right") - 1
+        position = offsets[span] + cells - starts[span]  # of each distinct cell in the slices read
+        block = stack([self.range(start, stop) for start, stop in spans])
+        wanted = position[inverse]
+        return block if np.array_equal(wanted, np.arange(block.shape[0])) else block[wanted]
 
 
 def resident_bytes(matrix: DiskMatrix) -> int:
