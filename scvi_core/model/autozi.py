@@ -15,6 +15,7 @@ import torch
 from .. import distributions as D
 from ..delta_posterior import GRID_SIZE, delta_grid, entry_log_ratio, grid_log_likelihood, summarize
 from ..module import AutoZIVAE
+from ..zi_evidence import MAX_CELLS, gene_evidence
 from ..zero_inflation import (
     DEFAULT_MIN_LOG10_BF,
     apply_threshold,
@@ -143,9 +144,50 @@ class AUTOZI(BaseModel):
         return out | {"delta": delta, "log_likelihood": log_lik, "n_cells": n_cells}
 
     @torch.no_grad()
+    def expected_counts(self, batch) -> torch.Tensor:
+        """E[x_ng] under the fitted model at the posterior mean of z: μ_ng·(1 − (1 − δ̄_g)·π'_ng), δ̄ = E_q[δ]."""
+        inf = self.module.inference(batch)
+        gen = self.module.generative(inf["z_mean"], inf["log_library"], batch.batch, batch.label)
+        alpha, beta = self.module.posterior_params(inf["z_mean"])
+        delta = self.module.per_cell(alpha / (alpha + beta), batch)
+        dropout = D.floored_dropout(gen["zi_logits"], self.module.minimal_dropout)
+        return torch.exp(gen["log_mu"]) * (1 - (1 - delta) * dropout)
+
+    @torch.no_grad()
+    def get_zero_inflation_evidence(self, adata=None, max_cells: int = MAX_CELLS, seed: int = 0) -> dict:
+        """Each gene's evidence of zero inflation from the fitted likelihoods (:mod:`scvi_core.zi_evidence`): an NB
+        and a ZINB with the model's expected counts as mean, fitted per gene (× batch / label group, on that group's
+        cells; at most ``max_cells`` of them, a seeded sample) and compared by their Bayes factor. Returns
+        ``log10_bayes_factor``, ``prob_zero_inflated`` (with the prior odds of the Beta(α, β) prior),
+        ``excess_zero_fraction`` (π̂), ``dispersion`` (the NB's θ̂), all (G, n_groups), and ``n_cells``."""
+        data = self._data_for(adata)
+        codes = {"gene-batch": data.batch_codes, "gene-label": data.label_codes}.get(
+            self.module.zero_inflation, np.zeros(data.n_cells, dtype=np.int64))
+        alpha_prior, beta_prior = (float(t[0]) for t in self.module.prior_params())
+        prior_odds = float(log10_odds_zero_inflated(alpha_prior, beta_prior))
+        rng = np.random.default_rng(seed)
+        out = {k: np.zeros((data.n_genes, len(self._group_names())))
+               for k in ("log10_bayes_factor", "prob_zero_inflated", "excess_zero_fraction", "dispersion")}
+        n_cells = np.zeros(len(self._group_names()), dtype=int)
+        for group in range(len(self._group_names())):
+            cells = np.flatnonzero(codes == group)
+            if len(cells) > max_cells:
+                cells = np.sort(rng.choice(cells, max_cells, replace=False))
+            if len(cells) == 0:
+                continue
+            parts = [(batch.x, self.expected_counts(batch)) for batch in self._batches(adata, cells)]
+            evidence = gene_evidence(torch.cat([x for x, _ in parts]).cpu(), torch.cat([m for _, m in parts]).cpu())
+            out["log10_bayes_factor"][:, group] = evidence.log10_bayes_factor
+            out["prob_zero_inflated"][:, group] = evidence.prob_zero_inflated(prior_odds)
+            out["excess_zero_fraction"][:, group] = evidence.excess_zero_fraction
+            out["dispersion"][:, group] = evidence.dispersion
+            n_cells[group] = evidence.n_cells
+        return out | {"n_cells": n_cells}
+
+    @torch.no_grad()
     def get_zero_inflation_table(
         self, threshold: float = 0.5, min_log10_bf: float = DEFAULT_MIN_LOG10_BF, adata=None,
-        posterior: str = "variational",
+        posterior: str = "evidence",
     ) -> pd.DataFrame:
         """One row per gene (per gene × batch / label in those modes) with: ``alpha_posterior``,
         ``beta_posterior``, ``prob_zero_inflated`` = q(δ < 0.5), ``log10_bayes_factor`` (evidence against the
@@ -153,18 +195,21 @@ class AUTOZI(BaseModel):
         threshold), ``mean_count``, ``observed_zero_fraction``, and the zero fractions expected under the fitted NB
         and under the fitted ZINB component (averaged over the group's cells, at the posterior mean of z).
 
-        ``posterior="variational"`` (default): P(ZI), the Bayes factor and the calls from the trained q(δ).
+        ``posterior="evidence"`` (default): P(ZI), the Bayes factor and the calls from each gene's evidence in the
+        fitted likelihoods, an NB against a ZINB around the model's expected counts (:meth:`get_zero_inflation_evidence`;
+        they do not move with how long or how fast one trained), with ``excess_zero_fraction`` π̂ added;
+        ``alpha_posterior`` / ``beta_posterior`` stay the trained q(δ).
+        ``posterior="variational"``: P(ZI), the Bayes factor and the calls from the trained q(δ) (as scvi-tools).
         ``posterior="grid"``: from δ's exact grid posterior q*(δ) given the fitted networks
         (:meth:`get_delta_posterior`), judged on the held-out cells of training (all cells of ``adata`` when one is
         given, or when there are no held-out cells), with ``alpha_posterior`` / ``beta_posterior`` the Beta of q*'s
-        mean and variance (for display). Not the default: on simulations it is better than q(δ) after short or slow
-        training but worse at lr 1e-2 (docs/models.md). The counts columns are over all the group's cells either way;
+        mean and variance (for display); it inherits the fitted dropout head's over-fitting (docs/models.md). The counts columns are over all the group's cells either way;
         ``table.attrs["posterior"]`` / ``["evidence_cells"]`` say which posterior and how many cells judged it.
 
         In the gene-cell mode rows are per gene from the variational posterior: α, β and P(ZI) are averaged over
-        cells and ``fraction_cells_zero_inflated`` is added (``posterior`` must be "variational")."""
-        if posterior not in ("variational", "grid"):
-            raise ValueError(f"posterior must be 'variational' or 'grid'; got {posterior!r}.")
+        cells and ``fraction_cells_zero_inflated`` is added (``posterior`` "grid" is not available there)."""
+        if posterior not in ("evidence", "variational", "grid"):
+            raise ValueError(f"posterior must be 'evidence', 'variational' or 'grid'; got {posterior!r}.")
         if posterior == "grid" and self.module.zero_inflation == "gene-cell":
             raise ValueError("In the gene-cell mode δ is per cell: only the variational posterior exists.")
         stats = self._zero_statistics(threshold, adata)
@@ -172,7 +217,16 @@ class AUTOZI(BaseModel):
         n_genes, n_groups = self.data.n_genes, len(groups)
         params = self.get_alphas_betas()
         alpha_prior, beta_prior = float(params["alpha_prior"][0]), float(params["beta_prior"][0])
-        if self.module.zero_inflation == "gene-cell":
+        extra = {}
+        if posterior == "evidence":
+            evidence = self.get_zero_inflation_evidence(adata)
+            alpha = params["alpha_posterior"].reshape(-1, n_genes, n_groups).mean(0)
+            beta = params["beta_posterior"].reshape(-1, n_genes, n_groups).mean(0)
+            prob, bf = evidence["prob_zero_inflated"], evidence["log10_bayes_factor"]
+            extra["excess_zero_fraction"] = evidence["excess_zero_fraction"].ravel()
+            posterior = "evidence of the fitted likelihoods (NB vs ZINB around the expected counts)"
+            evidence_cells = int(evidence["n_cells"].sum())
+        elif self.module.zero_inflation == "gene-cell":
             alpha, beta = stats["alpha_sum"] / stats["n_cells"], stats["beta_sum"] / stats["n_cells"]
             prob = stats["prob_sum"] / stats["n_cells"]
             odds = np.log10(np.clip(prob, 1e-300, None)) - np.log10(np.clip(1 - prob, 1e-300, None))
@@ -204,6 +258,7 @@ class AUTOZI(BaseModel):
                 "expected_zero_fraction_nb": (stats["nb_zero"] / n_cells).ravel(),
                 "expected_zero_fraction_zinb": (stats["zinb_zero"] / n_cells).ravel(),
                 "n_cells": np.broadcast_to(stats["n_cells"], (n_genes, n_groups)).ravel(),
+                **extra,
             }
         )
         if self.module.zero_inflation == "gene-cell":

@@ -1,0 +1,71 @@
+"""Each gene's evidence of zero inflation from the fitted likelihoods (scvi_core/zi_evidence.py): the likelihoods
+against scipy, the fits against simulated truth, and AutoZI's default calls across learning rates and lengths."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+from scipy.special import gammaln
+
+from scvi_core import AUTOZI, simulate
+from scvi_core.zero_inflation import ZI
+from scvi_core.zi_evidence import _ChunkFit, gene_evidence
+
+
+def test_nb_and_zinb_likelihoods_match_scipy():
+    rng = np.random.default_rng(0)
+    m = rng.gamma(2.0, 1.5, size=(200, 3))
+    x = rng.poisson(m)
+    x[rng.random(x.shape) < 0.3] = 0
+    fit = _ChunkFit(torch.tensor(x, dtype=torch.float64), torch.tensor(m))
+    log_c, log_theta, logit_pi = (torch.tensor(v, dtype=torch.float64) for v in
+                                  ([0.1, -0.2, 0.3], [0.5, 1.0, -0.3], [-1.0, 0.2, -2.0]))
+    nb, zinb = fit.log_likelihood(log_c, log_theta).numpy(), fit.log_likelihood(log_c, log_theta, logit_pi).numpy()
+    for g in range(3):
+        c, theta, pi = math.exp(log_c[g]), math.exp(log_theta[g]), 1 / (1 + math.exp(-logit_pi[g]))
+        log_factorial = gammaln(x[:, g] + 1)  # left out of both (it cancels in their ratio)
+        expected_nb = stats.nbinom.logpmf(x[:, g], theta, theta / (theta + c * m[:, g])) + log_factorial
+        component = stats.nbinom.pmf(x[:, g], theta, theta / (theta + c * m[:, g] / (1 - pi)))  # same mean c·m
+        expected_zinb = np.log(np.where(x[:, g] == 0, pi, 0) + (1 - pi) * component) + log_factorial
+        assert nb[g] == pytest.approx(expected_nb.sum(), rel=1e-10)
+        assert zinb[g] == pytest.approx(expected_zinb.sum(), rel=1e-10)
+
+
+def test_evidence_finds_the_extra_zeros_and_their_share_given_the_expected_counts():
+    """Counts drawn around known expected counts: NB genes and genes with extra zeros at known rates."""
+    rng = np.random.default_rng(1)
+    n_cells, n_genes = 1500, 40
+    mean = rng.gamma(2.0, 1.0, size=(n_cells, 1)) * rng.uniform(1.0, 6.0, size=n_genes)  # E[x] of each entry
+    theta = rng.uniform(1.0, 10.0, size=n_genes)
+    pi = np.where(np.arange(n_genes) < 20, rng.uniform(0.1, 0.5, size=n_genes), 0.0)
+    component = mean / (1 - pi)
+    x = rng.negative_binomial(theta, theta / (theta + component))
+    x[rng.random(x.shape) < pi] = 0
+    evidence = gene_evidence(torch.tensor(x, dtype=torch.float32), torch.tensor(mean, dtype=torch.float32))
+    is_zi = pi > 0
+    assert (evidence.log10_bayes_factor[is_zi] > 0.5).all()
+    assert (evidence.log10_bayes_factor[~is_zi] < -0.5).mean() >= 0.9  # NB genes: evidence against ZI
+    error = np.abs(evidence.excess_zero_fraction[is_zi] - pi[is_zi])
+    assert np.median(error) < 0.02 and (error < 0.06).mean() >= 0.9  # a few settle where a low θ explains zeros
+    assert np.abs(np.log(evidence.dispersion[~is_zi] / theta[~is_zi])).max() < 0.5
+    # with no information (every count zero and expected ~0) there is no evidence either way
+    empty = gene_evidence(torch.zeros(100, 2), torch.full((100, 2), 1e-6))
+    assert np.all(np.abs(empty.log10_bayes_factor + 0.5 * math.log10(100)) < 1e-6)
+
+
+@pytest.mark.parametrize(("epochs", "lr"), [(50, 1e-3), (200, 1e-3), (50, 1e-2), (200, 1e-2)])
+def test_autozi_calls_do_not_depend_on_how_long_or_fast_one_trains(epochs, lr):
+    adata = simulate(n_cells=2000, n_genes=300, zi_fraction=0.3, seed=2)
+    AUTOZI.setup_anndata(adata, batch_key="batch")
+    model = AUTOZI(adata)
+    model.train(max_epochs=epochs, lr=lr, early_stopping=False)
+    table = model.get_zero_inflation_table()
+    expressed = table["mean_count"].to_numpy() > 1
+    truth = adata.var["is_zero_inflated"].to_numpy()[expressed]
+    called = table["call"].to_numpy()[expressed] == ZI
+    assert called[truth].mean() >= 0.9 and called[~truth].mean() <= 0.05
+    assert table.attrs["posterior"].startswith("evidence") and table.attrs["evidence_cells"] == 2000
+    found = table["excess_zero_fraction"].to_numpy()[expressed][truth]
+    assert np.median(np.abs(found - adata.var["true_dropout"].to_numpy()[expressed][truth])) < 0.05
