@@ -8,6 +8,7 @@ architecture) and the peak resident memory of a process that does nothing else, 
     python benchmarks/train_speed.py --memory        # also 1,000,000 cells × 2,000 genes at 10% non-zero (CSR)
     python benchmarks/train_speed.py --disk          # 5,000,000 × 2,000 at 10% non-zero trained from an .h5ad
     python benchmarks/train_speed.py --disk --cells 200000 --dir /big/disk   # smaller, the file elsewhere
+    python benchmarks/train_speed.py --devices 2     # one process against 2 data-parallel CPU processes
 
 ``--disk`` writes the synthetic CSR to an .h5ad block by block with anndata's on-disk writers (about 8 GB at 5M
 cells; removed afterwards), opens it backed, and trains SCVI one epoch from disk; for the in-memory reference it
@@ -87,7 +88,7 @@ def write_counts_h5ad(path: Path, n_cells: int, n_genes: int, density: float, se
     return path.stat().st_size / 2**20
 
 
-def measure(model_name: str, n_cells: int, n_genes: int, epochs: int, memory_case: bool) -> dict:
+def measure(model_name: str, n_cells: int, n_genes: int, epochs: int, memory_case: bool, devices: int = 1) -> dict:
     """Runs in the subprocess: build data, train ``epochs`` timed epochs after one warm-up epoch."""
     import anndata as ad
 
@@ -102,11 +103,12 @@ def measure(model_name: str, n_cells: int, n_genes: int, epochs: int, memory_cas
     zeros = 1 - adata.X.nnz / (n_cells * n_genes)
     cls.setup_anndata(adata)
     model = cls(adata)
+    device = "cpu" if devices > 1 else "auto"  # data-parallel processes on this machine's CPUs
     if not memory_case:
-        model.train(max_epochs=1)  # warm-up: allocator, thread pools
+        model.train(max_epochs=1, devices=devices, device=device)  # warm-up: allocator, thread pools
     model = cls(adata)
     start = time.perf_counter()
-    model.train(max_epochs=epochs)
+    model.train(max_epochs=epochs, devices=devices, device=device)
     seconds = time.perf_counter() - start
     return {
         "model": model_name,
@@ -143,8 +145,9 @@ def measure_file(path: str, reference_cells: int | None) -> dict:
             "cells_per_s": adata.n_obs / seconds, "peak_rss_mb": peak_rss_mb()}
 
 
-def run_case(model_name: str, n_cells: int, n_genes: int, epochs: int, memory_case: bool = False) -> dict:
-    return _in_subprocess(f"measure({model_name!r}, {n_cells}, {n_genes}, {epochs}, {memory_case})")
+def run_case(model_name: str, n_cells: int, n_genes: int, epochs: int, memory_case: bool = False,
+             devices: int = 1) -> dict:
+    return _in_subprocess(f"measure({model_name!r}, {n_cells}, {n_genes}, {epochs}, {memory_case}, {devices})")
 
 
 def _in_subprocess(call: str) -> dict:
@@ -173,6 +176,16 @@ def disk_case(n_cells: int, reference_cells: int, folder: str | None) -> None:
           f"disk {disk['peak_rss_mb']:,.0f} MB (goal < 2,048) -> {'OK' if disk['peak_rss_mb'] < 2048 else 'OVER'}")
 
 
+def devices_case(devices: int) -> None:
+    """SCVI on 20,000 × 2,000 cells, 3 epochs (after a warm-up one), on 1 and on ``devices`` CPU processes; the
+    processes start once per ``train`` (a few seconds), which the time includes, as a user meets it."""
+    one = run_case("SCVI", 20000, 2000, 3)
+    many = run_case("SCVI", 20000, 2000, 3, devices=devices)
+    print(f"SCVI 20,000 × 2,000, 3 epochs: 1 process {one['seconds']:.1f} s ({one['cells_per_s']:,.0f} cells/s); "
+          f"{devices} data-parallel processes {many['seconds']:.1f} s ({many['cells_per_s']:,.0f} cells/s): "
+          f"{one['seconds'] / many['seconds']:.2f}× the speed")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--memory", action="store_true", help="also train one epoch on 1M × 2000 cells (slow)")
@@ -181,9 +194,14 @@ def main() -> None:
     parser.add_argument("--reference-cells", type=int, default=200_000,
                         help="cells of --disk's in-memory reference (default 200,000)")
     parser.add_argument("--dir", default=None, help="folder for --disk's temporary file (default: the system's)")
+    parser.add_argument("--devices", type=int, default=1,
+                        help="only compare one process with this many data-parallel CPU processes (gloo)")
     args = parser.parse_args()
     if args.disk:
         disk_case(args.cells, args.reference_cells, args.dir)
+        return
+    if args.devices > 1:
+        devices_case(args.devices)
         return
     cases = [(3000, 1000, 10), (20000, 2000, 2)]
     print(f"{'model':7} {'cells × genes':>15} {'zeros':>6} {'epochs':>6} {'seconds':>8} {'cells/s':>9} {'peak RSS MB':>11}")
