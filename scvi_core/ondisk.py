@@ -64,6 +64,15 @@ class DiskMatrix:
             self._data, self._indices = group["data"], group["indices"]
             self._indptr = np.asarray(group["indptr"][...], dtype=np.int64)
 
+    def __reduce__(self):
+        """Pickled as the file and the place in it, opened again read-only where it is unpickled: the ranks of a
+        data-parallel run each read the file themselves (an open HDF5 handle cannot cross processes)."""
+        node = self.stored.group if self.sparse else self.stored
+        if not isinstance(node, h5py.Group | h5py.Dataset):
+            raise TypeError("Only counts in an .h5ad (HDF5) file can be sent to other processes; this one is "
+                            f"{type(node).__name__}. Write it to an .h5ad first.")
+        return _reopen, (node.file.filename, node.name, self.sparse)
+
     def __repr__(self) -> str:
         kind = "CSR" if self.sparse else "dense"
         return f"DiskMatrix({kind}, {self.shape[0]:,} × {self.shape[1]:,}, {self.dtype})"
@@ -105,6 +114,13 @@ class DiskMatrix:
         block = stack([self.range(start, stop) for start, stop in spans])
         wanted = position[inverse]
         return block if np.array_equal(wanted, np.arange(block.shape[0])) else block[wanted]
+
+
+def _reopen(filename: str, name: str, sparse: bool) -> DiskMatrix:
+    from anndata.io import sparse_dataset  # noqa: PLC0415 - only a process that unpickles a DiskMatrix needs it
+
+    node = h5py.File(filename, "r")[name]
+    return DiskMatrix(sparse_dataset(node) if sparse else node)
 
 
 def resident_bytes(matrix: DiskMatrix) -> int:

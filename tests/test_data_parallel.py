@@ -164,3 +164,23 @@ def test_every_parameter_built_gets_a_gradient(model_class, settings):
     model.module.loss(model.module(batch), 1.0, 64).backward()
     missing = [name for name, p in model.module.named_parameters() if p.grad is None]
     assert not missing, missing
+
+
+def test_counts_on_disk_train_data_parallel_each_rank_reading_the_file(tmp_path):
+    import anndata as ad
+
+    adata = data()
+    adata.write_h5ad(tmp_path / "data.h5ad")
+    backed = ad.read_h5ad(tmp_path / "data.h5ad", backed="r")
+    SCVI.setup_anndata(backed, batch_key="batch")
+    on_disk = SCVI(backed)
+    on_disk.train(max_epochs=3, batch_size=64, devices=2, device="cpu", early_stopping=False)
+    SCVI.setup_anndata(adata, batch_key="batch")
+    in_memory = SCVI(adata)
+    in_memory.train(max_epochs=3, batch_size=64, devices=2, device="cpu", early_stopping=False)
+    assert type(on_disk.data.matrix).__name__ == "DiskMatrix"
+    # the same seed gives the same first epoch on disk (one buffer holds these cells) and in memory; later epochs
+    # differ by ~0.1% (not yet explained: one process gives identical histories, tests/test_ondisk.py)
+    assert on_disk.history["elbo_train"].iloc[0] == pytest.approx(in_memory.history["elbo_train"].iloc[0], rel=1e-6)
+    np.testing.assert_allclose(on_disk.history["elbo_train"], in_memory.history["elbo_train"], rtol=1e-2)
+    assert on_disk.history["elbo_validation"].is_monotonic_decreasing
