@@ -13,13 +13,15 @@ For gene g and the cells n = 1 … n_g that judge it (its group's cells; at most
     m_ng = E[x_ng]  the fitted model's expected count (AutoZI: μ_ng·(1 − (1 − δ̄_g)·π'_ng), δ̄_g = α_g/(α_g + β_g))
     NB:    ℓ0_g = max_{c,θ}    Σ_n log NB(x_ng; c·m_ng, θ)
     ZINB:  ℓ1_g = max_{c,θ,π}  Σ_n log ZINB(x_ng; c·m_ng/(1 − π), θ, π)       (the same mean c·m_ng)
-    ln BF_g ≈ ℓ1_g − ℓ0_g − ½·ln n_g                                         (Schwarz: one parameter more)
+    ln BF_g ≈ ℓ1_g − ℓ0_g − ½·ln(1 + n_eff,g),  n_eff,g = Σ_n P_NB(x_ng > 0)   (Schwarz: one parameter more)
     P(ZI)_g = BF_g·o / (1 + BF_g·o),   o = p(δ < ½) / p(δ ≥ ½) under the Beta(α, β) prior
 
 c_g lets the gene's level differ from the model's by a constant factor and θ_g is refitted in both models, so the two
 differ by π_g only: the fraction of extra zeros, reported as ``excess_zero_fraction``. ZINB with π → 0 is the NB, so
-ℓ1 ≥ ℓ0, and a gene whose zeros the NB explains gets ln BF ≈ −½·ln n (evidence *against* zero inflation, growing
-with the cells), while a gene with extra zeros gains in ℓ1 − ℓ0 in proportion to the cells. The prior odds enter as
+ℓ1 ≥ ℓ0, and a gene whose zeros the NB explains gets ln BF ≈ −½·ln(1 + n_eff) (evidence *against* zero inflation,
+growing with the cells), while a gene with extra zeros gains in ℓ1 − ℓ0 in proportion to the cells. Schwarz's
+penalty counts the cells that inform π: those where the fitted NB expects a count (n_eff), so a gene that is zero
+everywhere, whose zeros say nothing about π, gets BF = 1 and stays at the prior ("undetermined"). The prior odds enter as
 in AutoZI's spike-and-slab (the default Beta(½, ½) gives o = 1), and the call is the usual evidence-aware one
 (:func:`scvi_core.zero_inflation.zi_calls`).
 
@@ -76,7 +78,8 @@ def gene_evidence(x: torch.Tensor, expected: torch.Tensor) -> GeneEvidence:
             nb = fit.maximise(zero_inflated=False)
             zinb = fit.maximise(zero_inflated=True, start=nb.params)
         gain = (zinb.log_lik - nb.log_lik).clamp_min(0.0)  # ZINB contains the NB: a shortfall is the optimiser's
-        log_bf[cols] = ((gain - 0.5 * math.log(n_cells)) / math.log(10)).cpu().numpy()
+        occam = 0.5 * torch.log1p(fit.expected_nonzero(*nb.params))
+        log_bf[cols] = ((gain - occam) / math.log(10)).cpu().numpy()
         pi[cols] = torch.sigmoid(zinb.params[2]).cpu().numpy()
         theta[cols] = torch.exp(nb.params[1]).cpu().numpy()
     return GeneEvidence(log_bf, pi, theta, n_cells)
@@ -122,6 +125,12 @@ class _ChunkFit:
         log_pi, log_keep = F.logsigmoid(logit_pi), F.logsigmoid(-logit_pi)
         at_zero = torch.logaddexp(log_pi, log_keep + log_nb_zero)  # log(π + (1 − π)·NB(0))
         return counts + self.n_positive * log_keep + torch.where(self.is_zero, at_zero, log_nb_zero).sum(0)
+
+    @torch.no_grad()
+    def expected_nonzero(self, log_c, log_theta) -> torch.Tensor:
+        """n_eff = Σ_n P(x_ng > 0) under the NB: the cells that can show a zero the NB does not expect."""
+        log_theta_mean = torch.logaddexp(log_theta, log_c + self.log_m)
+        return -torch.expm1(torch.exp(log_theta) * (log_theta - log_theta_mean)).sum(0)
 
     def maximise(self, zero_inflated: bool, start: list[torch.Tensor] | None = None) -> _Maximum:
         n_genes = self.x.shape[1]
