@@ -73,7 +73,7 @@ def gene_evidence(x: torch.Tensor, expected: torch.Tensor) -> GeneEvidence:
     log_bf, pi, theta = (np.zeros(n_genes) for _ in range(3))
     for start in range(0, n_genes, GENE_CHUNK):
         cols = slice(start, min(start + GENE_CHUNK, n_genes))
-        fit = _ChunkFit(x[:, cols].double(), expected[:, cols].double().clamp_min(1e-8))
+        fit = _ChunkFit(x[:, cols].float(), expected[:, cols].float().clamp_min(1e-8))  # float32: half the time
         with torch.enable_grad():  # callers are often inside no_grad (results of a trained model)
             nb = fit.maximise(zero_inflated=False)
             zinb = fit.maximise(zero_inflated=True, start=nb.params)

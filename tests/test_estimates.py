@@ -59,7 +59,7 @@ def test_expected_time_uses_the_epochs_of_runs_with_the_same_settings(store):
     assert estimate.most_seconds == pytest.approx(2.0 + 400 * per_epoch)
     assert estimate.describe(early_stopping=True) == "about 10 s (at most 42 s)"
     other = config(max_epochs=400, lr=1e-3)  # other settings: warm-up + patience + the prior's extra epochs
-    assert estimates.expected_epochs(store, other, 1000, 200) == 20 + 20 + estimates.PRIOR_EXTRA_EPOCHS
+    assert estimates.expected_epochs(store, other, 1000, 200) == 20 + 20 + estimates.PRIOR_EXTRA_EPOCHS["SCVI"]
     fixed = config(max_epochs=123, early_stopping=False)
     assert estimates.expected_epochs(store, fixed, 1000, 200) == 123
 
