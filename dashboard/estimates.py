@@ -44,11 +44,10 @@ PRIOR_EXTRA_EPOCHS = {"SCVI": 70, "AUTOZI": 40}
 the Standard preset took on the quick demo (scVI 110 epochs, AutoZI 78); the validation ELBO of the real data in
 benchmarks/time_to_quality.py peaks 20–70 epochs after warm-up."""
 WARMUP_EPOCHS = 20
-PRIOR_OVERHEAD_SECONDS = {"SCVI": 4.0, "AUTOZI": 10.0}
+PRIOR_OVERHEAD_SECONDS = 4.0
 """Seconds from Start to the end of a run spent outside its epochs (loading its data, building the model, saving it
 and its results) until a run has measured it here: the first run on a new 2-core server also waits for its
-worker's imports (scVI: 4.2 s measured by benchmarks/live_view_cost.py, 1.3–2.1 s for the runs after it), and
-AutoZI's results include each gene's zero-inflation evidence (about 6 s on the quick demo, one thread)."""
+worker's imports (4.2 s measured by benchmarks/live_view_cost.py; 1.3–2.1 s for the runs after it)."""
 CALIBRATION_FILE = "calibration.json"
 CALIBRATION_SHAPE = (2000, 500)  # the quick demo, the usual first run
 CALIBRATION_EPOCHS = 24
@@ -176,9 +175,9 @@ def calibration(model: str, threads: int) -> Throughput:
         _CALIBRATIONS[path, threads].join()
     figures = _read_json(path).get(_calibration_key(model, threads))
     if figures is None:  # never block a page on it: say that the figure is a guess
-        return Throughput(cfg.NOMINAL_ENTRIES_PER_SECOND[model], PRIOR_OVERHEAD_SECONDS[model],
+        return Throughput(cfg.NOMINAL_ENTRIES_PER_SECOND[model], PRIOR_OVERHEAD_SECONDS,
                           "nominal figures (the speed calibration failed; the server's log says why)")
-    return Throughput(figures["entries_per_second"], PRIOR_OVERHEAD_SECONDS[model],
+    return Throughput(figures["entries_per_second"], PRIOR_OVERHEAD_SECONDS,
                       f"a short calibration of {model_name(model)} on this server (no run has finished here yet)")
 
 

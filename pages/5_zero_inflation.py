@@ -13,20 +13,15 @@ from scvi_core.zero_inflation import NOT_ZI, UNDETERMINED, ZI
 from ui import results
 
 CALL_COLOURS = {ZI: "#c0392b", UNDETERMINED: "#95a5a6", NOT_ZI: "#1f6f8b"}
-SHOWN_COLUMNS = ["gene", "prob_zero_inflated", "log10_bayes_factor", "call", "excess_zero_fraction",
-                 "alpha_posterior", "beta_posterior", "mean_count", "observed_zero_fraction", "expected_zero_fraction_nb", "expected_zero_fraction_zinb"]
+SHOWN_COLUMNS = ["gene", "prob_zero_inflated", "log10_bayes_factor", "call", "alpha_posterior", "beta_posterior",
+                 "mean_count", "observed_zero_fraction", "expected_zero_fraction_nb", "expected_zero_fraction_zinb"]
 COLUMN_CONFIG = {
     "prob_zero_inflated": st.column_config.NumberColumn("P(ZI)", format="%.3f",
-                                                        help="Probability that the gene is zero-inflated, from its "
-                                                             "evidence: a negative binomial against a zero-inflated "
-                                                             "one around the model's expected counts."),
-    "excess_zero_fraction": st.column_config.NumberColumn("extra zeros", format="%.3f",
-                                                          help="The share of extra zeros the zero-inflated fit "
-                                                               "finds (π̂)."),
+                                                        help="Posterior probability that δ < 0.5 (zero-inflated)."),
     "log10_bayes_factor": st.column_config.NumberColumn("log10 BF", format="%.2f",
                                                         help="How far the data moved the odds of ZI from the prior."),
-    "alpha_posterior": st.column_config.NumberColumn("α", format="%.3f", help="AutoZI's trained q(δ) = Beta(α, β)."),
-    "beta_posterior": st.column_config.NumberColumn("β", format="%.3f", help="AutoZI's trained q(δ) = Beta(α, β)."),
+    "alpha_posterior": st.column_config.NumberColumn("α", format="%.3f"),
+    "beta_posterior": st.column_config.NumberColumn("β", format="%.3f"),
     "mean_count": st.column_config.NumberColumn("mean count", format="%.2f"),
     "observed_zero_fraction": st.column_config.NumberColumn("zeros observed", format="%.3f"),
     "expected_zero_fraction_nb": st.column_config.NumberColumn("zeros NB", format="%.3f"),
@@ -123,8 +118,7 @@ def table_section(table: pd.DataFrame, group_key: str | None, run_id: str) -> pd
                                help="The AutoZI authors interpret only genes with mean count > 1.")
     calls = c3.multiselect("Calls", [ZI, UNDETERMINED, NOT_ZI], default=[ZI, UNDETERMINED, NOT_ZI], key="zi_calls")
     shown = zi_summary.filter_table(table, search, min_mean, calls)
-    columns = [c for c in SHOWN_COLUMNS if c in table.columns]  # runs saved before the evidence lack π̂
-    columns = columns if group_key is None else [columns[0], group_key, *columns[1:]]
+    columns = SHOWN_COLUMNS if group_key is None else [SHOWN_COLUMNS[0], group_key, *SHOWN_COLUMNS[1:]]
     st.caption(f"{len(shown):,} of {len(table):,} rows. Click a column to sort; click a row to see the gene's "
                "detail below.")
     event = st.dataframe(shown[columns], hide_index=True, column_config=COLUMN_CONFIG,
@@ -164,9 +158,8 @@ def detail_section(run_id: str, table: pd.DataFrame, shown: pd.DataFrame, group_
     right.plotly_chart(delta_figure(detail, row), key="zi_detail_delta")
     st.caption("Left: share of cells at each count, observed and expected under the two fitted models (the decoder "
                "at each cell's posterior mean). When the NB predicts too few zeros and the ZINB matches them, the "
-               "gene is zero-inflated; the table's P(ZI) and Bayes factor weigh exactly this, with an NB and a ZINB refitted "
-               "to the gene around the model's expected counts. Right: AutoZI's trained posterior q(δ) of δ (the "
-               "probability of the plain NB), as scvi-tools reports it; it moves with how long training ran.")
+               "gene is zero-inflated. Right: AutoZI's posterior of δ (the probability of the plain NB); its mass "
+               "left of 0.5 is P(ZI).")
 
 
 def count_figure(detail: gene_detail.GeneDetail) -> go.Figure:

@@ -58,12 +58,12 @@ def test_evidence_finds_the_extra_zeros_and_their_share_given_the_expected_count
 
 
 @pytest.mark.parametrize(("epochs", "lr"), [(50, 1e-3), (200, 1e-3), (50, 1e-2), (200, 1e-2)])
-def test_autozi_calls_do_not_depend_on_how_long_or_fast_one_trains(epochs, lr):
+def test_the_evidence_calls_do_not_depend_on_how_long_or_fast_one_trains(epochs, lr):
     adata = simulate(n_cells=2000, n_genes=300, zi_fraction=0.3, seed=2)
     AUTOZI.setup_anndata(adata, batch_key="batch")
     model = AUTOZI(adata)
     model.train(max_epochs=epochs, lr=lr, early_stopping=False)
-    table = model.get_zero_inflation_table()
+    table = model.get_zero_inflation_table(posterior="evidence")
     expressed = table["mean_count"].to_numpy() > 1
     truth = adata.var["is_zero_inflated"].to_numpy()[expressed]
     called = table["call"].to_numpy()[expressed] == ZI
