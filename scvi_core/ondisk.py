@@ -96,8 +96,9 @@ class DiskMatrix:
     def rows(self, index) -> sp.csr_matrix | np.ndarray:
         """The rows ``index`` in that order (repeats allowed). The distinct rows are read in increasing order in
         slices of at most ``CHUNK_ROWS`` (rows closer than ``MAX_GAP`` in the same slice, the rows between read and
-        dropped), then picked and put in the order asked for by one row selection: a random subset costs one small
-        read per row, a sorted or chunk-shuffled one a few long reads, and the memory is the slices plus the result."""
+        dropped at once), then put in the order asked for: a random subset costs one small read per row, a sorted or
+        chunk-shuffled one a few long reads, and the memory is one slice plus the result (a validation subset spread
+        over the whole file once read the whole file's span before picking its rows)."""
         index = np.asarray(index, dtype=np.int64)
         cells, inverse = np.unique(index, return_inverse=True)
         if cells.size == 0:
@@ -107,13 +108,13 @@ class DiskMatrix:
         runs = np.split(cells, np.flatnonzero(np.diff(cells) > MAX_GAP) + 1)
         spans = [(start, min(start + CHUNK_ROWS, int(run[-1]) + 1))
                  for run in runs for start in range(int(run[0]), int(run[-1]) + 1, CHUNK_ROWS)]
-        starts = np.array([start for start, _ in spans])
-        offsets = np.cumsum([0] + [stop - start for start, stop in spans[:-1]])
-        span = np.searchsorted(starts, cells, side="right") - 1
-        position = offsets[span] + cells - starts[span]  # of each distinct cell in the slices read
-        block = stack([self.range(start, stop) for start, stop in spans])
-        wanted = position[inverse]
-        return block if np.array_equal(wanted, np.arange(block.shape[0])) else block[wanted]
+        pieces = []  # the distinct cells, in increasing order: each slice is cut down to them as soon as it is read
+        for start, stop in spans:
+            inside = cells[np.searchsorted(cells, start) : np.searchsorted(cells, stop)] - start
+            block = self.range(start, stop)
+            pieces.append(block if len(inside) == stop - start else block[inside])
+        block = stack(pieces)
+        return block if np.array_equal(inverse, np.arange(block.shape[0])) else block[inverse]
 
 
 def _reopen(filename: str, name: str, sparse: bool) -> DiskMatrix:
