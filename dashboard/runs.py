@@ -84,10 +84,11 @@ class RunStore:
         run_id = f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
         path = self.root / run_id
         (path / "results").mkdir(parents=True)
-        if is_opened_on_disk(adata):
+        on_disk = is_opened_on_disk(adata)
+        if on_disk:
             config = {**config, "on_disk": adata.uns[ON_DISK_KEY], "registry": adata.uns[SETUP_KEY]}
         write_atomic(path / "config.json", json.dumps({**config, "created": now()}, indent=1, default=str))
-        if not is_opened_on_disk(adata):
+        if not on_disk:
             adata.write_h5ad(path / "data.h5ad")
         self.write_status(run_id, state="queued", message="Waiting to start.")
         return run_id

@@ -109,9 +109,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    device = f"cuda:{local_rank}" if cuda else "cpu"
-    dist.init_process_group("nccl" if cuda else "gloo", timeout=TIMEOUT)  # torchrun's environment says where
+    device = rank_device(torch.device("cuda" if cuda else "cpu"), int(os.environ.get("LOCAL_RANK", 0)))
+    dist.init_process_group(backend_for(device), timeout=TIMEOUT)  # torchrun's environment says where
     try:
         model_class = {"SCVI": SCVI, "AUTOZI": AUTOZI}[args.model]
         adata = ad.read_h5ad(args.h5ad)

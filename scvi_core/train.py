@@ -189,12 +189,13 @@ class _EpochSums:
         self.steps += 1
 
     def shared(self) -> _EpochSums:
-        """These sums over every process of a data-parallel run, so that every process reads the same metrics (and
-        takes the same early-stopping and divergence decisions)."""
+        """New sums, of these over every process of a data-parallel run, so that every process reads the same
+        metrics (and takes the same early-stopping and divergence decisions)."""
         counts = torch.tensor([self.cells, self.steps], device=self.values.device, dtype=torch.float64)
         totals = sum_over_processes(torch.cat([self.values, counts]))
-        self.values, self.cells, self.steps = totals[:4], int(totals[4]), int(totals[5])
-        return self
+        shared = _EpochSums(self.values.device)
+        shared.values, shared.cells, shared.steps = totals[:4], int(totals[4]), int(totals[5])
+        return shared
 
     def metrics(self, mode: str, n_split: int) -> dict[str, float]:
         rec, kl_local, kl_global, loss = (self.values / torch.tensor([self.cells, self.cells, self.steps, self.steps],
@@ -289,7 +290,6 @@ def train_module(
                 last_progress = now
                 report("progress", epoch, step)
 
-        steps = sums.steps
         row = {"epoch": epoch, "kl_weight": kl_weight, **sums.shared().metrics("train", n_train)}
         if not interrupted and len(val_idx):
             validation = evaluate(module, data, val_shard, device, kl_weight, n_train).shared()
@@ -310,7 +310,7 @@ def train_module(
                     best_state = good_state
             elif kl_weight >= 1.0:  # epochs of the KL warm-up never count against the patience
                 since_best += 1
-        report("epoch", epoch, steps, row)
+        report("epoch", epoch, sums.steps, row)
         if interrupted:
             reason = "interrupted"
             break
