@@ -181,10 +181,11 @@ class _EpochSums:
         self.cells = 0
         self.steps = 0
 
+    @torch.no_grad()
     def add(self, terms, loss):
-        self.values += torch.stack(
-            [terms.reconstruction.sum(), terms.kl_local.sum(), terms.kl_global, loss.detach()]
-        ).double()
+        """Without the graph: a sum that required grad would chain every step's autograd graph to the next one and
+        keep them all alive until the epoch ends (about 130 kB a step: 0.9 GB over a 1M-cell epoch)."""
+        self.values += torch.stack([terms.reconstruction.sum(), terms.kl_local.sum(), terms.kl_global, loss]).double()
         self.cells += terms.reconstruction.shape[0]
         self.steps += 1
 
