@@ -28,7 +28,7 @@ from pathlib import Path
 import anndata as ad
 import pandas as pd
 
-from scvi_core.io import is_opened_on_disk
+from scvi_core.io import working_copy
 
 from . import config as cfg
 from . import estimates, settings
@@ -87,7 +87,7 @@ class TrainingService:
         if problems:
             raise ValueError(" ".join(problems))
         self.check_memory(config, adata)
-        adata = adata if is_opened_on_disk(adata) else adata.copy()  # on disk: only its uns is written to
+        adata = working_copy(adata)
         MODELS[config["model"]].setup_anndata(adata, batch_key=batch_key, labels_key=labels_key)
         record = {**config, "setup": {"batch_key": batch_key, "labels_key": labels_key}, "dataset_name": dataset_name,
                   "owner": owner}

@@ -8,20 +8,11 @@ import pandas as pd
 import streamlit as st
 
 from scvi_core import embedding, groups
-from scvi_core.counts import get_counts
 from scvi_core.data import registry_of
 from ui import results
 from ui.umap_figure import Colouring, figure, selected_cells, too_many_categories
 
 SELECT_BY_CHART, SELECT_BY_CATEGORY = "lasso or box on the chart", "clusters or annotations"
-
-
-def counts_column(adata, gene: str | None = None) -> np.ndarray:
-    """Raw counts of one gene, or total counts per cell (gene None), from wherever the run's counts are."""
-    matrix = get_counts(adata, registry_of(adata).layer)
-    if gene is not None:
-        matrix = matrix[:, adata.var_names.get_loc(gene)]
-    return np.asarray(matrix.sum(axis=1)).ravel()
 
 
 def settings_form():
@@ -54,14 +45,14 @@ def choose_colouring(run_id: str, adata, emb: embedding.Embedding) -> Colouring:
     if choice == "leiden":
         return Colouring("leiden", leiden_for_all(emb, adata.n_obs), True)
     if choice == "counts":
-        return Colouring("counts per cell", counts_column(adata), False)
+        return Colouring("counts per cell", results.counts(run_id), False)
     if choice == "gene":
         gene = c2.selectbox("Gene", list(adata.var_names), key="colour_gene")
         kind = c3.radio("Expression", ["denoised (model)", "raw counts"], key="colour_kind", horizontal=True,
                         help="Denoised: the model's normalised expression per 10,000 counts, which fills in "
                              "dropouts; raw: the observed counts.")
         if kind == "raw counts":
-            return Colouring(f"{gene} (counts)", counts_column(adata, gene), False)
+            return Colouring(f"{gene} (counts)", results.counts(run_id, gene), False)
         return Colouring(f"{gene} (denoised)", results.denoised(run_id, gene), False)
     column = choice.removeprefix("obs:")
     values = adata.obs[column].to_numpy()

@@ -9,6 +9,7 @@ import streamlit as st
 from dashboard import config as cfg
 from scvi_core import gene_detail, zi_summary
 from scvi_core.data import registry_of
+from scvi_core.io import working_copy
 from scvi_core.zero_inflation import NOT_ZI, UNDETERMINED, ZI
 from ui import results
 
@@ -39,8 +40,8 @@ def offer_autozi(run_id: str):
         adata = results.adata(run_id)
         if workspace.prepared is None or workspace.prepared.shape != adata.shape:
             registry = registry_of(adata)
-            workspace.load(results.config(run_id).get("dataset_name") or f"run {run_id}", adata.copy(), [])
-            workspace.set_prepared(adata.copy(), registry.batch_key, registry.labels_key)
+            workspace.load(results.config(run_id).get("dataset_name") or f"run {run_id}", working_copy(adata), [])
+            workspace.set_prepared(working_copy(adata), registry.batch_key, registry.labels_key)
         workspace.model_config = cfg.preset_config("AUTOZI", "standard", adata.n_obs, adata.n_vars)
         st.switch_page("pages/2_model.py")
 

@@ -5,6 +5,7 @@
 import streamlit as st
 
 from scvi_core import de_results, export, groups, zi_summary
+from scvi_core.io import ON_DISK_KEY
 from ui import results
 
 NO_DE = ""
@@ -70,7 +71,10 @@ def main():
                        f"(`sc.pl.rank_genes_groups_dotplot(adata)`; its scores and p-values are posterior "
                        "quantities, explained in its `params['note']`)")
     written.append("`uns['scvi_dashboard']`: run id, configuration, package versions")
-    st.markdown(f"{adata.n_obs:,} cells × {adata.n_vars:,} genes, raw counts in X, with:\n" +
+    counts_file = adata.uns.get(ON_DISK_KEY, {}).get("path")
+    counts = "raw counts in X" if counts_file is None else \
+        f"without X (the counts stay in `{counts_file}`, the same cells in the same order)"
+    st.markdown(f"{adata.n_obs:,} cells × {adata.n_vars:,} genes, {counts}, with:\n" +
                 "\n".join(f"- {line}" for line in written))
     st.download_button("Download .h5ad", lambda: export.h5ad_bytes(annotated()), file_name=f"scvi_run_{run_id}.h5ad",
                        mime="application/x-hdf5", type="primary", icon=":material/download:", key="download_h5ad")

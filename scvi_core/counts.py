@@ -57,6 +57,16 @@ def _row_chunks(matrix):
         yield start, matrix[start : start + _CHUNK_ROWS]
 
 
+def counts_per_cell(matrix, gene: int | None = None) -> np.ndarray:
+    """Each cell's total count, or its count of the gene in column ``gene``, in row chunks: a matrix on disk is
+    read once and never whole (a column of an on-disk CSR cannot be read without reading every row)."""
+    totals = np.zeros(matrix.shape[0], dtype=np.float64)
+    for start, block in _row_chunks(matrix):
+        block = block if gene is None else block[:, [gene]]
+        totals[start : start + block.shape[0]] = np.asarray(block.sum(axis=1), dtype=np.float64).ravel()
+    return totals
+
+
 def _describe(value: float) -> str:
     return f"{value:.4g}"
 

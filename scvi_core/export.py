@@ -27,11 +27,12 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from .data import registry_of
+from .data import SETUP_KEY, registry_of
 from .de_results import REST, Answer, sort_groups
 from .de_views import call_column, posterior_qvalues
 from .embedding import Embedding
 from .groups import obs_column
+from .io import ON_DISK_KEY
 from .model import AUTOZI, SCVI
 
 PACKAGES = ("torch", "numpy", "scipy", "pandas", "anndata", "scanpy", "umap-learn", "leidenalg", "igraph",
@@ -67,8 +68,12 @@ def annotated_adata(adata: ad.AnnData, latent: np.ndarray, run_id: str, config: 
                     differential: Answer | None = None) -> ad.AnnData:
     """A copy of the run's prepared data with every result written back (see the module docstring).
     ``embedding`` must cover every cell; ``group_key`` names the table's batch / label column in those modes;
-    ``differential`` is a stored differential-expression answer."""
-    out = adata.copy()
+    ``differential`` is a stored differential-expression answer. Data opened on disk (:func:`~scvi_core.io.open_on_disk`)
+    are written without X: an atlas's counts stay in its file (``uns["scvi_dashboard"]["counts_file"]``), the same
+    cells in the same order, and the export holds the results."""
+    on_disk = adata.uns.get(ON_DISK_KEY)
+    out = adata.copy() if on_disk is None else ad.AnnData(obs=adata.obs.copy(), var=adata.var.copy(),
+                                                          uns={SETUP_KEY: dict(adata.uns[SETUP_KEY])})
     out.obsm["X_scVI"] = np.asarray(latent, dtype=np.float32)
     if embedding is not None:
         if len(embedding.cells) != out.n_obs:
@@ -86,7 +91,7 @@ def annotated_adata(adata: ad.AnnData, latent: np.ndarray, run_id: str, config: 
     if differential is not None:
         add_differential_expression(out, differential)
     out.uns["scvi_dashboard"] = {"run_id": run_id, "config": json.dumps(config, default=str),
-                                 "versions": package_versions()}
+                                 "versions": package_versions(), **({"counts_file": on_disk["path"]} if on_disk else {})}
     return out
 
 
@@ -226,11 +231,20 @@ def reproduce_snippet(config: dict, adata: ad.AnnData, data_file: str = "scvi_da
     registry = registry_of(adata)
     setup = {k: v for k, v in (("layer", registry.layer), ("batch_key", registry.batch_key),
                                 ("labels_key", registry.labels_key)) if v is not None}
+    on_disk = adata.uns.get(ON_DISK_KEY)
+    if on_disk is None:
+        read = f"adata = ad.read_h5ad({data_file!r})  # raw counts in X, as the dashboard prepared them"
+    elif "layer" not in on_disk:  # the export holds no counts: train on the file itself, read chunk by chunk
+        read = f"adata = ad.read_h5ad({on_disk['path']!r}, backed='r')  # the counts stay on disk"
+    else:
+        read = (f"adata, _ = scvi_core.io.open_on_disk({on_disk['path']!r}, layer={on_disk['layer']!r})"
+                "  # the counts stay on disk")
     lines = [
         "import anndata as ad",
+        *(["import scvi_core.io"] if on_disk and "layer" in on_disk else []),
         f"from scvi_core import {model}",
         "",
-        f"adata = ad.read_h5ad({data_file!r})  # raw counts in X, as the dashboard prepared them",
+        read,
         f"{model}.setup_anndata(adata{''.join(f', {k}={v!r}' for k, v in setup.items())})",
         f"model = {model}(adata{''.join(f', {k}={v!r}' for k, v in (config.get('model_params') or {}).items())})",
         f"model.train({', '.join(f'{k}={v!r}' for k, v in (config.get('train_params') or {}).items())})",

@@ -12,6 +12,7 @@ Formats: AnnData ``.h5ad``; 10x Genomics ``.h5``; the 10x matrix triplet (``matr
 
 from __future__ import annotations
 
+import copy
 import gzip
 import re
 import shutil
@@ -315,6 +316,15 @@ def reopen_on_disk(source: dict) -> ad.AnnData:
 
 def is_opened_on_disk(adata: ad.AnnData) -> bool:
     return ON_DISK_KEY in adata.uns
+
+
+def working_copy(adata: ad.AnnData) -> ad.AnnData:
+    """A copy to modify (register, annotate). Counts opened on disk are not copied but shared, read-only, by both:
+    anndata cannot copy them into memory, and nothing writes to them."""
+    if not is_opened_on_disk(adata):
+        return adata.copy()
+    return ad.AnnData(X=adata.X, obs=adata.obs.copy(), var=adata.var.copy(), uns=copy.deepcopy(dict(adata.uns)),
+                      layers=dict(adata.layers))
 
 
 def load_pbmc3k(download_dir: str | Path) -> ad.AnnData:

@@ -90,3 +90,28 @@ def test_snippet_is_valid_python_naming_the_run_settings(autozi_run):
     compile(code, "snippet", "exec")
     assert "AUTOZI.setup_anndata(adata, batch_key='batch', labels_key='cell_type')" in code
     assert "n_hidden=32" in code and "max_epochs=4" in code
+
+
+@pytest.mark.parametrize("layer", [None, "counts"])
+def test_data_opened_on_disk_export_their_results_without_x_and_code_that_reads_the_file(tmp_path, layer):
+    from scvi_core import SCVI, simulate
+    from scvi_core.io import open_on_disk
+
+    data = simulate(n_cells=120, n_genes=20, seed=1)
+    if layer:
+        data.layers[layer] = data.X.copy()
+    data.write_h5ad(tmp_path / "atlas.h5ad")
+    adata, _ = open_on_disk(tmp_path / "atlas.h5ad", layer)
+    SCVI.setup_anndata(adata, batch_key="batch")
+    latent = np.random.default_rng(0).normal(size=(120, 3))
+    (tmp_path / "results.h5ad").write_bytes(export.h5ad_bytes(export.annotated_adata(adata, latent, "r1", {})))
+    out = ad.read_h5ad(tmp_path / "results.h5ad")
+    assert out.X is None and out.shape == (120, 20)
+    np.testing.assert_allclose(out.obsm["X_scVI"], latent.astype(np.float32))
+    assert list(out.obs_names) == list(data.obs_names)
+    assert out.uns["scvi_dashboard"]["counts_file"] == str((tmp_path / "atlas.h5ad").resolve())
+    snippet = export.reproduce_snippet({"model": "SCVI", "train_params": {"max_epochs": 1, "batch_size": 32}}, adata)
+    namespace = {}
+    exec(snippet.replace('model.save("my_model")', "pass  #"), namespace)  # trains on the file itself
+    assert namespace["model"].data.on_disk and namespace["adata"].obsm["X_scVI"].shape == (120, 10)
+

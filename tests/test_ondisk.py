@@ -189,3 +189,17 @@ def test_prefetch_raises_in_the_consumer_and_stops_when_closed():
     next(endless)
     endless.close()
     assert not any(t.name == "scvi-prefetch" for t in threading.enumerate())
+
+
+def test_a_working_copy_of_data_on_disk_shares_the_counts_and_registers_apart(small_file):
+    """What the dashboard registers (a run) or reuses (another model on a run's data): anndata cannot copy counts
+    on disk, and registering the copy must not touch the original."""
+    from scvi_core.io import open_on_disk, working_copy
+
+    adata, path = small_file
+    opened, _ = open_on_disk(path)
+    copy = working_copy(opened)
+    AUTOZI.setup_anndata(copy, batch_key="batch")
+    assert "_scvi_core" in copy.uns and "_scvi_core" not in opened.uns
+    assert copy.X is opened.X and isinstance(CountData(copy).matrix, ondisk.DiskMatrix)
+    np.testing.assert_array_equal(CountData(copy).matrix[10:20].toarray(), adata.X[10:20].toarray())

@@ -14,6 +14,8 @@ import streamlit as st
 
 from dashboard import settings
 from scvi_core import embedding
+from scvi_core.counts import counts_per_cell, get_counts
+from scvi_core.data import registry_of
 from dashboard.service import service_for
 from dashboard.runs import RunStore
 from scvi_core.zero_inflation import DEFAULT_MIN_LOG10_BF, apply_threshold
@@ -90,6 +92,19 @@ def denoised(run_id: str, gene: str) -> np.ndarray:
     """A gene's normalised expression from the model (per 10,000 counts) in every cell, decoded at each cell's
     posterior mean; cached, so the Latent space and Differential expression pages share it."""
     return _denoised(str(store().root), run_id, gene)
+
+
+@st.cache_data(max_entries=32, show_spinner="Reading the counts of every cell…")
+def _counts(root: str, run_id: str, gene: str | None) -> np.ndarray:
+    data = run_adata(root, run_id)
+    column = None if gene is None else data.var_names.get_loc(gene)
+    return counts_per_cell(get_counts(data, registry_of(data).layer), column)
+
+
+def counts(run_id: str, gene: str | None = None) -> np.ndarray:
+    """Each cell's total count, or its raw count of ``gene``; cached, since counts on disk take one read of the
+    whole file."""
+    return _counts(str(store().root), run_id, gene)
 
 
 def config(run_id: str) -> dict:
