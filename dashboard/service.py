@@ -102,12 +102,19 @@ class TrainingService:
         """How long ``config`` will take on this server's workers (:func:`dashboard.estimates.estimate`)."""
         return estimates.estimate(self.store, config, n_cells, n_genes, self.threads, self.devices)
 
+    def memory_needed(self, config: dict, adata: ad.AnnData) -> int:
+        """Expected peak memory of a run: a data-parallel run's processes each hold their own copy of counts in
+        memory (they are sent to each process), so its peak is one process's times the devices."""
+        return self.devices * estimates.peak_memory_bytes(WORKER_BASE_BYTES, adata, config)
+
     def check_memory(self, config: dict, adata: ad.AnnData) -> None:
         """Refuse, with the figures and what to change, a run whose expected peak exceeds the worker budget."""
-        need = estimates.peak_memory_bytes(WORKER_BASE_BYTES, adata, config)
+        need = self.memory_needed(config, adata)
         if need > self.memory_budget:
+            processes = f" ({self.devices} data-parallel processes)" if self.devices > 1 else ""
             raise MemoryBudgetError(
-                f"This run needs about {estimates.format_bytes(need)} of memory, but a training run may use at most "
+                f"This run needs about {estimates.format_bytes(need)} of memory{processes}, but a training run may "
+                "use at most "
                 f"{estimates.format_bytes(self.memory_budget)} on this server. Train on fewer cells or genes "
                 "(Load data → Prepare data: filters, highly variable genes) or with a smaller batch size. The limit "
                 f"is set by {settings.WORKER_MEMORY_ENV}.")
@@ -261,7 +268,7 @@ class TrainingService:
             self._close(job.run_id, INTERRUPTED, state="interrupted")
 
     def _check_memory(self, run_id: str, worker: subprocess.Popen) -> None:
-        used = _resident_bytes(worker.pid)
+        used = process_tree_resident_bytes(worker.pid)  # with a data-parallel run's other processes
         if used > self.memory_budget:
             self._over_budget[run_id] = used
             worker.kill()
@@ -309,14 +316,19 @@ def _worker_alive(pid: int | None) -> bool:
     return b"dashboard.worker" in cmdline and stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def _resident_bytes(pid: int) -> int:
+def process_tree_resident_bytes(pid: int) -> int:
+    """Resident memory of ``pid`` and of every process it started, and they started (Linux ``/proc``; 0 for a
+    process that is gone)."""
+    total = 0
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
+                total = int(line.split()[1]) * 1024
+        children = [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+                    for child in (task / "children").read_text().split()]
     except OSError:
-        pass
-    return 0
+        return total
+    return total + sum(process_tree_resident_bytes(child) for child in children)
 
 
 _SERVICES: dict[Path, TrainingService] = {}

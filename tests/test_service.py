@@ -15,7 +15,8 @@ import torch
 from dashboard import config as cfg
 from dashboard import settings, worker
 from dashboard.runs import MODELS, RunStore, where_it_trains
-from dashboard.service import INTERRUPTED, MemoryBudgetError, TrainingService, device_for_slot, service_for
+from dashboard.service import (INTERRUPTED, MemoryBudgetError, TrainingService, device_for_slot,
+                               process_tree_resident_bytes, service_for)
 from scvi_core import SCVI, simulate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -180,6 +181,26 @@ def test_the_memory_guard_refuses_a_run_that_cannot_fit(tmp_path, adata):
         assert service.list_runs().empty
     finally:
         service.close()
+
+
+def test_the_memory_guard_counts_every_process_of_a_data_parallel_run(tmp_path, adata, monkeypatch):
+    """Each process of a data-parallel run holds its own copy of the counts in memory."""
+    monkeypatch.setenv(settings.DEVICES_PER_RUN_ENV, "2")
+    service = TrainingService(tmp_path / "runs", slots=1, memory_budget=2**40)
+    try:
+        one_process = service.memory_needed(tiny(), adata) // 2
+        service.memory_budget = int(1.5 * one_process)  # enough for one process, not for two
+        with pytest.raises(MemoryBudgetError, match=r"needs about .* of memory \(2 data-parallel processes\)"):
+            service.submit(tiny(), adata)
+    finally:
+        service.close()
+    child = subprocess.Popen([sys.executable, "-c", "import time; x = bytearray(300 * 2**20); time.sleep(60)"])
+    try:
+        time.sleep(2)
+        assert process_tree_resident_bytes(child.pid) > 290 * 2**20
+        assert process_tree_resident_bytes(os.getpid()) - process_tree_resident_bytes(child.pid) > 100 * 2**20  # torch
+    finally:
+        child.kill()
 
 
 def test_a_worker_that_outgrows_its_budget_is_stopped_with_that_message(service, adata):
