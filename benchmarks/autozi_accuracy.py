@@ -11,7 +11,8 @@ of 3,000 cells × 1,000 genes (30% of genes zero-inflated), prints one line per 
 checks the goal: TPR ≥ 0.95 and FPR ≤ 0.03 of the evidence-aware call among genes with mean > 1, everywhere.
 Each grid cell prints the call of each gene's NB-vs-ZINB evidence in the fitted likelihoods (``posterior="evidence"``),
 of the trained q(δ) (``"variational"``, the default table's) and of δ's grid posterior given the fitted networks on
-the held-out cells (``"grid"``). The ERCC lines count the default table's calls.
+the held-out cells (``"grid"``). The ERCC lines count each posterior's calls, from one model per control, and
+the last line says whether the default call (the evidence) meets both goals.
 
     python benchmarks/autozi_accuracy.py [--epochs 400] [--no-early-stopping]
     python benchmarks/autozi_accuracy.py --grid [--epochs-grid 100 200 400] [--lrs 1e-3 1e-2] [--seeds 0 1] [--no-ercc]
@@ -36,6 +37,7 @@ from scvi_core.zero_inflation import ZI, log10_bayes_factor, prob_zero_inflated,
 
 ERCC_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "ercc_controls"
 POSTERIORS = ("evidence", "variational", "grid")
+DEFAULT_POSTERIOR = "evidence"
 """Each gene's evidence in the fitted likelihoods, the trained q(δ) (the default table), δ's grid posterior."""
 DROPLET_CONTROLS = ["svensson_chromium_1x", "svensson_chromium_2x", "klein_indrop_ercc", "zheng_gemcode_ercc",
                     "macosko_dropseq_ercc"]
@@ -91,7 +93,7 @@ def grid(epochs_grid: list[int], lrs: list[float], seeds: list[int]) -> bool:
     ok = {n: all(r[f"{n}_tpr"] >= 0.95 and r[f"{n}_fpr"] <= 0.03 for r in rows) for n in POSTERIORS}
     print("goal (TPR ≥ 0.95, FPR ≤ 0.03 everywhere): "
           + ", ".join(f"{n} {'met' if v else 'NOT met'}" for n, v in ok.items()))
-    return ok["evidence"]
+    return ok[DEFAULT_POSTERIOR]
 
 
 def simulated(epochs: int, early_stopping: bool, seed: int) -> None:
@@ -108,25 +110,35 @@ def simulated(epochs: int, early_stopping: bool, seed: int) -> None:
           f"undetermined {np.mean(table['call'].to_numpy()[expressed] == 'undetermined'):.3f}")
 
 
-def ercc(epochs: int, early_stopping: bool, lr: float = 1e-2) -> None:
+def ercc(epochs: int, early_stopping: bool, lr: float = 1e-2) -> bool:
+    """The share of spike-ins with mean > 1 called ZI on each droplet control, by each posterior (one model per
+    control); True when the default table's call stays at or under 3% on every control (the issue's goal)."""
     if not ERCC_DIR.is_dir():
         print(f"ERCC controls not found at {ERCC_DIR}; skipped.")
-        return
-    called_total = expressed_total = 0
+        return False
+    called = {n: 0 for n in POSTERIORS}
+    worst = {n: 0.0 for n in POSTERIORS}
+    expressed_total = 0
     for name in DROPLET_CONTROLS:
         adata = ad.read_h5ad(ERCC_DIR / f"{name}.h5ad")
         sc.pp.filter_cells(adata, min_counts=1)
-        table, took = fit(adata, epochs, lr, early_stopping)
-        expressed = table["mean_count"] > 1
-        called = int((table.loc[expressed, "call"] == ZI).sum())
-        plain = int((table.loc[expressed, "prob_zero_inflated"] > 0.5).sum())
-        called_total += called
+        model, took = train(adata, epochs, lr, early_stopping)
+        line = []
+        for posterior in POSTERIORS:
+            table = model.get_zero_inflation_table(posterior=posterior)
+            expressed = table["mean_count"] > 1
+            n = int((table.loc[expressed, "call"] == ZI).sum())
+            share = n / max(int(expressed.sum()), 1)
+            called[posterior] += n
+            worst[posterior] = max(worst[posterior], share)
+            line.append(f"{posterior} {n} ({share:.1%})")
         expressed_total += int(expressed.sum())
-        print(f"{name}: {adata.n_obs} cells, {int(expressed.sum())} spike-ins with mean > 1: "
-              f"{called} called ZI (evidence-aware, {called / max(int(expressed.sum()), 1):.1%}), "
-              f"{plain} with P(ZI) > 0.5; {took}", flush=True)
-    print(f"droplet ERCC overall: {called_total}/{expressed_total} = {called_total / max(expressed_total, 1):.1%} "
-          "called ZI (AutoZI paper: about 3%)")
+        print(f"{name}: {adata.n_obs} cells, {int(expressed.sum())} spike-ins with mean > 1 called ZI: "
+              + ", ".join(line) + f"; {took}", flush=True)
+    print("droplet ERCC overall (AutoZI paper: about 3%): " + ", ".join(
+        f"{n} {called[n]}/{expressed_total} = {called[n] / max(expressed_total, 1):.1%} (worst control "
+        f"{worst[n]:.1%})" for n in POSTERIORS))
+    return worst[DEFAULT_POSTERIOR] <= 0.03
 
 
 if __name__ == "__main__":
@@ -141,11 +153,15 @@ if __name__ == "__main__":
     args = parser.parse_args()
     early = not args.no_early_stopping
     if args.grid:
-        grid(args.epochs_grid, args.lrs, args.seeds)
+        simulated_ok = grid(args.epochs_grid, args.lrs, args.seeds)
+        ercc_ok = True
         for epochs in args.epochs_grid if not args.no_ercc else []:
             for lr in args.lrs:
                 print(f"\nERCC controls, {epochs} epochs, lr {lr:g}, early stopping off")
-                ercc(epochs, False, lr)
+                ercc_ok &= ercc(epochs, False, lr)
+        print(f"\nissue 11's goal for the default call ({DEFAULT_POSTERIOR}): simulated grid "
+              f"{'met' if simulated_ok else 'NOT met'}" + ("" if args.no_ercc else
+                                                           f", ERCC ≤ 3% on every control {'met' if ercc_ok else 'NOT met'}"))
     else:
         print(f"AUTOZI, lr 1e-2, up to {args.epochs} epochs, early stopping {'on' if early else 'off'}")
         for seed in args.seeds:

@@ -14,13 +14,16 @@ from scvi_core.zero_inflation import NOT_ZI, UNDETERMINED, ZI
 from ui import results
 
 CALL_COLOURS = {ZI: "#c0392b", UNDETERMINED: "#95a5a6", NOT_ZI: "#1f6f8b"}
-SHOWN_COLUMNS = ["gene", "prob_zero_inflated", "log10_bayes_factor", "call", "alpha_posterior", "beta_posterior",
-                 "mean_count", "observed_zero_fraction", "expected_zero_fraction_nb", "expected_zero_fraction_zinb"]
+SHOWN_COLUMNS = ["gene", "prob_zero_inflated", "log10_bayes_factor", "call", "excess_zero_fraction", "alpha_posterior",
+                 "beta_posterior", "mean_count", "observed_zero_fraction", "expected_zero_fraction_nb",
+                 "expected_zero_fraction_zinb"]
 COLUMN_CONFIG = {
     "prob_zero_inflated": st.column_config.NumberColumn("P(ZI)", format="%.3f",
-                                                        help="Posterior probability that δ < 0.5 (zero-inflated)."),
+                                                        help="Posterior probability that the gene is zero-inflated."),
     "log10_bayes_factor": st.column_config.NumberColumn("log10 BF", format="%.2f",
                                                         help="How far the data moved the odds of ZI from the prior."),
+    "excess_zero_fraction": st.column_config.NumberColumn(
+        "extra zeros π̂", format="%.3f", help="Share of cells with a zero the NB does not explain, fitted per gene."),
     "alpha_posterior": st.column_config.NumberColumn("α", format="%.3f"),
     "beta_posterior": st.column_config.NumberColumn("β", format="%.3f"),
     "mean_count": st.column_config.NumberColumn("mean count", format="%.2f"),
@@ -119,7 +122,8 @@ def table_section(table: pd.DataFrame, group_key: str | None, run_id: str) -> pd
                                help="The AutoZI authors interpret only genes with mean count > 1.")
     calls = c3.multiselect("Calls", [ZI, UNDETERMINED, NOT_ZI], default=[ZI, UNDETERMINED, NOT_ZI], key="zi_calls")
     shown = zi_summary.filter_table(table, search, min_mean, calls)
-    columns = SHOWN_COLUMNS if group_key is None else [SHOWN_COLUMNS[0], group_key, *SHOWN_COLUMNS[1:]]
+    columns = [c for c in SHOWN_COLUMNS if c in table.columns]  # extra zeros: with the evidence's calls only
+    columns = columns if group_key is None else [columns[0], group_key, *columns[1:]]
     st.caption(f"{len(shown):,} of {len(table):,} rows. Click a column to sort; click a row to see the gene's "
                "detail below.")
     event = st.dataframe(shown[columns], hide_index=True, column_config=COLUMN_CONFIG,
@@ -149,18 +153,25 @@ def detail_section(run_id: str, table: pd.DataFrame, shown: pd.DataFrame, group_
     detail = detail_for(str(results.store().root), run_id, tuple((k, row[k]) for k in keys))
     verdict = {ZI: "**zero-inflated**", NOT_ZI: "**not zero-inflated**", UNDETERMINED: "**undetermined**"}
     rule = "above" if row["is_zero_inflated"] else "not above"
+    from_evidence = "excess_zero_fraction" in row.index
+    extra = f" The evidence's fit: {row['excess_zero_fraction']:.1%} of cells have a zero beyond the NB's (π̂)." \
+        if from_evidence else ""
     st.markdown(
         f"**{gene}**{f' in {group_key} {row[group_key]}' if group_key else ''}: P(ZI) = {row['prob_zero_inflated']:.3f}"
         f" ({rule} the threshold), log10 Bayes factor {row['log10_bayes_factor']:+.2f} → {verdict[row['call']]}. "
         f"Zeros: {row['observed_zero_fraction']:.1%} observed; a negative binomial fitted to this gene expects "
-        f"{row['expected_zero_fraction_nb']:.1%}, the zero-inflated one {row['expected_zero_fraction_zinb']:.1%}.")
+        f"{row['expected_zero_fraction_nb']:.1%}, the zero-inflated one {row['expected_zero_fraction_zinb']:.1%}.{extra}")
     left, right = st.columns(2)
     left.plotly_chart(count_figure(detail), key="zi_detail_counts")
-    right.plotly_chart(delta_figure(detail, row), key="zi_detail_delta")
+    right.plotly_chart(delta_figure(detail, row, from_evidence), key="zi_detail_delta")
+    how = ("The call weighs each gene's evidence: an NB and a zero-inflated NB fitted to its counts around the "
+           "model's expected counts, compared by their Bayes factor; it does not move with how long or how fast one "
+           "trains. Right: AutoZI's trained q(δ), for reference (it does move with training)."
+           if from_evidence else "Right: AutoZI's posterior of δ (the probability of the plain NB); its mass left of "
+           "0.5 is P(ZI).")
     st.caption("Left: share of cells at each count, observed and expected under the two fitted models (the decoder "
                "at each cell's posterior mean). When the NB predicts too few zeros and the ZINB matches them, the "
-               "gene is zero-inflated. Right: AutoZI's posterior of δ (the probability of the plain NB); its mass "
-               "left of 0.5 is P(ZI).")
+               f"gene is zero-inflated. {how}")
 
 
 def count_figure(detail: gene_detail.GeneDetail) -> go.Figure:
@@ -178,22 +189,25 @@ def count_figure(detail: gene_detail.GeneDetail) -> go.Figure:
     return fig
 
 
-def delta_figure(detail: gene_detail.GeneDetail, row: pd.Series) -> go.Figure:
+def delta_figure(detail: gene_detail.GeneDetail, row: pd.Series, for_reference: bool) -> go.Figure:
     """Linear axis, so the shaded area reads as probability; Beta densities with α or β < 1 rise without bound at
-    the edges, so the axis stops at twice the highest density away from them."""
+    the edges, so the axis stops at twice the highest density away from them. ``for_reference``: the call came
+    from elsewhere (the evidence), so the shaded mass is labelled as q(δ)'s, not as the table's P(ZI)."""
     delta = detail.delta
     inner = delta[delta["delta"].between(0.05, 0.95)]
     top = max(2.0, 2 * float(inner[["posterior", "prior"]].to_numpy().max()))
     left = delta[delta["delta"] < 0.5]
     fig = go.Figure([
-        go.Scatter(x=left["delta"], y=left["posterior"], fill="tozeroy", mode="none", name="P(ZI): mass below 0.5",
+        go.Scatter(x=left["delta"], y=left["posterior"], fill="tozeroy", mode="none",
+                   name="q(δ < 0.5)" if for_reference else "P(ZI): mass below 0.5",
                    fillcolor="rgba(192, 57, 43, 0.25)", hoverinfo="skip"),
         go.Scatter(x=delta["delta"], y=delta["posterior"], name=f"posterior Beta({row['alpha_posterior']:.2f}, "
                    f"{row['beta_posterior']:.2f})", line=dict(color="#c0392b")),
         go.Scatter(x=delta["delta"], y=delta["prior"], name="prior", line=dict(color="#7f8c8d", dash="dot")),
     ])
     fig.add_vline(0.5, line_dash="dash", line_color="#1b2631")
-    fig.update_layout(title=f"Posterior of δ for {detail.gene}", xaxis_title="δ (probability of the plain NB)",
+    title = f"Trained q(δ) for {detail.gene} (reference)" if for_reference else f"Posterior of δ for {detail.gene}"
+    fig.update_layout(title=title, xaxis_title="δ (probability of the plain NB)",
                       yaxis_title="density", yaxis_range=[0, top], height=360, margin=PLOT_MARGIN,
                       legend=dict(orientation="h", y=-0.3))
     return fig

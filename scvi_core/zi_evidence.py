@@ -25,7 +25,10 @@ everywhere, whose zeros say nothing about π, gets BF = 1 and stays at the prior
 in AutoZI's spike-and-slab (the default Beta(½, ½) gives o = 1), and the call is the usual evidence-aware one
 (:func:`scvi_core.zero_inflation.zi_calls`).
 
-The fits are vectorised over genes (chunks of ``GENE_CHUNK``) and run with L-BFGS on log c, log θ, logit π; the
+The NB is fitted again from the ZINB's optimum and the better NB kept, and ℓ1 − ℓ0 is taken in float64: otherwise
+the ZINB's further progress on c and θ (which the NB can make too) passed for evidence, and droplet spike-ins without
+a single zero were called zero-inflated. The fits are vectorised over genes (chunks of ``GENE_CHUNK``) and run with
+L-BFGS on log c, log θ, logit π; the
 lnΓ(x + θ) − lnΓ(θ) part is summed over each gene's distinct counts with their multiplicities, so the cost per
 iteration is a few operations per cell × gene.
 """
@@ -77,11 +80,26 @@ def gene_evidence(x: torch.Tensor, expected: torch.Tensor) -> GeneEvidence:
         with torch.enable_grad():  # callers are often inside no_grad (results of a trained model)
             nb = fit.maximise(zero_inflated=False)
             zinb = fit.maximise(zero_inflated=True, start=nb.params)
-        gain = (zinb.log_lik - nb.log_lik).clamp_min(0.0)  # ZINB contains the NB: a shortfall is the optimiser's
-        occam = 0.5 * torch.log1p(fit.expected_nonzero(*nb.params))
+            # The NB again, from the ZINB's component (its mean c·m/(1 − π), its θ): the ZINB went on improving
+            # c and θ from the NB's optimum, and that gain, which the NB can have too, is not evidence of extra zeros
+            # (without this, spike-ins with no zero at all were called zero-inflated).
+            log_c, log_theta, logit_pi = zinb.params
+            again = fit.maximise(zero_inflated=False, start=[log_c - F.logsigmoid(-logit_pi), log_theta])
+        exact = _ChunkFit(x[:, cols].double(), expected[:, cols].double().clamp_min(1e-8))  # differences of big sums
+
+        def log_lik(params):
+            return exact.log_likelihood(*(p.double() for p in params))
+
+        nb_log_lik = torch.maximum(log_lik(nb.params), log_lik(again.params))
+        better = log_lik(again.params) >= log_lik(nb.params)
+        nb_params = [torch.where(better, a, b) for a, b in zip(again.params, nb.params, strict=True)]
+        gain = log_lik(zinb.params) - nb_log_lik
+        explained = gain <= 0  # ZINB ⊃ NB: a shortfall is the optimiser's, and π̂ = 0 is the ZINB's optimum too
+        gain = gain.clamp_min(0.0)
+        occam = 0.5 * torch.log1p(fit.expected_nonzero(*nb_params))
         log_bf[cols] = ((gain - occam) / math.log(10)).cpu().numpy()
-        pi[cols] = torch.sigmoid(zinb.params[2]).cpu().numpy()
-        theta[cols] = torch.exp(nb.params[1]).cpu().numpy()
+        pi[cols] = torch.where(explained, 0.0, torch.sigmoid(zinb.params[2].double())).cpu().numpy()
+        theta[cols] = torch.exp(nb_params[1]).cpu().numpy()
     return GeneEvidence(log_bf, pi, theta, n_cells)
 
 

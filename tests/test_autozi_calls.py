@@ -95,7 +95,7 @@ def test_per_batch_posterior_uses_each_batch_cells_and_all_cells_without_a_valid
     assert only_first["prob_zero_inflated"][:, 0] == pytest.approx(post["prob_zero_inflated"][:, 0], abs=1e-9)
 
 
-def test_grid_table_judges_held_out_cells_and_the_default_stays_variational():
+def test_grid_table_judges_held_out_cells_and_the_default_is_the_evidence():
     adata = simulate(n_cells=300, n_genes=40, seed=5)
     AUTOZI.setup_anndata(adata)
     model = AUTOZI(adata, n_hidden=32)
@@ -104,8 +104,9 @@ def test_grid_table_judges_held_out_cells_and_the_default_stays_variational():
     assert grid.attrs["posterior"].endswith("held-out cells")
     assert grid.attrs["evidence_cells"] == len(model.validation_indices) == 30
     default = model.get_zero_inflation_table()
+    assert default.attrs["posterior"].startswith("evidence")
     params = model.get_alphas_betas()
-    assert default["alpha_posterior"].to_numpy() == pytest.approx(params["alpha_posterior"])
-    assert list(default.columns) == list(grid.columns)
+    assert default["alpha_posterior"].to_numpy() == pytest.approx(params["alpha_posterior"])  # q(δ) as trained
+    assert set(default.columns) == {*grid.columns, "excess_zero_fraction"}
     with pytest.raises(ValueError, match="posterior must be"):
         model.get_zero_inflation_table(posterior="exact")

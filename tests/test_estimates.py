@@ -99,5 +99,11 @@ def test_a_new_service_calibrates_in_the_background_before_any_estimate(tmp_path
         assert {f"SCVI threads={service.threads}", f"AUTOZI threads={service.threads}"} <= cached.keys()
         speed = estimates.throughput(service.store, "SCVI", service.threads)
         assert speed.entries_per_second == cached[f"SCVI threads={service.threads}"]["entries_per_second"]
+        # AutoZI's end-of-run zero-inflation evidence takes seconds, the latent space of scVI a few milliseconds:
+        # both are part of the first run's estimate
+        autozi = cached[f"AUTOZI threads={service.threads}"]
+        assert autozi["results_seconds"] > 1.0 > cached[f"SCVI threads={service.threads}"]["results_seconds"]
+        overhead = estimates.throughput(service.store, "AUTOZI", service.threads).overhead_seconds
+        assert overhead == pytest.approx(estimates.PRIOR_OVERHEAD_SECONDS + autozi["results_seconds"])
     finally:
         service.close()

@@ -1,8 +1,10 @@
 """AUTOZI: which genes are zero-inflated? The user-facing AutoZI model and its zero-inflation table.
 
-δ_g is the probability that gene g is NOT zero-inflated (it weights the plain NB); P(ZI) = q(δ_g < 0.5). Besides the
-trained q(δ), ``get_delta_posterior()`` computes δ's exact posterior on a grid given the fitted networks, on held-out
-cells (``scvi_core/delta_posterior.py``; docs/models.md, "δ's grid posterior"), opt-in in the table.
+δ_g is the probability that gene g is NOT zero-inflated (it weights the plain NB); P(ZI) = q(δ_g < 0.5) under the
+trained q(δ). The table's default calls come from each gene's evidence in the fitted likelihoods
+(``scvi_core/zi_evidence.py``), which does not move with training length or learning rate as q(δ) does;
+``get_delta_posterior()`` computes δ's exact posterior on a grid given the fitted networks, on held-out cells
+(``scvi_core/delta_posterior.py``; docs/models.md, "δ's grid posterior"), opt-in in the table.
 See ``scvi_core/module/autozivae.py`` for the equations and ``scvi_core/zero_inflation.py`` for the calls.
 """
 
@@ -187,7 +189,7 @@ class AUTOZI(BaseModel):
     @torch.no_grad()
     def get_zero_inflation_table(
         self, threshold: float = 0.5, min_log10_bf: float = DEFAULT_MIN_LOG10_BF, adata=None,
-        posterior: str = "variational",
+        posterior: str = "evidence",
     ) -> pd.DataFrame:
         """One row per gene (per gene × batch / label in those modes) with: ``alpha_posterior``,
         ``beta_posterior``, ``prob_zero_inflated`` = q(δ < 0.5), ``log10_bayes_factor`` (evidence against the
@@ -195,13 +197,12 @@ class AUTOZI(BaseModel):
         threshold), ``mean_count``, ``observed_zero_fraction``, and the zero fractions expected under the fitted NB
         and under the fitted ZINB component (averaged over the group's cells, at the posterior mean of z).
 
-        ``posterior="variational"`` (default): P(ZI), the Bayes factor and the calls from the trained q(δ), as
-        scvi-tools.
-        ``posterior="evidence"``: from each gene's evidence in the fitted likelihoods, an NB against a ZINB around the
-        model's expected counts (:meth:`get_zero_inflation_evidence`), with ``excess_zero_fraction`` π̂ added;
-        ``alpha_posterior`` / ``beta_posterior`` stay the trained q(δ). On simulations its calls do not move with
-        how long or how fast one trained, where q(δ)'s do; on droplet ERCC controls it calls 10–25% of the
-        spike-ins zero-inflated (q(δ): under 1%), so it is not the default (docs/models.md).
+        ``posterior="evidence"`` (default): from each gene's evidence in the fitted likelihoods, an NB against a
+        ZINB around the model's expected counts (:meth:`get_zero_inflation_evidence`), with
+        ``excess_zero_fraction`` π̂ added; ``alpha_posterior`` / ``beta_posterior`` stay the trained q(δ). Its calls
+        do not move with how long or how fast one trained, where q(δ)'s do (docs/models.md, with the simulated and
+        ERCC figures).
+        ``posterior="variational"``: P(ZI), the Bayes factor and the calls from the trained q(δ), as scvi-tools.
         ``posterior="grid"``: from δ's exact grid posterior q*(δ) given the fitted networks
         (:meth:`get_delta_posterior`), judged on the held-out cells of training (all cells of ``adata`` when one is
         given, or when there are no held-out cells), with ``alpha_posterior`` / ``beta_posterior`` the Beta of q*'s
