@@ -108,23 +108,28 @@ def curve(train: ad.AnnData, held: ad.AnnData, epochs: int, warmup: int, **train
                   f"{row.seconds:6.1f}")
     best = h.loc[h["held_out"].idxmax()]
     print(f"best held-out: {best.held_out:.2f} at epoch {int(best.epoch)}")
-    for patience in (5, 10, 15, 20, 30, 45):
-        stop, kept = replay(h["elbo_validation"].to_numpy(), h["kl_weight"].to_numpy(), patience)
-        if stop is None:
-            print(f"patience {patience:2d}: no stop within {epochs} epochs")
-            continue
-        print(f"patience {patience:2d}: stops at epoch {stop}, keeps epoch {kept}: held-out "
-              f"{h['held_out'].iloc[kept - 1]:.2f} ({h['held_out'].iloc[kept - 1] / best.held_out - 1:+.2%} vs best), "
-              f"{h['seconds'].iloc[stop - 1]:.1f} s")
+    for min_delta in (0.0, 5e-4, 1e-3, 2e-3):
+        for patience in (5, 10, 15, 20, 30, 45):
+            stop, kept = replay(h["elbo_validation"].to_numpy(), h["kl_weight"].to_numpy(), patience, min_delta)
+            rule = f"patience {patience:2d}, min_delta {min_delta:g}"
+            if stop is None:
+                print(f"{rule}: no stop within {epochs} epochs")
+                continue
+            print(f"{rule}: stops at epoch {stop}, keeps epoch {kept}: held-out {h['held_out'].iloc[kept - 1]:.2f} "
+                  f"({h['held_out'].iloc[kept - 1] / best.held_out - 1:+.2%} vs best), {h['seconds'].iloc[stop - 1]:.1f} s")
 
 
-def replay(validation: np.ndarray, kl_weight: np.ndarray, patience: int) -> tuple[int | None, int]:
-    """The default rule on a recorded curve: the best epoch so far is kept; stop after ``patience`` epochs without a
-    better one, counted from the end of the KL warm-up."""
-    best, best_epoch, since = np.inf, 0, 0
+def replay(validation: np.ndarray, kl_weight: np.ndarray, patience: int, min_delta: float
+           ) -> tuple[int | None, int]:
+    """The default rule on a recorded curve: the best epoch so far is kept; stop after ``patience`` epochs, counted
+    from the end of the KL warm-up, without one that improves the validation −ELBO by more than a share
+    ``min_delta`` of it (the rule of :func:`scvi_core.train.train_module`)."""
+    best, best_epoch, since, reference = np.inf, 0, 0, np.inf
     for epoch, (value, weight) in enumerate(zip(validation, kl_weight, strict=True), start=1):
         if value < best:
-            best, best_epoch, since = value, epoch, 0
+            best, best_epoch = value, epoch
+        if not np.isfinite(reference) or value < reference - min_delta * abs(reference):
+            reference, since = value, 0
         elif weight >= 1.0:
             since += 1
             if since >= patience:

@@ -44,13 +44,13 @@ HELP = {
     "batch_size": "Cells per training step. 128 is usual; must not exceed the number of training cells.",
     "validation_percent": "Cells held out to check the model on data it does not train on (the validation curve). "
                           "Early stopping watches them.",
-    "early_stopping": "Stop where the fit to the validation cells is best: when their ELBO has not improved for the "
-                      "patience below, training ends and the weights of the best epoch are restored. On by default: "
-                      "longer training over-fits (and makes AutoZI over-call low-expression genes as ZI). Off: train "
-                      "exactly the number of epochs above.",
-    "early_stopping_patience": "How many epochs without a better validation ELBO early stopping waits before it ends "
-                               "training (epochs of the KL warm-up do not count). 20 is the default; Thorough waits "
-                               "40.",
+    "early_stopping": "Stop where the fit to the validation cells is best: when their ELBO has not improved by "
+                      "more than 0.1% for the patience below, training ends and the weights of the best epoch are "
+                      "restored. On by default: longer training over-fits (and makes AutoZI over-call low-expression "
+                      "genes as ZI). Off: train exactly the number of epochs above.",
+    "early_stopping_patience": "How many epochs without a validation ELBO better by 0.1% early stopping waits "
+                               "before it ends training (epochs of the KL warm-up do not count). 20 is the default; "
+                               "Thorough waits 40.",
     "n_epochs_kl_warmup": "Epochs over which the KL term is phased in, which helps early training. Empty: 20 epochs "
                           "with early stopping (at most half of the epochs), else the first half of training.",
     "seed": "The same seed and settings give the same result.",

@@ -132,8 +132,8 @@ def test_an_early_stopped_run_shows_why_it_stopped(model_page):
     status = service().status(run_id)
     kept, epochs = status["kept_epoch"], status["epoch"]
     assert status["stop_reason"] == "early_stopping" and epochs < 300
-    assert (f"Stopped early at epoch {epochs} of 300: the validation ELBO had not improved for 2 epochs; the weights "
-            f"of epoch {kept} (the best) were restored.") in texts(at.success)
+    assert (f"Stopped early at epoch {epochs} of 300: the validation ELBO had not improved by more than 0.1% for 2 "
+            f"epochs; the weights of epoch {kept} (the best) were restored.") in texts(at.success)
     figure = at.get("plotly_chart")[0].proto.spec
     assert f"weights of epoch {kept} kept" in json.loads(figure)["layout"]["annotations"][0]["text"]
 

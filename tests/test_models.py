@@ -363,7 +363,7 @@ def default_run():
 
 
 def test_default_training_stops_early_where_validation_is_best_and_says_why(default_run):
-    from scvi_core.train import EARLY_STOPPING_PATIENCE, EARLY_STOPPING_WARMUP_EPOCHS
+    from scvi_core.train import EARLY_STOPPING_MIN_DELTA, EARLY_STOPPING_PATIENCE, EARLY_STOPPING_WARMUP_EPOCHS
 
     model, snapshots = default_run
     history, stop = model.history, model.stop_info
@@ -374,11 +374,19 @@ def test_default_training_stops_early_where_validation_is_best_and_says_why(defa
     assert stop.kept_epoch == stop.best_epoch == best
     warmed_up = int(history.loc[history["kl_weight"] >= 1.0, "epoch"].min())
     assert warmed_up == EARLY_STOPPING_WARMUP_EPOCHS + 1  # a warm-up of 20 epochs, not half of the 400
-    assert len(history) == max(best, warmed_up - 1) + EARLY_STOPPING_PATIENCE
+    # the patience runs from the last epoch that improved on the one before it by more than the min delta
+    values, resets = history["elbo_validation"].to_numpy(), [0]
+    for epoch, value in enumerate(values, start=1):
+        reference = values[resets[-1] - 1]
+        if resets == [0] or value < reference - EARLY_STOPPING_MIN_DELTA * abs(reference):
+            resets.append(epoch)
+    assert len(history) == max(resets[-1], warmed_up - 1) + EARLY_STOPPING_PATIENCE
+    assert resets[-1] <= best
     final = model.module.state_dict()
     assert all(torch.equal(final[k], v) for k, v in snapshots[best].items())
-    assert stop.message == (f"Stopped early at epoch {len(history)} of 400: the validation ELBO had not improved for "
-                            f"{EARLY_STOPPING_PATIENCE} epochs; the weights of epoch {best} (the best) were restored.")
+    assert stop.message == (f"Stopped early at epoch {len(history)} of 400: the validation ELBO had not improved by "
+                            f"more than 0.1% for {EARLY_STOPPING_PATIENCE} epochs; the weights of epoch {best} (the "
+                            "best) were restored.")
 
 
 def test_a_fixed_number_of_epochs_runs_them_all_and_keeps_the_last(small):
