@@ -102,7 +102,7 @@ def test_zero_inflation_search_and_gene_detail(page, demo_run):
     page.get_by_text("1 of 100 rows").wait_for()
     detail = page.get_by_role("heading", name="Gene detail")
     detail.scroll_into_view_if_needed()
-    page.get_by_text(f"Posterior of δ for {GENE}").wait_for()
+    page.get_by_text(f"Trained q(δ) for {GENE} (reference)").wait_for()  # the call is the evidence's
     page.get_by_text(f"Counts of {GENE}").wait_for()
     assert page.get_by_role("combobox", name="Gene", exact=True).input_value() == GENE  # the box shows the gene
     assert_no_exception(page)
