@@ -40,10 +40,10 @@ log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RECENT_RUNS = 5
 LONG_RUN_SECONDS = 30 * 60
-PRIOR_EXTRA_EPOCHS = {"SCVI": 70, "AUTOZI": 40}
+PRIOR_EXTRA_EPOCHS = {"SCVI": 40, "AUTOZI": 22}
 """Epochs an early-stopped run takes beyond its KL warm-up and patience when nothing similar has run here yet: what
-the Standard preset took on the quick demo (scVI 110 epochs, AutoZI 78); the validation ELBO of the real data in
-benchmarks/time_to_quality.py peaks 20–70 epochs after warm-up."""
+the Standard preset took on the quick demo (scVI 80 epochs, AutoZI 62, with the 0.1% min delta); the default runs of
+benchmarks/time_to_quality.py stop 28–48 epochs after warm-up and patience."""
 WARMUP_EPOCHS = 20
 PRIOR_OVERHEAD_SECONDS = 4.0
 """Seconds from Start to the end of a run spent outside its epochs (loading its data, building the model, saving it)
