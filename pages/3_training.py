@@ -20,6 +20,7 @@ from dashboard.service import service_for
 
 REFRESH_SECONDS = 2.0
 CURVE_REFRESH_SECONDS = 4.0
+TABLE_REFRESH_SECONDS = 10.0
 ACTIVE = ("queued", "running")
 MODEL_NAMES = {"AUTOZI": "AutoZI", "SCVI": "scVI"}
 STATE_ICONS = {"queued": ":material/hourglass_empty:", "running": ":material/play_circle:",
@@ -262,7 +263,8 @@ def runs_section(followed: str | None) -> None:
     if runs.empty:
         st.caption("No runs yet.")
         return
-    runs_table()  # redrawn when the followed run ends (the page reruns then), not while it trains
+    # While runs train, their rows (epochs, message) follow on a slow clock: a table is cheap to redraw, unlike a chart
+    st.fragment(run_every=TABLE_REFRESH_SECONDS if service.active_run_ids() else None)(runs_table)()
     labels = dict(zip(runs["run_id"], [f"{r.run_id} · {MODEL_NAMES.get(r.model, r.model)} · {r.state}"
                                        for r in runs.itertuples()], strict=True))
     left, right = st.columns(2)

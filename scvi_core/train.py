@@ -15,9 +15,8 @@ objective), and the best weights are restored, also when ``max_epochs`` comes fi
 a few hundredths of a percent per epoch, far below what matters (issue 11's goal: 0.5% of the best held-out ELBO),
 from holding training for another patience's worth of epochs: on the simulator it stopped at 73 epochs instead of 105
 with the same held-out fit. With early stopping the warm-up defaults to ``EARLY_STOPPING_WARMUP_EPOCHS`` (at most
-half of ``max_epochs``)
-instead of half of ``max_epochs``: a warm-up that scales with the epoch cap would make the cap, not the data, decide
-where the fit is best. ``benchmarks/time_to_quality.py`` measures the choice of both numbers.
+half of ``max_epochs``) instead of half of ``max_epochs``: a warm-up that scales with the epoch cap would make the
+cap, not the data, decide where the fit is best. ``benchmarks/time_to_quality.py`` measures the choice of both numbers.
 """
 
 from __future__ import annotations
@@ -73,8 +72,8 @@ class StopInfo:
 
     ``reason``: "early_stopping" (``patience`` epochs without a validation ELBO better by the min delta),
     "max_epochs" (all epochs ran) or "interrupted" (the stop event was set). ``kept_epoch``: the epoch whose weights
-    the model holds (the best one with early stopping, else the last). ``best_epoch``: the epoch of the best validation ELBO (None without
-    validation cells)."""
+    the model holds (the best one with early stopping, else the last). ``best_epoch``: the epoch of the best
+    validation ELBO (None without validation cells)."""
 
     reason: str
     epochs: int

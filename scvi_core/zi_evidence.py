@@ -28,9 +28,8 @@ in AutoZI's spike-and-slab (the default Beta(½, ½) gives o = 1), and the call 
 The NB is fitted again from the ZINB's optimum and the better NB kept, and ℓ1 − ℓ0 is taken in float64: otherwise
 the ZINB's further progress on c and θ (which the NB can make too) passed for evidence, and droplet spike-ins without
 a single zero were called zero-inflated. The fits are vectorised over genes (chunks of ``GENE_CHUNK``) and run with
-L-BFGS on log c, log θ, logit π; the
-lnΓ(x + θ) − lnΓ(θ) part is summed over each gene's distinct counts with their multiplicities, so the cost per
-iteration is a few operations per cell × gene.
+L-BFGS on log c, log θ, logit π; the lnΓ(x + θ) − lnΓ(θ) part is summed over each gene's distinct counts with their
+multiplicities, so the cost per iteration is a few operations per cell × gene.
 """
 
 from __future__ import annotations
@@ -90,8 +89,9 @@ def gene_evidence(x: torch.Tensor, expected: torch.Tensor) -> GeneEvidence:
         def log_lik(params):
             return exact.log_likelihood(*(p.double() for p in params))
 
-        nb_log_lik = torch.maximum(log_lik(nb.params), log_lik(again.params))
-        better = log_lik(again.params) >= log_lik(nb.params)
+        first, second = log_lik(nb.params), log_lik(again.params)
+        better = second >= first
+        nb_log_lik = torch.where(better, second, first)
         nb_params = [torch.where(better, a, b) for a, b in zip(again.params, nb.params, strict=True)]
         gain = log_lik(zinb.params) - nb_log_lik
         explained = gain <= 0  # ZINB ⊃ NB: a shortfall is the optimiser's, and π̂ = 0 is the ZINB's optimum too
