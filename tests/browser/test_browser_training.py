@@ -76,6 +76,7 @@ def test_quick_training_live_curve_reload_stop_and_run_list(page):
     assert "run=" in page.url
     assert_no_exception(page)
     wait_for_points(page, 8)
+    page.wait_for_timeout(11_000)  # one refresh of the All runs table (10 s): the screenshot shows its row training
     screenshot(page, "training")
 
     page.reload()  # a new browser session: the run id in the URL reconnects to the running job
