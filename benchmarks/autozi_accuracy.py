@@ -159,9 +159,9 @@ if __name__ == "__main__":
             for lr in args.lrs:
                 print(f"\nERCC controls, {epochs} epochs, lr {lr:g}, early stopping off")
                 ercc_ok &= ercc(epochs, False, lr)
+        ercc_goal = "" if args.no_ercc else f", ERCC ≤ 3% on every control {'met' if ercc_ok else 'NOT met'}"
         print(f"\nissue 11's goal for the default call ({DEFAULT_POSTERIOR}): simulated grid "
-              f"{'met' if simulated_ok else 'NOT met'}" + ("" if args.no_ercc else
-                                                           f", ERCC ≤ 3% on every control {'met' if ercc_ok else 'NOT met'}"))
+              f"{'met' if simulated_ok else 'NOT met'}{ercc_goal}")
     else:
         print(f"AUTOZI, lr 1e-2, up to {args.epochs} epochs, early stopping {'on' if early else 'off'}")
         for seed in args.seeds:

@@ -115,8 +115,9 @@ def curve(train: ad.AnnData, held: ad.AnnData, epochs: int, warmup: int, **train
             if stop is None:
                 print(f"{rule}: no stop within {epochs} epochs")
                 continue
-            print(f"{rule}: stops at epoch {stop}, keeps epoch {kept}: held-out {h['held_out'].iloc[kept - 1]:.2f} "
-                  f"({h['held_out'].iloc[kept - 1] / best.held_out - 1:+.2%} vs best), {h['seconds'].iloc[stop - 1]:.1f} s")
+            kept_elbo = h["held_out"].iloc[kept - 1]
+            print(f"{rule}: stops at epoch {stop}, keeps epoch {kept}: held-out {kept_elbo:.2f} "
+                  f"({kept_elbo / best.held_out - 1:+.2%} vs best), {h['seconds'].iloc[stop - 1]:.1f} s")
 
 
 def replay(validation: np.ndarray, kl_weight: np.ndarray, patience: int, min_delta: float

@@ -19,13 +19,16 @@ SHOWN_COLUMNS = ["gene", "prob_zero_inflated", "log10_bayes_factor", "call", "ex
                  "expected_zero_fraction_zinb"]
 COLUMN_CONFIG = {
     "prob_zero_inflated": st.column_config.NumberColumn("P(ZI)", format="%.3f",
-                                                        help="Posterior probability that the gene is zero-inflated."),
+                                                        help="Probability that the gene is zero-inflated (by "
+                                                             "default from its evidence: a negative binomial against "
+                                                             "a zero-inflated one around the model's expected "
+                                                             "counts)."),
     "log10_bayes_factor": st.column_config.NumberColumn("log10 BF", format="%.2f",
                                                         help="How far the data moved the odds of ZI from the prior."),
     "excess_zero_fraction": st.column_config.NumberColumn(
         "extra zeros π̂", format="%.3f", help="Share of cells with a zero the NB does not explain, fitted per gene."),
-    "alpha_posterior": st.column_config.NumberColumn("α", format="%.3f"),
-    "beta_posterior": st.column_config.NumberColumn("β", format="%.3f"),
+    "alpha_posterior": st.column_config.NumberColumn("α", format="%.3f", help="AutoZI's trained q(δ) = Beta(α, β)."),
+    "beta_posterior": st.column_config.NumberColumn("β", format="%.3f", help="AutoZI's trained q(δ) = Beta(α, β)."),
     "mean_count": st.column_config.NumberColumn("mean count", format="%.2f"),
     "observed_zero_fraction": st.column_config.NumberColumn("zeros observed", format="%.3f"),
     "expected_zero_fraction_nb": st.column_config.NumberColumn("zeros NB", format="%.3f"),
@@ -160,7 +163,8 @@ def detail_section(run_id: str, table: pd.DataFrame, shown: pd.DataFrame, group_
         f"**{gene}**{f' in {group_key} {row[group_key]}' if group_key else ''}: P(ZI) = {row['prob_zero_inflated']:.3f}"
         f" ({rule} the threshold), log10 Bayes factor {row['log10_bayes_factor']:+.2f} → {verdict[row['call']]}. "
         f"Zeros: {row['observed_zero_fraction']:.1%} observed; a negative binomial fitted to this gene expects "
-        f"{row['expected_zero_fraction_nb']:.1%}, the zero-inflated one {row['expected_zero_fraction_zinb']:.1%}.{extra}")
+        f"{row['expected_zero_fraction_nb']:.1%}, the zero-inflated one {row['expected_zero_fraction_zinb']:.1%}."
+        + extra)
     left, right = st.columns(2)
     left.plotly_chart(count_figure(detail), key="zi_detail_counts")
     right.plotly_chart(delta_figure(detail, row, from_evidence), key="zi_detail_delta")

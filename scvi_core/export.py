@@ -68,9 +68,9 @@ def annotated_adata(adata: ad.AnnData, latent: np.ndarray, run_id: str, config: 
                     differential: Answer | None = None) -> ad.AnnData:
     """A copy of the run's prepared data with every result written back (see the module docstring).
     ``embedding`` must cover every cell; ``group_key`` names the table's batch / label column in those modes;
-    ``differential`` is a stored differential-expression answer. Data opened on disk (:func:`~scvi_core.io.open_on_disk`)
-    are written without X: an atlas's counts stay in its file (``uns["scvi_dashboard"]["counts_file"]``), the same
-    cells in the same order, and the export holds the results."""
+    ``differential`` is a stored differential-expression answer. Data opened on disk
+    (:func:`~scvi_core.io.open_on_disk`) are written without X: an atlas's counts stay in its file
+    (``uns["scvi_dashboard"]["counts_file"]``), the same cells in the same order, and the export holds the results."""
     on_disk = adata.uns.get(ON_DISK_KEY)
     out = adata.copy() if on_disk is None else ad.AnnData(obs=adata.obs.copy(), var=adata.var.copy(),
                                                           uns={SETUP_KEY: dict(adata.uns[SETUP_KEY])})
@@ -91,7 +91,9 @@ def annotated_adata(adata: ad.AnnData, latent: np.ndarray, run_id: str, config: 
     if differential is not None:
         add_differential_expression(out, differential)
     out.uns["scvi_dashboard"] = {"run_id": run_id, "config": json.dumps(config, default=str),
-                                 "versions": package_versions(), **({"counts_file": on_disk["path"]} if on_disk else {})}
+                                 "versions": package_versions()}
+    if on_disk:
+        out.uns["scvi_dashboard"]["counts_file"] = on_disk["path"]
     return out
 
 

@@ -128,8 +128,8 @@ class BaseModel:
         By default training stops on its own where the fit to held-out cells is best: ``early_stopping`` watches the
         ELBO of the validation cells (``1 − train_size`` of them), ends training after ``early_stopping_patience``
         epochs past the KL warm-up without one better by more than 0.1%, and restores the weights of the best epoch
-        (also when ``max_epochs`` is reached first). ``max_epochs=None`` caps training by scVI's heuristic (400 up to 20k cells,
-        fewer beyond). For a fixed number of epochs: ``train(max_epochs=N, early_stopping=False)``.
+        (also when ``max_epochs`` is reached first). ``max_epochs=None`` caps training by scVI's heuristic (400 up to
+        20k cells, fewer beyond). For a fixed number of epochs: ``train(max_epochs=N, early_stopping=False)``.
         ``lr=None``: the model's ``default_lr`` (SCVI 5e-3, which early stopping makes safe and fast; AUTOZI 1e-3).
         ``n_epochs_kl_warmup=None`` warms the KL weight up over 20 epochs with early stopping (at most half of
         ``max_epochs``), else over the first half of training. ``self.stop_info`` says why training ended
