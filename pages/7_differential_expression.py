@@ -1,6 +1,6 @@
 """Differential expression: which genes tell these cells apart. Two questions, one click each — the markers of every
-cluster (one-vs-rest) or group A against group B (or the rest) — answered by the model's Bayesian change-mode test,
-kept with the run, and read through a volcano plot, a filterable table, a marker dot plot and heatmap, and one
+cluster (one-vs-rest) or group A against group B (or the rest) — answered by scVI's change mode (the default) or by
+this project's test of the groups' means, kept with the run, and read through a volcano plot, a filterable table, a marker dot plot and heatmap, and one
 gene's expression per group. Widgets and layout only: the questions and their stored answers are
 ``scvi_core.de_results``, the readings of a table ``scvi_core.de_views``, the charts ``ui/de_figures.py``."""
 
@@ -11,18 +11,26 @@ import streamlit as st
 from scvi_core import de_results, de_views, embedding, groups
 from scvi_core.data import registry_of
 from scvi_core.de_results import MARKERS, PAIR, REST, DESettings, Question
+from scvi_core.differential import METHOD_TITLES
 from scvi_core.simulate import true_lfc
 from ui import de_figures, results
 
 MARKERS_Q, PAIR_Q = "Markers of every cluster", "Compare two groups"
 LEIDEN, SAVED, REST_SOURCE = "leiden", "saved", "rest"
-SETTING_DEFAULTS = {"de_delta": 0.25, "de_fdr": 0.05, "de_batch": False, "de_max_cells": 1000, "de_n_samples": 5000,
+SETTING_DEFAULTS = {"de_method": "scvi", "de_delta": 0.25, "de_fdr": 0.05, "de_batch": False, "de_max_cells": 1000, "de_n_samples": 5000,
                     "de_seed": 0}
 CONTROLS = ["de_question", "de_groupby", "de_a_source", "de_a_value", "de_b_source", "de_b_value",
             *SETTING_DEFAULTS]
 VIEW_DEFAULTS = {"de_search": "", "de_direction": "both", "de_min_pct": de_views.DEFAULT_MIN_PCT,
                  "de_called_only": False, "de_y": "proba_de", "de_top_n": 5, "de_dot_colour": "expression",
                  "de_gene_kind": "violin"}
+METHOD_QUESTIONS = {
+    "scvi": "Is a random cell of A at least δ above (or below) a random cell of B? Cells that vary a lot within a group "
+            "count against a call. The method of scVI's papers, as scvi-tools computes it: cite it as scVI DE.",
+    "group-mean": "Is A's mean expression at least δ above (or below) B's? Calls more genes, since a clear "
+                  "difference of means counts even when cells vary. Cells are the replicates: right for clusters, "
+                  "not for donors or conditions. This project's own test.",
+}
 HEATMAP_CELLS_PER_GROUP = 60
 TRUTH_COLUMN = "cell_type"  # the simulator's cell types, whose true fold changes are known
 
@@ -48,7 +56,8 @@ def restore_controls(run_id: str, adata, columns: list[str]) -> None:
     first_source = LEIDEN if embedding_cached(run_id, adata.n_obs) or not columns else f"obs:{columns[0]}"
     values = {"de_question": MARKERS_Q, "de_groupby": LEIDEN, "de_a_source": first_source, "de_a_value": None,
               "de_b_source": REST_SOURCE, "de_b_value": None, **SETTING_DEFAULTS}
-    values.update(kept[0].get("controls", {}) if kept else {})
+    if kept:
+        values.update({"de_method": de_results.stored_settings(kept[0]).method, **kept[0].get("controls", {})})
     put_controls(values)
 
 
@@ -142,6 +151,11 @@ def settings_controls(adata) -> DESettings:
     for key, value in SETTING_DEFAULTS.items():
         st.session_state.setdefault(key, value)
     batch_key = registry_of(adata).batch_key
+    method = st.radio("Method", list(METHOD_TITLES), key="de_method", horizontal=True, format_func=METHOD_TITLES.get,
+                      help="scVI's change mode compares single cells' expression drawn from the model (scvi-tools' "
+                           "method); the group-mean test compares the groups' mean expression. Equations: "
+                           "docs/models.md.")
+    st.caption(METHOD_QUESTIONS[method])
     c1, c2, c3, c4 = st.columns(4)
     delta = c1.number_input(
         "Minimal log2 fold change δ", 0.0, 5.0, step=0.05, key="de_delta",
@@ -168,11 +182,11 @@ def settings_controls(adata) -> DESettings:
         a1, a2 = st.columns(2)
         n_samples = a1.number_input(
             "Posterior samples", 10, 100_000, step=500, key="de_n_samples",
-            help="Draws of each group's mean expression, at most 1,000 (5,000, scvi-tools' default, gives the same "
-                 "table as 1,000). P(DE) and the fold change's mean and sd are computed exactly from the posterior "
-                 "they define; its median, min and max are over the draws. Fewer is faster and rougher.")
+            help="scVI change mode: paired draws of single cells' expression (scvi-tools' default 5,000). Group-mean "
+                 "test: draws of each group's mean, at most 1,000 (more gives the same table), from which P(DE) is "
+                 "exact. Fewer is faster and rougher.")
         seed = a2.number_input("Random seed", 0, 2**31 - 1, step=1, key="de_seed", help="Same seed, same table.")
-    return DESettings(delta=float(delta), fdr_target=float(fdr), batch_correction=bool(batch),
+    return DESettings(method=str(method), delta=float(delta), fdr_target=float(fdr), batch_correction=bool(batch),
                       max_cells_per_group=int(max_cells), n_samples=int(n_samples), seed=int(seed))
 
 
@@ -199,7 +213,8 @@ def kept_answers(run_id: str, current: str | None):
         return
     with st.expander(f"Answers kept with this run ({len(kept)})"):
         listing = pd.DataFrame([{
-            "question": m["title"], "δ": m["settings"]["delta"], "FDR": m["settings"]["fdr_target"],
+            "question": m["title"], "method": METHOD_TITLES[de_results.stored_settings(m).method],
+            "δ": m["settings"]["delta"], "FDR": m["settings"]["fdr_target"],
             "batch correction": m["settings"]["batch_correction"], "cells per group": m["settings"]["max_cells_per_group"],
             "computed": m["created"], "seconds": m.get("seconds"), "shown": m["key"] == current} for m in kept])
         st.dataframe(listing, hide_index=True)
@@ -207,7 +222,8 @@ def kept_answers(run_id: str, current: str | None):
         c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
         key = pick(c1, "Answer", list(by_key), "de_kept", format_func=lambda k: f"{by_key[k]['title']} · "
                    f"δ {by_key[k]['settings']['delta']:g} · {by_key[k]['created']}")
-        c2.button("Show it", key="de_show_kept", on_click=put_controls, args=(by_key[key].get("controls", {}),))
+        controls = {"de_method": de_results.stored_settings(by_key[key]).method, **by_key[key].get("controls", {})}
+        c2.button("Show it", key="de_show_kept", on_click=put_controls, args=(controls,))
         c3.button("Delete it", key="de_delete_kept", on_click=de_results.delete, args=(folder, key))
 
 
@@ -275,8 +291,10 @@ def column_config(name1: str, name2: str) -> dict:
         "lfc_mean": number("log2 FC", format="%+.2f", help=f"Posterior mean log2 fold change, {name1} over {name2}."),
         "lfc_std": number("± (sd)", format="%.2f", help="Posterior standard deviation of the log2 fold change."),
         "proba_de": number("P(DE)", format="%.3f", help="Posterior probability that |log2 FC| ≥ δ."),
-        "bayes_factor": number("log-odds", format="%.1f", help="ln of P(DE) / P(not DE): posterior odds, not a "
-                                                               "p-value."),
+        "bayes_factor": number("log BF", format="%+.1f",
+                               help=f"ln of P(DE) / P(not DE), the posterior odds (not a p-value), signed: + when the "
+                                    f"evidence says higher in {name1}, − higher in {name2}."),
+        "log_odds": None,
         "posterior_fdr": number("posterior FDR", format="%.3f",
                                 help="Expected share of false calls if this gene and every gene with a higher P(DE) "
                                      "were called; the gene is called when this is ≤ the FDR target."),
@@ -382,7 +400,7 @@ def show_answer(run_id: str, adata, answer: de_results.Answer):
                  f"Markers of every {'Leiden cluster' if question.groupby == LEIDEN else question.groupby}")
     sizes = answer.meta.get("group_sizes", {})
     seconds = answer.meta.get("seconds")
-    st.caption(f"δ = {settings.delta:g}, FDR target {settings.fdr_target:g}, "
+    st.caption(f"{METHOD_TITLES[settings.method]}: δ = {settings.delta:g}, FDR target {settings.fdr_target:g}, "
                f"{'with' if settings.batch_correction else 'without'} batch correction, at most "
                f"{settings.max_cells_per_group:,} cells per group, {settings.n_samples:,} posterior samples, seed "
                f"{settings.seed}. Computed {answer.meta.get('created', '')}"
@@ -411,8 +429,8 @@ def show_answer(run_id: str, adata, answer: de_results.Answer):
     take_gene_click(volcano_key, table_key, filtered)
 
     view_state("de_y")
-    y = st.radio("Vertical axis", ["proba_de", "bayes_factor"], key="de_y", horizontal=True,
-                 format_func={"proba_de": "P(DE)", "bayes_factor": "log-odds of DE"}.get,
+    y = st.radio("Vertical axis", ["proba_de", "log_odds"], key="de_y", horizontal=True,
+                 format_func={"proba_de": "P(DE)", "log_odds": "log-odds of DE"}.get,
                  help="P(DE) saturates at 1 for clear genes; the log-odds (ln P(DE) / P(not DE)) spreads them out.")
     st.plotly_chart(de_figures.volcano(shown, settings.delta, name1, name2, y, st.session_state.get("de_gene")),
                     key=volcano_key, on_select="rerun", selection_mode="points",

@@ -39,8 +39,10 @@ MAX_GROUPS = 60
 
 @dataclass(frozen=True)
 class DESettings:
-    """What ``model.differential_expression`` is asked with (change mode). The defaults are scvi-tools'."""
+    """What ``model.differential_expression`` is asked with (change mode). The defaults are scvi-tools'; ``method``
+    is ``"scvi"`` (scVI's change mode) or ``"group-mean"`` (:mod:`scvi_core.differential`)."""
 
+    method: str = "scvi"
     delta: float = 0.25
     fdr_target: float = 0.05
     batch_correction: bool = False
@@ -157,7 +159,7 @@ def masks(labels: np.ndarray, group1: str, group2: str | None) -> tuple[np.ndarr
 # ---- answering --------------------------------------------------------------------------------------------------
 def answer(model, question: Question, settings: DESettings, labels: np.ndarray,
            progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
-    """Ask ``model`` every comparison of ``question`` (change mode) and return the tables concatenated, with
+    """Ask ``model`` every comparison of ``question`` (change mode, ``settings.method``) and return the tables concatenated, with
     ``comparison`` ("B vs rest"), ``group1`` and ``group2`` naming the groups as the user chose them.
     ``progress(done, total)`` is told after each comparison. Raises ValueError (for the user) on bad groups.
     Comparison i is drawn with seed ``settings.seed + i``, as ``model.differential_expression(groupby=…)`` does, so
@@ -168,7 +170,7 @@ def answer(model, question: Question, settings: DESettings, labels: np.ndarray,
     for done, (group1, group2) in enumerate(todo, start=1):
         idx1, idx2 = masks(labels, group1, group2)
         block = model.differential_expression(
-            idx1=idx1, idx2=idx2, mode="change", delta=settings.delta, fdr_target=settings.fdr_target,
+            idx1=idx1, idx2=idx2, mode="change", method=settings.method, delta=settings.delta, fdr_target=settings.fdr_target,
             batch_correction=settings.batch_correction, n_samples=settings.n_samples,
             max_cells_per_group=settings.max_cells_per_group, seed=settings.seed + done - 1)
         block = block.copy()
@@ -183,8 +185,10 @@ def answer(model, question: Question, settings: DESettings, labels: np.ndarray,
 
 
 def cache_key(question: Question, settings: DESettings, labels: np.ndarray) -> str:
-    digest = hashlib.sha1(json.dumps({"question": asdict(question), "settings": asdict(settings)},
-                                     sort_keys=True).encode())
+    hashed = asdict(settings)
+    if hashed["method"] == "group-mean":
+        del hashed["method"]  # the keys of answers kept before there were two methods (all group-mean) still match
+    digest = hashlib.sha1(json.dumps({"question": asdict(question), "settings": hashed}, sort_keys=True).encode())
     digest.update("\0".join(np.asarray(labels, dtype=str)).encode())
     return digest.hexdigest()[:16]
 
@@ -227,7 +231,13 @@ def load(results_dir: str | Path, key: str) -> Answer:
         table[column] = table[column].astype(str)
     with np.load(folder / f"{key}.npz") as stored:
         labels = stored["labels"].astype(str)
-    return Answer(key, Question(**meta["question"]), DESettings(**meta["settings"]), labels, table, meta)
+    return Answer(key, Question(**meta["question"]), stored_settings(meta), labels, table, meta)
+
+
+def stored_settings(meta: dict) -> DESettings:
+    """The settings an answer was computed with. Answers kept before there were two methods were all computed by
+    the group-mean test, and say so from their metadata on."""
+    return DESettings(**{"method": "group-mean", **meta["settings"]})
 
 
 def stored_key(results_dir: str | Path, question: Question, settings: DESettings, labels: np.ndarray) -> str | None:

@@ -4,10 +4,12 @@ recovery of known truth on simulated data.
 Why separate from :mod:`scvi_core.de_results` (which answers and stores questions): these are the views a user asks
 of a finished table, and they work on a stored table without the model.
 
-Conventions (those of ``model.differential_expression``, change mode): ``lfc_*`` is the log2 fold change of group 1
-over group 2 (positive = higher in group 1); ``proba_de`` is the posterior probability that |LFC| ≥ δ;
-``bayes_factor`` is the natural-log posterior odds of that (not a p-value); the call is the column
-``is_de_fdr_<target>``. A gene called DE is "up" when its mean LFC is positive, "down" otherwise.
+Conventions (those of ``model.differential_expression``, change mode, either method): ``lfc_*`` is the log2 fold
+change of group 1 over group 2 (positive = higher in group 1); ``proba_de`` is the larger of the posterior
+probabilities ``proba_up`` = P(LFC ≥ δ) and ``proba_down`` = P(LFC ≤ −δ); ``bayes_factor`` is the natural-log
+posterior odds of DE (not a p-value), signed by that direction; the call is the column ``is_de_fdr_<target>``. A gene
+called DE is "up" when P(LFC ≥ δ) is the larger tail, "down" otherwise (tables kept before the tails were stored:
+by the sign of the mean LFC).
 
 Genes expressed in almost no cell of either group can have a large LFC with wide posteriors; the views filter them
 by the share of cells expressing the gene in the group where it is higher (``non_zeros_proportion1`` / ``2``).
@@ -19,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from . import differential
+from .differential import METHOD_TITLES
 
 UP, DOWN, NOT_DE = "up", "down", "not DE"
 DEFAULT_MIN_PCT = 10.0
@@ -33,10 +36,20 @@ def call_column(table: pd.DataFrame) -> str:
     return columns[0]
 
 
+def is_up(table: pd.DataFrame) -> np.ndarray:
+    """Per gene, whether its evidence says higher in group 1: the larger tail (the mean LFC's sign on tables kept
+    before the tails were stored, or where both tails are equal)."""
+    lfc_up = table["lfc_mean"].to_numpy() > 0
+    if "proba_up" not in table.columns:
+        return lfc_up
+    up, down = table["proba_up"].to_numpy(), table["proba_down"].to_numpy()
+    return np.where(up == down, lfc_up, up > down)
+
+
 def directions(table: pd.DataFrame) -> pd.Series:
-    """``up`` / ``down`` for the genes called DE (by the sign of ``lfc_mean``), ``not DE`` for the others."""
+    """``up`` / ``down`` for the genes called DE (by :func:`is_up`), ``not DE`` for the others."""
     called = table[call_column(table)].astype(bool).to_numpy()
-    up = table["lfc_mean"].to_numpy() > 0
+    up = is_up(table)
     return pd.Series(np.where(called, np.where(up, UP, DOWN), NOT_DE), index=table.index, name="direction")
 
 
@@ -58,14 +71,24 @@ def posterior_qvalues(block: pd.DataFrame) -> pd.Series:
     return pd.Series(out, index=block.index, name="posterior_fdr")
 
 
+def method_of(table: pd.DataFrame) -> str:
+    """The method that made a table (``"scvi"`` or ``"group-mean"``); tables kept before there were two methods were
+    made by the group-mean test."""
+    return str(table["method"].iloc[0]) if "method" in table.columns and len(table) else "group-mean"
+
+
+def method_title(table: pd.DataFrame) -> str:
+    return METHOD_TITLES[method_of(table)]
+
+
 def rank(block: pd.DataFrame) -> pd.DataFrame:
     """One comparison's rows, most convincing first (:func:`scvi_core.differential.rank`)."""
     return differential.rank(block)
 
 
 def shown_table(block: pd.DataFrame) -> pd.DataFrame:
-    """The columns a user reads, one row per gene (``gene`` a column), ranked: direction, LFC, P(DE), log-odds,
-    posterior FDR, % expressing and mean denoised expression (per 10,000 counts) in each group."""
+    """The columns a user reads, one row per gene (``gene`` a column), ranked: direction, LFC, P(DE), signed Bayes
+    factor, the log-odds of DE (unsigned, the volcano's other y), posterior FDR, % expressing and mean denoised expression (per 10,000 counts) in each group."""
     block = rank(block)
     return pd.DataFrame({
         "gene": block.index.astype(str),
@@ -75,6 +98,7 @@ def shown_table(block: pd.DataFrame) -> pd.DataFrame:
         "lfc_std": block["lfc_std"].to_numpy(),
         "proba_de": block["proba_de"].to_numpy(),
         "bayes_factor": block["bayes_factor"].to_numpy(),
+        "log_odds": differential.log_odds(block["proba_de"].to_numpy()),
         "posterior_fdr": posterior_qvalues(block).to_numpy(),
         "pct1": block["non_zeros_proportion1"].to_numpy() * 100,
         "pct2": block["non_zeros_proportion2"].to_numpy() * 100,
@@ -83,6 +107,16 @@ def shown_table(block: pd.DataFrame) -> pd.DataFrame:
         "raw_mean1": block["raw_mean1"].to_numpy(),
         "raw_mean2": block["raw_mean2"].to_numpy(),
     })
+
+
+def informative_lfc_limit(shown: pd.DataFrame, delta: float, min_pct: float = DEFAULT_MIN_PCT) -> float:
+    """How far the fold changes of the genes that carry information reach: the largest |LFC| among genes called DE
+    or expressed in at least ``min_pct`` % of the cells of the group where they are higher (at least 2δ, and 1).
+    Genes seen in almost no cell may have larger, meaningless fold changes; they should not set a chart's axis."""
+    higher = np.where(shown["lfc_mean"] > 0, shown["pct1"], shown["pct2"])
+    informative = (shown["direction"] != NOT_DE).to_numpy() | (higher >= min_pct)
+    reach = float(shown["lfc_mean"].abs()[informative].max()) if informative.any() else 0.0
+    return max(reach, 2 * delta, 1.0)
 
 
 def filter_table(shown: pd.DataFrame, search: str = "", direction: str = "both", min_pct: float = 0.0,

@@ -6,7 +6,8 @@
   and in ``uns["scvi_dashboard"]`` the run id, its configuration (as JSON: h5ad cannot store None) and the package
   versions it ran with.
 - A differential-expression answer (:mod:`scvi_core.de_results`): its whole table as ``uns["scvi_de"]`` (one row
-  per gene and comparison, the gene in a column), the question and settings in ``uns["scvi_de_params"]``, and a
+  per gene and comparison, the gene in a column, its ``method`` column naming the method), the question and
+  settings (``method`` included) in ``uns["scvi_de_params"]``, and a
   scanpy-shaped ``uns["rank_genes_groups"]`` so ``sc.get.rank_genes_groups_df`` and
   ``sc.pl.rank_genes_groups_dotplot`` work on the file (see :func:`rank_genes_groups` for what its fields hold).
 - A zip of the trained model (``config.json``, ``model.pt``, ``history.csv``) that :func:`load_model_zip` turns back
@@ -29,7 +30,8 @@ import pandas as pd
 
 from .data import SETUP_KEY, registry_of
 from .de_results import REST, Answer, sort_groups
-from .de_views import call_column, posterior_qvalues
+from .de_views import call_column, is_up, method_of, posterior_qvalues
+from .differential import METHOD_TITLES, log_odds
 from .embedding import Embedding
 from .groups import obs_column
 from .io import ON_DISK_KEY
@@ -97,13 +99,17 @@ def annotated_adata(adata: ad.AnnData, latent: np.ndarray, run_id: str, config: 
     return out
 
 
-DE_NOTE = ("scVI change-mode differential expression (Bayesian), not a frequentist test. names: genes ranked by "
-           "scores. scores: the natural-log posterior odds of |log2 fold change| >= delta (bayes_factor), signed by "
-           "the direction of the mean log2 fold change and 0 where the posterior favours no difference (P(DE) < "
-           "0.5). logfoldchanges: posterior mean log2 fold change. pvals: the posterior probability of NOT being "
-           "differentially expressed (proba_not_de), not a p-value. pvals_adj: the posterior expected false "
-           "discovery rate of calling this gene and every gene with a higher P(DE); the genes called DE are those "
-           "with pvals_adj <= fdr_target. pts / pts_rest: fraction of cells with a count in the group / in group 2.")
+def de_note(method: str) -> str:
+    """What each field of the exported ``rank_genes_groups`` holds, for an answer of ``method``."""
+    return (f"{METHOD_TITLES[method]} differential expression (Bayesian, method={method!r} of "
+            "scvi_core.differential), not a frequentist test. names: genes ranked by scores. scores: the "
+            "natural-log posterior odds of |log2 fold change| >= delta, signed by the direction of the larger "
+            "posterior tail (P(LFC >= delta) against P(LFC <= -delta)) and 0 where the posterior favours no "
+            "difference (P(DE) < 0.5). logfoldchanges: posterior mean log2 fold change. pvals: the posterior "
+            "probability of NOT being differentially expressed (proba_not_de), not a p-value. pvals_adj: the "
+            "posterior expected false discovery rate of calling this gene and every gene with a higher P(DE); the "
+            "genes called DE are those with pvals_adj <= fdr_target. pts / pts_rest: fraction of cells with a count "
+            "in the group / in group 2.")
 
 
 def de_groupby_name(obs: pd.DataFrame, answer: Answer) -> str:
@@ -130,7 +136,7 @@ def de_groupby_column(out: ad.AnnData, answer: Answer) -> str:
 def rank_genes_groups(table: pd.DataFrame, groupby: str, reference: str, params: dict | None = None) -> dict:
     """A differential-expression table as scanpy's ``uns["rank_genes_groups"]``: one record field per group 1 of the
     table's comparisons, genes ranked by score (most convincingly higher in the group first, most convincingly
-    lower last). What each field holds is stated in :data:`DE_NOTE` (``params["note"]``): the scores and
+    lower last). What each field holds is stated in :func:`de_note` (``params["note"]``): the scores and
     "p-values" are posterior quantities, labelled as such."""
     fields = {name: [] for name in ("names", "scores", "logfoldchanges", "pvals", "pvals_adj")}
     pts, pts_rest, groups = {}, {}, []
@@ -138,8 +144,8 @@ def rank_genes_groups(table: pd.DataFrame, groupby: str, reference: str, params:
         block = table[table["comparison"] == comparison]
         group = str(block["group1"].iloc[0])
         lfc = block["lfc_mean"].to_numpy(dtype=float)
-        evidence = np.maximum(block["bayes_factor"].to_numpy(dtype=float), 0.0)
-        scores = np.where(lfc > 0, evidence, -evidence)
+        evidence = np.maximum(log_odds(block["proba_de"].to_numpy(dtype=float)), 0.0)
+        scores = np.where(is_up(block), evidence, -evidence)
         order = np.lexsort((-lfc, -scores))  # by score, ties (e.g. no evidence) by fold change
         fields["names"].append(block.index.to_numpy(dtype=str)[order].astype(object))
         fields["scores"].append(scores[order].astype(np.float32))
@@ -152,8 +158,10 @@ def rank_genes_groups(table: pd.DataFrame, groupby: str, reference: str, params:
         groups.append(group)
     out = {key: np.rec.fromarrays(values, names=groups) for key, values in fields.items()}
     out["pts"], out["pts_rest"] = pd.DataFrame(pts), pd.DataFrame(pts_rest)
-    out["params"] = {"groupby": groupby, "reference": reference, "method": "scvi_change_mode", "use_raw": False,
-                     "corr_method": "posterior expected FDR", "note": DE_NOTE, **(params or {})}
+    method = method_of(table)
+    out["params"] = {"groupby": groupby, "reference": reference, "method": f"scvi_core.differential:{method}",
+                     "use_raw": False, "corr_method": "posterior expected FDR", "note": de_note(method),
+                     **(params or {})}
     return out
 
 
@@ -176,7 +184,8 @@ def add_differential_expression(out: ad.AnnData, answer: Answer) -> None:
         sc.tl.dendrogram(out, groupby=groupby, use_rep="X_scVI")
     out.uns["scvi_de"] = table.rename_axis("gene").reset_index()
     out.uns["scvi_de_params"] = {"question": question, "settings": settings, "title": answer.question.title(),
-                                 "groupby": groupby, "computed": answer.meta.get("created", ""), "note": DE_NOTE}
+                                 "groupby": groupby, "computed": answer.meta.get("created", ""),
+                                 "note": de_note(answer.settings.method)}
 
 
 def cells_table(annotated: ad.AnnData) -> pd.DataFrame:
@@ -261,7 +270,7 @@ def reproduce_snippet(config: dict, adata: ad.AnnData, data_file: str = "scvi_da
             groups = f", group1={question.group1!r}" + (f", group2={question.group2!r}" if question.group2 else "")
         lines.append(
             f"de = model.differential_expression(groupby={de_groupby or question.groupby!r}{groups}, "
-            f"delta={settings.delta!r}, fdr_target={settings.fdr_target!r}, "
+            f"method={settings.method!r}, delta={settings.delta!r}, fdr_target={settings.fdr_target!r}, "
             f"batch_correction={settings.batch_correction!r}, n_samples={settings.n_samples!r}, "
             f"max_cells_per_group={settings.max_cells_per_group!r}, seed={settings.seed!r})  # as uns['scvi_de']")
     lines.append('model.save("my_model")  # reload with ' + f'{model}.load("my_model", adata)')

@@ -167,4 +167,4 @@ def test_leiden_markers_use_the_exported_leiden_column_only_when_it_holds_the_sa
     assert export.de_groupby_name(pd.DataFrame({"leiden": other}), answer) == "de_groups"
     code = export.reproduce_snippet({"model": "SCVI"}, model.adata, differential=answer, de_groupby="leiden")
     compile(code, "snippet", "exec")
-    assert "model.differential_expression(groupby='leiden', delta=0.25" in code and "n_samples=100" in code
+    assert "model.differential_expression(groupby='leiden', method='scvi', delta=0.25" in code and "n_samples=100" in code

@@ -10,6 +10,7 @@ from sklearn.metrics import roc_auc_score
 
 from scvi_core import AUTOZI, SCVI, simulate
 from scvi_core import differential as de
+from scvi_core.differential import change_mode, group_mean as gm
 from scvi_core.simulate import true_lfc
 
 
@@ -21,14 +22,14 @@ def test_change_mode_probabilities_from_the_posterior_mixture():
     weight = np.array([[0.3, 0.7], [0.0, 1.0], [0.0, 1.0]])
     mean = np.array([[0.0, 0.5], [0.0, -1.0], [0.0, 0.0]])
     sd = np.array([[0.0, 0.3], [0.0, 0.2], [0.0, 0.1]])
-    posterior = de.NormalMixture(weight, mean, sd)
+    posterior = gm.NormalMixture(weight, mean, sd)
     locs, scales, share = np.array([0.5, -1.0, 0.0]), np.array([0.3, 0.2, 0.1]), np.array([0.7, 1.0, 1.0])
     for delta in (0.25, 0.0):
         at_zero = (1 - share) * (delta == 0)  # the point mass is ≥ 0 and ≤ 0
         up = share * stats.norm.sf(delta, locs, scales) + at_zero
         down = share * stats.norm.cdf(-delta, locs, scales) + at_zero
-        np.testing.assert_allclose(de._probabilities(posterior, "change", delta)["proba_de"], np.maximum(up, down))
-    vanilla = de._probabilities(posterior, "vanilla", None)["proba_m1"]
+        np.testing.assert_allclose(gm._probabilities(posterior, "change", delta)["proba_de"], np.maximum(up, down))
+    vanilla = gm._probabilities(posterior, "vanilla", None)["proba_m1"]
     np.testing.assert_allclose(vanilla, share * stats.norm.sf(0.0, locs, scales))
     # the same from draws of the mixture
     rng = np.random.default_rng(0)
@@ -36,7 +37,7 @@ def test_change_mode_probabilities_from_the_posterior_mixture():
     moved = rng.random((n, 3)) < share
     lfc = np.where(moved, rng.normal(locs, scales, (n, 3)), 0.0)
     proba_de = np.maximum((lfc >= 0.25).mean(0), (lfc <= -0.25).mean(0))
-    np.testing.assert_allclose(de._probabilities(posterior, "change", 0.25)["proba_de"], proba_de, atol=0.005)
+    np.testing.assert_allclose(gm._probabilities(posterior, "change", 0.25)["proba_de"], proba_de, atol=0.005)
     np.testing.assert_allclose(vanilla, (lfc > 0).mean(0), atol=0.005)
     lfc_mean, lfc_std = posterior.moments()
     np.testing.assert_allclose(lfc_mean, lfc.mean(0), atol=0.005)
@@ -46,31 +47,45 @@ def test_change_mode_probabilities_from_the_posterior_mixture():
 def test_lfc_median_min_and_max_of_the_draws():
     rng = np.random.default_rng(0)
     lfc = np.stack([rng.normal(0.5, 0.3, 1001), rng.normal(-1.0, 0.2, 1001)], axis=1)
-    out = de._draw_summaries(torch.as_tensor(lfc))
+    out = gm._draw_summaries(torch.as_tensor(lfc))
     np.testing.assert_allclose(out["lfc_median"], np.median(lfc, 0))
     np.testing.assert_allclose(out["lfc_min"], lfc.min(0))
     np.testing.assert_allclose(out["lfc_max"], lfc.max(0))
 
 
 def test_counts_estimate_and_its_variance():
-    """The counts' LFC of mean shares, and its delta-method variance against a bootstrap of the cells."""
+    """The counts' LFC of mean shares (plus one count's share 1 / total counts of the group), and its delta-method
+    variance against a bootstrap of the cells; a gene without a count gets the sampling variance of one count."""
     rng = np.random.default_rng(0)
     counts = rng.poisson(np.r_[5.0, 1.0, 0.2, 20.0], (600, 4)) + np.eye(4, dtype=int)[rng.integers(0, 4, 600)]
     cells1, cells2 = np.arange(0, 300), np.arange(300, 600)
     counts[cells1, 0] *= 2
     shares = counts / counts.sum(1, keepdims=True)
-    lfc, variance = de.count_lfc(de.share_moments(counts, cells1, cells2, np.zeros(300), np.zeros(300)), 1e-9)
-    np.testing.assert_allclose(lfc, np.log2(shares[cells1].mean(0)) - np.log2(shares[cells2].mean(0)), rtol=1e-6)
+
+    def share_mean(cells):
+        return shares[cells].mean(0) + 1.0 / counts[cells].sum()
+
+    lfc, variance = gm.count_lfc(gm.share_moments(counts, cells1, cells2, np.zeros(300), np.zeros(300)), 1e-9)
+    np.testing.assert_allclose(lfc, np.log2(share_mean(cells1)) - np.log2(share_mean(cells2)), rtol=1e-6)
     boot = [np.log2(shares[rng.choice(cells1, 300)].mean(0)) - np.log2(shares[rng.choice(cells2, 300)].mean(0))
             for _ in range(2000)]
     np.testing.assert_allclose(variance, np.var(boot, axis=0), rtol=0.15)
     # stratified: each group's mean is the plain average of its per-batch means over the batches both groups have
     strata1, strata2 = np.repeat([0, 1], 150), np.r_[np.zeros(200), np.ones(50), np.full(50, 2)]
-    lfc_b, _ = de.count_lfc(de.share_moments(counts, cells1, cells2, strata1, strata2), 1e-9)
-    mean1 = (shares[cells1[strata1 == 0]].mean(0) + shares[cells1[strata1 == 1]].mean(0)) / 2
-    mean2 = (shares[cells2[strata2 == 0]].mean(0) + shares[cells2[strata2 == 1]].mean(0)) / 2
+    lfc_b, _ = gm.count_lfc(gm.share_moments(counts, cells1, cells2, strata1, strata2), 1e-9)
+    mean1 = (share_mean(cells1[strata1 == 0]) + share_mean(cells1[strata1 == 1])) / 2
+    mean2 = (share_mean(cells2[strata2 == 0]) + share_mean(cells2[strata2 == 1])) / 2
     np.testing.assert_allclose(lfc_b, np.log2(mean1) - np.log2(mean2), rtol=1e-6)
-    none_shared = de.count_lfc(de.share_moments(counts, cells1, cells2, np.zeros(300), np.ones(300)), np.full(4, 1e-9))
+    # a gene seen 3 times in group 1 and never in group 2: a bounded LFC, log2((3 + 1) / 1) at equal totals, with
+    # the variance of counts (1/4 + 1/1) / ln(2)², however small the pseudocount
+    sparse = np.zeros((600, 2), dtype=int)
+    sparse[:, 1] = 10
+    sparse[[0, 1, 2], 0] = 1
+    sparse[[0, 1, 2], 1] = 9
+    lfc_s, var_s = gm.count_lfc(gm.share_moments(sparse, cells1, cells2, np.zeros(300), np.zeros(300)), 1e-12)
+    assert lfc_s[0] == pytest.approx(2.0, abs=0.01)
+    assert var_s[0] == pytest.approx((1 / 4 + 1) / np.log(2) ** 2, rel=0.05)
+    none_shared = gm.count_lfc(gm.share_moments(counts, cells1, cells2, np.zeros(300), np.ones(300)), np.full(4, 1e-9))
     assert np.isinf(none_shared[1]).all()
 
 
@@ -80,20 +95,20 @@ def test_decoder_error_and_the_combination_of_both_estimates():
     counts_lfc = rng.normal(0, 1, 500)
     gap = np.repeat(np.linspace(0.05, 0.5, 10), 50) * rng.choice([-1, 1], 500)  # |gap| fixed within each bin
     count_var = np.full(500, 0.01)
-    decoder_var = de.decoder_error_variance(counts_lfc + gap, counts_lfc, count_var, expression)
+    decoder_var = gm.decoder_error_variance(counts_lfc + gap, counts_lfc, count_var, expression)
     np.testing.assert_allclose(decoder_var, count_var + gap**2)
     # the combined estimate: centres a·m + (1 − a)·c and spread a·s + (1 − a)·√v, a = v / (v + s²)
-    combination = de._Combination(np.array([0.04, 0.01]), np.array([1.0, -0.5]), np.array([0.01, 0.09]))
+    combination = gm._Combination(np.array([0.04, 0.01]), np.array([1.0, -0.5]), np.array([0.01, 0.09]))
     model_draws = torch.full((10, 2), 0.2, dtype=torch.float64)
     a = np.array([0.01 / 0.05, 0.09 / 0.10])
     centres = combination.centres(model_draws, slice(0, 2)).numpy()
     np.testing.assert_allclose(centres, np.broadcast_to(a * 0.2 + (1 - a) * np.array([1.0, -0.5]), (10, 2)))
     np.testing.assert_allclose(combination.sd(), a * np.array([0.2, 0.1]) + (1 - a) * np.array([0.1, 0.3]))
     # a gene with no count in either group (v = 0, so a = 0) still has a spread, and its posterior is finite
-    silent = de._Combination(np.array([1e-4]), np.array([0.0]), np.array([0.0]))
+    silent = gm._Combination(np.array([1e-4]), np.array([0.0]), np.array([0.0]))
     assert silent.sd().tolist() == [pytest.approx(0.01)]
-    assert np.isfinite(de.Shrinkage(np.array([0.0, 2.0]), np.array([silent.sd()[0], 0.1])).posterior).all()
-    only_model = de._Combination(np.array([0.04]), np.array([0.0]), np.array([np.inf]))
+    assert np.isfinite(gm.Shrinkage(np.array([0.0, 2.0]), np.array([silent.sd()[0], 0.1])).posterior).all()
+    only_model = gm._Combination(np.array([0.04]), np.array([0.0]), np.array([np.inf]))
     assert only_model.weight.tolist() == [1.0]
 
 
@@ -104,15 +119,15 @@ def test_shrinkage_learns_how_many_genes_do_not_change_and_shrinks_their_noise()
     rng = np.random.default_rng(0)
     truth = np.where(rng.random(4000) < 0.7, 0.0, rng.normal(0, 2, 4000))
     sd = np.full(4000, 0.3)
-    shrinkage = de.Shrinkage(truth + rng.normal(0, 0.3, 4000), sd)
-    assert shrinkage.prior[de.PRIOR_SCALES <= 0.3].sum() == pytest.approx(0.7, abs=0.03)
-    assert shrinkage.prior[(de.PRIOR_SCALES > 0.3) & (de.PRIOR_SCALES < 1)].sum() < 0.01
-    probe = de.Shrinkage(np.array([0.1, 3.0]), np.array([0.3, 0.3]))
+    shrinkage = gm.Shrinkage(truth + rng.normal(0, 0.3, 4000), sd)
+    assert shrinkage.prior[gm.PRIOR_SCALES <= 0.3].sum() == pytest.approx(0.7, abs=0.03)
+    assert shrinkage.prior[(gm.PRIOR_SCALES > 0.3) & (gm.PRIOR_SCALES < 1)].sum() < 0.01
+    probe = gm.Shrinkage(np.array([0.1, 3.0]), np.array([0.3, 0.3]))
     probe.prior, probe.posterior, probe.ratio = shrinkage.prior, None, None  # the fitted prior, two new genes
-    var = 0.09 + de.PRIOR_SCALES**2
+    var = 0.09 + gm.PRIOR_SCALES**2
     post = shrinkage.prior * np.exp(-0.5 * np.array([[0.1], [3.0]]) ** 2 / var) / np.sqrt(var)
     post /= post.sum(1, keepdims=True)
-    ratio = de.PRIOR_SCALES**2 / var
+    ratio = gm.PRIOR_SCALES**2 / var
     expected_mean = (post * ratio * np.array([[0.1], [3.0]])).sum(1)
     probe.posterior, probe.ratio = post, np.tile(ratio, (2, 1))
     centres = torch.as_tensor(np.broadcast_to(np.array([0.1, 3.0]), (40000, 2)).copy())
@@ -154,8 +169,8 @@ def test_pseudocount_comes_from_genes_not_expressed_in_a_group():
     scale1 = np.array([1e-2, 1e-6, 2e-6, 3e-6, 4e-6])
     raw1 = np.array([5.0, 0.0, 0.001, 0.0, 0.005])
     scale2, raw2 = np.array([1e-2, 1e-2, 1e-2, 1e-2, 1e-2]), np.ones(5)  # every gene expressed in group 2
-    assert de.pseudocount(scale1, scale2, raw1, raw2) == pytest.approx(np.quantile(scale1[1:], 0.9))
-    assert de.pseudocount(scale2, scale2, raw2, raw2) == 1e-10  # nothing unexpressed: the floor
+    assert gm.pseudocount(scale1, scale2, raw1, raw2) == pytest.approx(np.quantile(scale1[1:], 0.9))
+    assert gm.pseudocount(scale2, scale2, raw2, raw2) == 1e-10  # nothing unexpressed: the floor
 
 
 def test_raw_statistics_against_a_direct_computation():
@@ -199,7 +214,10 @@ def test_markers_of_every_group_are_one_vs_rest(tiny_model):
     assert required <= set(table.columns)
     np.testing.assert_allclose(table["proba_de"] + table["proba_not_de"], 1.0)
     p = table["proba_de"]
-    np.testing.assert_allclose(table["bayes_factor"], np.log(p + 1e-8) - np.log(1 - p + 1e-8))
+    np.testing.assert_allclose(p, np.maximum(table["proba_up"], table["proba_down"]))
+    sign = np.sign(table["proba_up"] - table["proba_down"])  # signed as scvi-tools 1.3 signed it
+    np.testing.assert_allclose(table["bayes_factor"], sign * (np.log(p + 1e-8) - np.log(1 - p + 1e-8)))
+    assert (table["method"] == "scvi").all()
     np.testing.assert_allclose(table.groupby("comparison")["scale1"].sum(), 1.0, rtol=1e-4)  # ρ̄ sums to 1
 
 
@@ -225,8 +243,8 @@ def test_same_seed_same_table_and_subsampling_is_reported(tiny_model):
     other = tiny_model.differential_expression(seed=2, **kwargs)
     assert not np.allclose(first.loc[other.index, "lfc_mean"], other["lfc_mean"])
     assert (first["n_cells1"] == 50).all() and (first["n_cells2"] == 50).all()
-    # at most MODEL_DRAWS draws of the groups' means are made: more samples, the same table
-    capped = dict(kwargs, n_samples=de.MODEL_DRAWS)
+    # the group-mean test makes at most MODEL_DRAWS draws of the groups' means: more samples, the same table
+    capped = dict(kwargs, n_samples=gm.MODEL_DRAWS, method="group-mean")
     pd.testing.assert_frame_equal(tiny_model.differential_expression(seed=1, **capped),
                                   tiny_model.differential_expression(seed=1, **dict(capped, n_samples=5000)))
 

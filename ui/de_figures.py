@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from scvi_core.de_views import DOWN, NOT_DE, UP
+from scvi_core.de_views import DOWN, NOT_DE, UP, informative_lfc_limit
 
 DIRECTION_COLOURS = {UP: "#c0392b", DOWN: "#1f6fb4", NOT_DE: "#b3b6b7"}
 MARGIN = dict(l=10, r=10, t=50, b=10)
@@ -22,36 +22,41 @@ LOG_ODDS_CLIP = 12.0
 def volcano(shown: pd.DataFrame, delta: float, group1: str, group2: str, y: str = "proba_de",
             highlight: str | None = None) -> go.Figure:
     """x: mean log2 fold change of ``group1`` over ``group2``; y: P(DE) (``y="proba_de"``) or the log-odds of DE
-    (``y="bayes_factor"``); dashed lines at ±δ. One trace per direction (up, down, not DE); hover names the gene and
-    the % of cells expressing it in each group. ``shown``: a :func:`scvi_core.de_views.shown_table`."""
+    (``y="log_odds"``); dashed lines at ±δ. The x axis reaches as far as the genes that carry information
+    (:func:`scvi_core.de_views.informative_lfc_limit`); genes beyond are drawn at its edge, their hover giving the
+    real value. One trace per direction (up, down, not DE); hover names the gene and the % of cells expressing it in
+    each group. ``shown``: a :func:`scvi_core.de_views.shown_table`."""
     counts = shown["direction"].value_counts()
     fig = go.Figure()
-    values = shown[y].clip(-LOG_ODDS_CLIP, LOG_ODDS_CLIP) if y == "bayes_factor" else shown[y]
+    values = shown[y].clip(-LOG_ODDS_CLIP, LOG_ODDS_CLIP) if y == "log_odds" else shown[y]
+    limit = 1.05 * informative_lfc_limit(shown, delta)
+    x = shown["lfc_mean"].clip(-limit, limit)
     names = {UP: f"up in {group1}", DOWN: f"up in {group2}", NOT_DE: "not DE"}
     for direction in (NOT_DE, DOWN, UP):
         part = shown["direction"] == direction
         rows = shown[part]
         fig.add_trace(go.Scattergl(
-            x=rows["lfc_mean"], y=values[part], mode="markers", name=f"{names[direction]} ({int(part.sum()):,})",
-            customdata=np.stack([rows["gene"], rows["pct1"], rows["pct2"], rows["proba_de"]], axis=1),
+            x=x[part], y=values[part], mode="markers", name=f"{names[direction]} ({int(part.sum()):,})",
+            customdata=np.stack([rows["gene"], rows["pct1"], rows["pct2"], rows["proba_de"], rows["lfc_mean"]],
+                                axis=1),
             marker=dict(color=DIRECTION_COLOURS[direction], size=6 if direction == NOT_DE else 7,
                         opacity=0.5 if direction == NOT_DE else 0.85),
-            hovertemplate=("<b>%{customdata[0]}</b><br>log2 FC %{x:.2f}<br>P(DE) %{customdata[3]:.3f}<br>"
+            hovertemplate=("<b>%{customdata[0]}</b><br>log2 FC %{customdata[4]:.2f}<br>P(DE) %{customdata[3]:.3f}<br>"
                            f"expressed in %{{customdata[1]:.0f}}% of {group1}, %{{customdata[2]:.0f}}% of {group2}"
                            "<extra></extra>")))
     for x in (-delta, delta):
         fig.add_vline(x, line_dash="dash", line_color="#566573", line_width=1)
     if highlight is not None and highlight in set(shown["gene"]):
         row = shown[shown["gene"] == highlight].iloc[0]
-        value = float(np.clip(row[y], -LOG_ODDS_CLIP, LOG_ODDS_CLIP)) if y == "bayes_factor" else float(row[y])
-        fig.add_annotation(x=float(row["lfc_mean"]), y=value, text=highlight, showarrow=True, arrowhead=2,
+        value = float(np.clip(row[y], -LOG_ODDS_CLIP, LOG_ODDS_CLIP)) if y == "log_odds" else float(row[y])
+        fig.add_annotation(x=float(np.clip(row["lfc_mean"], -limit, limit)), y=value, text=highlight, showarrow=True, arrowhead=2,
                            bgcolor="rgba(255, 255, 255, 0.85)")
     title = (f"{group1} vs {group2}: {int(counts.get(UP, 0)):,} genes up, {int(counts.get(DOWN, 0)):,} down "
              f"(|log2 FC| ≥ {delta:g} likely)")
     fig.update_layout(
         title=title, height=480, margin=MARGIN, plot_bgcolor="white", hovermode="closest", clickmode="event+select",
         xaxis=dict(title=f"log2 fold change ({group1} / {group2})", zeroline=True, zerolinecolor="#d5d8dc",
-                   gridcolor="#eaeded"),
+                   gridcolor="#eaeded", range=[-1.03 * limit, 1.03 * limit]),
         yaxis=dict(title="P(DE)" if y == "proba_de" else "log-odds of DE (ln)", gridcolor="#eaeded",
                    range=[-0.03, 1.03] if y == "proba_de" else None),
         legend=dict(orientation="h", y=-0.18, itemsizing="constant"))

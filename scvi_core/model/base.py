@@ -251,31 +251,35 @@ class BaseModel:
     def differential_expression(self, adata=None, groupby: str | None = None, group1=None, group2=None,
                                 idx1=None, idx2=None, mode: str = "change", delta: float | None = 0.25,
                                 fdr_target: float = 0.05, batch_correction: bool = False, n_samples: int = 5000,
-                                max_cells_per_group: int = 1000, seed: int = 0,
+                                max_cells_per_group: int | None = 1000, seed: int = 0, method: str = "scvi",
                                 progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
         """Which genes differ between two groups of cells: a DataFrame indexed by gene (scvi-tools' columns).
 
         Groups: ``groupby`` (an obs column) with ``group1`` (a category or a list of categories, each compared in
         turn; None: every category, i.e. the markers of every cluster) against ``group2`` (a category or a list,
-        taken together; None: all other cells), or ``idx1`` / ``idx2`` (boolean masks or cell positions; ``idx2``
-        None: the rest). Several comparisons are concatenated, with ``comparison``, ``group1``, ``group2`` columns.
+        taken together; None: all other cells), or ``idx1`` / ``idx2`` (boolean masks, cell positions or pandas
+        query strings of obs such as ``"cell_type == 'B'"``; ``idx2`` None: the rest). Several comparisons are
+        concatenated, with ``comparison``, ``group1``, ``group2`` columns.
 
-        ``mode="change"``: ``proba_de`` = max(P(LFC ≥ δ), P(LFC ≤ −δ)) under the posterior of the LFC of the two
-        groups' mean normalised expression (in log2, positive = higher in group 1), and ``is_de_fdr_<fdr_target>``
-        calls the largest top set whose posterior expected FDR is ≤ ``fdr_target``; ``bayes_factor`` is the
-        natural-log posterior odds of DE (not a p-value). ``delta=None`` estimates δ from the data.
-        ``mode="vanilla"``: ``proba_m1`` = P(ρ̄1 > ρ̄2) and its signed log odds, as in the original scVI.
-        ``n_samples``: posterior draws of the groups' means, at most 1,000 (5,000, scvi-tools' default, gives the
-        same table as 1,000). The probabilities and the LFC's mean and sd are exact under the posterior those draws
-        define; ``lfc_median``, ``lfc_min`` and ``lfc_max`` are over the draws. Fewer is faster and rougher.
-        ``batch_correction=True`` decodes every cell under every batch and averages, so both groups are compared
-        under the same batches and a batch spread unevenly across them does not look like DE.
-        Each group is subsampled (seeded) to ``max_cells_per_group`` cells (``n_cells1`` / ``n_cells2`` say how
-        many were used); raw-count statistics use every cell. The same ``seed`` gives the same table.
-        ``progress(done, total)`` is called after each comparison. The method: :mod:`scvi_core.differential`."""
+        ``method="scvi"``: scVI's change mode as scvi-tools 1.4 computes it: paired posterior draws of single cells'
+        normalised expression, "is a random cell of group 1 at least δ above or below one of group 2?".
+        ``method="group-mean"``: this project's test of the groups' mean expression, "is group 1's mean at least δ
+        above or below group 2's?" (cells are its replicates: for clusters, not for donors or conditions).
+
+        ``mode="change"``: ``proba_de`` = max(P(LFC ≥ δ), P(LFC ≤ −δ)) (log2, positive = higher in group 1), those
+        two tails as ``proba_up`` / ``proba_down``, and ``is_de_fdr_<fdr_target>`` calls the largest top set whose
+        posterior expected FDR is ≤ ``fdr_target``; ``bayes_factor`` is the natural-log posterior odds of DE (not a
+        p-value), signed by the larger tail. ``delta=None`` estimates δ from the data.
+        ``mode="vanilla"``: ``proba_m1`` = P(group 1 > group 2) and its log odds, as in the original scVI.
+        ``n_samples``: posterior draws (scvi-tools' 5,000; the group-mean test uses at most 1,000 and is exact given
+        them). ``batch_correction=True`` decodes every cell under every batch, so both groups are compared under the
+        same batches and a batch spread unevenly across them does not look like DE.
+        Each group is subsampled (seeded) to ``max_cells_per_group`` cells (None: all; ``n_cells1`` / ``n_cells2``
+        say how many were used); raw-count statistics use every cell. The same ``seed`` gives the same table.
+        ``progress(done, total)`` is called after each comparison. The methods: :mod:`scvi_core.differential`."""
         return differential.differential_expression(
             self, adata, groupby, group1, group2, idx1, idx2, mode, delta, fdr_target, batch_correction, n_samples,
-            max_cells_per_group, seed, progress)
+            max_cells_per_group, seed, method, progress)
 
     # ---- evaluation ---------------------------------------------------------------------------------------
     def _sums(self, adata, indices):

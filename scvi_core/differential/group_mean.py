@@ -1,42 +1,45 @@
-"""Differential expression: which genes tell two groups of cells apart, from a fitted scVI or AutoZI model.
-
-The question a biologist asks is about the groups, not about single cells: "is gene g at least δ (in log2) higher
-in these cells than in those?". So what is compared are posterior draws of each **group's mean normalised
-expression**, not of single cells' (scvi-tools pairs single cells, so its LFC spreads with the cell-to-cell variation
-inside each group and a gene whose group means differ clearly can still score proba_de < 0.9: its calls missed a
-third of the truly DE genes on a simulation like that of ``benchmarks/de_accuracy.py``). For gene g, with pseudocount pc:
+"""The group-mean test (``method="group-mean"``): the project's own estimator, beside scVI's change mode
+(:mod:`~scvi_core.differential.change_mode`) under its own name. It asks: is group A's **mean** normalised
+expression at least δ (log2) above or below group B's? Not single cells but each group's mean is compared, so a
+gene whose means differ clearly is called even when cells vary a lot within each group. **Cells are the replicates**:
+right for the markers of clusters, pseudoreplication for donors or conditions (there, cells of one donor are not
+independent and the calls are too many; compare pseudobulk samples instead). For gene g, with pseudocount pc:
 
 1. The model's estimate. ρ̄_g = Σ_n w_n ρ_ng (library size 1), w ~ Dirichlet(1, …, 1) over the group's cells (the
    Bayesian bootstrap, Rubin 1981) and each ρ_n decoded from a draw z_n ~ q(z | x_n) (with batch correction: under
    every batch, averaged). m_g^(b) = log2(ρ̄1_g^(b) + pc) − log2(ρ̄2_g^(b) + pc).
 2. Its error. The decoder's weights are point estimates, so these draws know nothing of how many counts a gene's
    estimate rests on, and are far too sure of barely detected genes. The counts' own estimate,
-   c_g = log2(x̄1_g + pc) − log2(x̄2_g + pc) with x̄ the group's mean share x_ng / l_n (with batch correction:
-   averaged over the batches both groups share, batch by batch), has a known sampling variance v_g (delta method).
-   The decoder was fitted to those same counts, so its error inherits theirs and adds its own: with d_g the gap
-   mean_b m_g − c_g, s_g² = v_g + mean(d²) over the genes of similar expression (ten bins).
+   c_g = log2(x̃1_g + pc) − log2(x̃2_g + pc), with x̃ the group's mean share x_ng / l_n plus one count's share
+   1 / (n l̄) (a count the group could as well have had: a gene with no count in a group has a bounded LFC, not one
+   set by pc), has a sampling variance v_g by the delta method from the variance of the mean share, at least its
+   multinomial value (k + 1)(1 − x̄) / (n l̄)² for k counts in n cells of mean library l̄ (with batch correction:
+   averaged over the batches both groups share, batch by batch). The decoder was fitted to those same counts, so its error
+   inherits theirs and adds its own: with d_g the gap mean_b m_g − c_g, s_g² = v_g + mean(d²) over the genes of
+   similar expression (ten bins).
 3. Both estimates, weighted by their precision: centres x_g^(b) = a_g m_g^(b) + (1 − a_g) c_g,
    a_g = v_g / (v_g + s_g²), and, since their errors are correlated, the cautious spread σ_g = a_g s_g + (1 − a_g)√v_g.
-   Where the counts are plentiful their estimate weighs more; where they are few, the decoder's, with its error.
+   Since s_g² ≥ v_g, a_g ≤ ½: the model never weighs more than the counts. It weighs ½ where the decoder agrees with
+   the counts of genes like g (d ≈ 0) and little where it does not; where the counts are few (v_g large) it weighs
+   close to ½, never more.
 4. Most genes barely change, and each gene's estimate is read in the light of all the others: adaptive shrinkage
    (:class:`Shrinkage`) with a prior Σ_k π_k N(0, τ_k²) on the true LFCs, fitted to the genes of the comparison,
    gives the posterior draws LFC_g^(b) = r x_g^(b) + √r σ_g ξ^(b). Noisy estimates of small changes are pulled
-   towards 0; clear ones are left where they are. This is what keeps the calls' false discovery rate at its target
-   whether the model was trained 100 or 400 epochs.
+   towards 0; clear ones are left where they are.
 
 The centres enter through their mean x̄_g and variance V_g over the draws b: the draws that follow scale k (gene g's
 posterior weight of k: w_gk) have mean μ_gk = r x̄_g and variance s_gk² = r² V_g + r σ_g², taken as normal (the
 centres are log ratios of means over many cells), so gene g's posterior is the normal mixture Σ_k w_gk N(μ_gk, s_gk²)
-(:class:`NormalMixture`; k = 0 is a point mass at 0), and its probabilities are exact. Then (change mode, the
-default):
+(:class:`NormalMixture`; k = 0 is a point mass at 0), and its probabilities are exact. Then (change mode):
 
-    proba_de_g  = max(P(LFC_g ≥ δ), P(LFC_g ≤ −δ)),   P(LFC_g ≥ δ) = Σ_k w_gk Φ((μ_gk − δ) / s_gk)
+    P(up) = P(LFC_g ≥ δ) = Σ_k w_gk Φ((μ_gk − δ) / s_gk),   P(down) = P(LFC_g ≤ −δ),   proba_de = max(P(up), P(down))
+    bayes_factor = ± ln(proba_de / (1 − proba_de)), + when P(up) ≥ P(down)
     called DE   = the largest top set by proba_de whose posterior expected FDR, mean(1 − proba_de), is ≤ fdr_target
 
-``mode="vanilla"`` gives the original scVI Bayes factor of ρ̄1 > ρ̄2, P(LFC > 0), from the same posterior. The LFC
-summaries come from the same posterior built with pc × 10⁻³ for the genes expressed in a group (pc compresses real
-fold changes of genes expressed in one group only): ``lfc_mean`` and ``lfc_std`` are the mixture's, ``lfc_median``,
-``lfc_min`` and ``lfc_max`` those of its draws. The equations, the pseudocount and δ = None: ``docs/models.md``.
+``mode="vanilla"`` gives P(LFC > 0) from the same posterior. The LFC summaries come from the same posterior built
+with pc × 10⁻³ for the genes expressed in a group (pc compresses real fold changes of genes expressed in one group
+only): ``lfc_mean`` and ``lfc_std`` are the mixture's, ``lfc_median``, ``lfc_min`` and ``lfc_max`` those of its
+draws. The equations, the pseudocount and δ = None: ``docs/models.md``.
 
 Memory stays bounded whatever the number of genes: the decoder's hidden layer and each cell's log-partition of the
 softmax are kept (cells × hidden), and ρ is recomputed gene chunk by gene chunk, so no draws × G array exists.
@@ -44,16 +47,18 @@ softmax are kept (cells × hidden), and ρ is recomputed gene chunk by gene chun
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 import torch
 from scipy import special
 
-MODES = ("change", "vanilla")
+from .calls import change_columns, estimate_delta, log_odds
+from .decoding import DECODE_BATCH
+from .groups import Comparison, subsample
+from .raw import raw_statistics, rows, shares
+
 NOT_EXPRESSED_MEAN = 0.01  # raw mean count per cell below which a gene counts as not expressed in a group (pseudocount)
 Z_DRAWS = 5  # draws of z per cell; the model's group-mean draws are spread evenly over them
 MODEL_DRAWS = 1000  # at most this many draws of the groups' means (n_samples beyond changes nothing): the probabilities
@@ -65,85 +70,6 @@ EFFECT_PSEUDOCOUNT = 1e-3  # LFC summaries of genes expressed in a group use pc 
 # gene expressed in one group only (true 4, reported 1.7), right for the test but not for the size of the effect
 MIN_DECODER_VAR = 1e-4  # (0.01 in log2)²: the decoder is never taken as exact
 GENE_CHUNK_ENTRIES = 250_000  # draws × genes per chunk (1 MB of float32 per array: they stay in cache)
-DECODE_BATCH = 1024
-RAW_CHUNK_CELLS = 8192  # cells whose counts are read at once for a group's raw statistics
-
-
-@dataclass
-class Comparison:
-    """Two disjoint sets of cells (positions in the AnnData) and how the result names them."""
-
-    name1: str
-    name2: str
-    cells1: np.ndarray
-    cells2: np.ndarray
-
-    @property
-    def label(self) -> str:
-        return f"{self.name1} vs {self.name2}"
-
-
-# ---- which cells --------------------------------------------------------------------------------------------
-def _as_list(group) -> list[str]:
-    return [str(group)] if isinstance(group, (str, int, np.integer)) else [str(g) for g in group]
-
-
-def _mask(index, n_cells: int, name: str) -> np.ndarray:
-    values = np.asarray(index)
-    if values.dtype == bool:
-        if values.shape != (n_cells,):
-            raise ValueError(f"{name} is a boolean mask of length {len(values)}, but the data have {n_cells} cells.")
-        return values
-    if values.size and not np.issubdtype(values.dtype, np.integer):
-        raise ValueError(f"{name} must be a boolean mask or integer cell positions; got {values.dtype} values.")
-    if values.size and (values.min() < -n_cells or values.max() >= n_cells):
-        raise ValueError(f"{name} holds cell positions outside 0 … {n_cells - 1}.")
-    mask = np.zeros(n_cells, dtype=bool)
-    mask[values] = True
-    return mask
-
-
-def comparisons(obs: pd.DataFrame, groupby=None, group1=None, group2=None, idx1=None, idx2=None) -> list[Comparison]:
-    """The comparisons a call asks for: ``idx1`` (vs ``idx2`` or the rest), or each category of ``group1`` (None:
-    every category of ``groupby``) vs ``group2`` (a category or list: their union; None: the rest)."""
-    n = len(obs)
-    if idx1 is not None:
-        mask1 = _mask(idx1, n, "idx1")
-        mask2 = ~mask1 if idx2 is None else _mask(idx2, n, "idx2")
-        return [_checked(Comparison("group1", "rest" if idx2 is None else "group2", *map(np.flatnonzero, (mask1, mask2))))]
-    if groupby is None:
-        raise ValueError("Say which cells to compare: groupby (an obs column) with group1 / group2, or idx1 / idx2.")
-    if groupby not in obs.columns:
-        raise ValueError(f"{groupby!r} is not an obs column. Columns: {', '.join(map(str, obs.columns)) or 'none'}.")
-    labels = obs[groupby].astype(str).to_numpy()
-    categories = list(obs[groupby].cat.categories.astype(str)) if hasattr(obs[groupby], "cat") else sorted(set(labels))
-    categories = [c for c in categories if c in set(labels)]
-    reference = None if group2 is None else _as_list(group2)
-    targets = [c for c in categories if c not in (reference or [])] if group1 is None else _as_list(group1)
-    unknown = sorted(set(targets + (reference or [])) - set(categories))
-    if unknown:
-        raise ValueError(f"No cells with {groupby} = {', '.join(unknown)}. Categories: {', '.join(categories)}.")
-    out = []
-    for target in targets:
-        mask1 = labels == target
-        mask2 = ~mask1 if reference is None else np.isin(labels, reference)
-        name2 = "rest" if reference is None else " + ".join(reference)
-        out.append(_checked(Comparison(target, name2, np.flatnonzero(mask1), np.flatnonzero(mask2))))
-    return out
-
-
-def _checked(c: Comparison) -> Comparison:
-    for name, cells in ((c.name1, c.cells1), (c.name2, c.cells2)):
-        if len(cells) == 0:
-            raise ValueError(f"Group {name!r} has no cells: choose a group with at least 2 cells.")
-        if len(cells) == 1:
-            raise ValueError(f"Group {name!r} has a single cell: a comparison needs at least 2 cells per group.")
-    shared = np.intersect1d(c.cells1, c.cells2)
-    if len(shared):
-        same = len(shared) == len(c.cells1) == len(c.cells2)
-        raise ValueError(("Both groups are the same cells" if same else f"{len(shared)} cells are in both groups")
-                         + ": compare two disjoint groups (or one group against the rest).")
-    return c
 
 
 # ---- posterior draws of the groups' mean expression -----------------------------------------------------------
@@ -152,7 +78,7 @@ class _Decoded:
     log Σ_g exp(f_g), from which ρ of any gene chunk is exp(f_chunk − log-partition) (averaged over the batches
     decoded under, with batch correction). Also the posterior mean of ρ̄ for every gene (``scale``)."""
 
-    def __init__(self, model, data, cells: np.ndarray, batch_codes: list[int | None]):
+    def __init__(self, model, data, cells: np.ndarray, batch_codes: list[int | None]):  # codes share each z draw
         module = model.module
         decoder = module.decoder
         self.frequency = decoder.frequency
@@ -184,8 +110,9 @@ class _Decoded:
 
 @dataclass
 class ShareMoments:
-    """Each group's mean share x̄_g of the cells' libraries and the variance of that mean, per gene, averaged with equal
-    weights over the strata (batches) both groups have. ``None`` fields: no stratum in common."""
+    """Each group's mean share x̃_g of the cells' libraries (plus one count's share) and the variance of that mean
+    (at least multinomial's), per gene, averaged with equal weights over the strata (batches) both groups have (module
+    docstring, 2). ``None`` fields: no stratum in common."""
 
     mean1: np.ndarray | None
     var1: np.ndarray | None
@@ -204,11 +131,14 @@ def share_moments(matrix, cells1: np.ndarray, cells2: np.ndarray, strata1: np.nd
     for cells, strata in ((cells1, strata1), (cells2, strata2)):
         mean, var_of_mean = 0.0, 0.0
         for stratum in shared:
-            block = _shares(_rows(matrix, cells[strata == stratum]))
+            counts = rows(matrix, cells[strata == stratum])
+            block = shares(counts)
             n = block.shape[0]
+            one_count = 1.0 / max(counts.sum(), 1.0)  # 1 / (n l̄): one count's share of the group's mean
             m = np.asarray(block.mean(axis=0)).ravel()
             var = np.maximum(np.asarray(block.multiply(block).mean(axis=0)).ravel() - m**2, 0.0) * n / max(n - 1, 1)
-            mean, var_of_mean = mean + m / shared.size, var_of_mean + var / n / shared.size**2
+            var = np.maximum(var / n, (m + one_count) * (1 - m) * one_count)  # ≥ multinomial's, one more count
+            mean, var_of_mean = mean + (m + one_count) / shared.size, var_of_mean + var / shared.size**2
         moments += [mean, var_of_mean]
     return ShareMoments(*moments)
 
@@ -224,19 +154,6 @@ def count_lfc(moments: ShareMoments, pc) -> tuple[np.ndarray, np.ndarray]:
     return lfc, variance
 
 
-def _rows(matrix, cells: np.ndarray) -> sp.csr_matrix:
-    """The cells' rows of the count matrix as a float64 CSR (cells in increasing order, which a matrix on disk reads
-    in a few long slices)."""
-    block = matrix[np.sort(cells)]
-    return sp.csr_matrix(block, dtype=np.float64) if sp.issparse(block) else sp.csr_matrix(np.asarray(block, float))
-
-
-def _shares(block: sp.csr_matrix) -> sp.csr_matrix:
-    """x_ng / l_n: the counts as shares of each cell's library."""
-    library = np.maximum(np.asarray(block.sum(axis=1)).ravel(), 1.0)
-    return sp.csr_matrix(sp.diags(1.0 / library) @ block)
-
-
 def _bootstrap_weights(n_cells: int, n_samples: int, generator: torch.Generator) -> list[torch.Tensor]:
     """Dirichlet(1, …, 1) weights over the cells, n_samples rows spread over the Z_DRAWS draws of z."""
     sizes = np.diff(np.linspace(0, n_samples, Z_DRAWS + 1).round().astype(int))
@@ -250,27 +167,6 @@ def _bootstrap_weights(n_cells: int, n_samples: int, generator: torch.Generator)
 def _group_mean_draws(decoded: _Decoded, weights: list[torch.Tensor], genes: slice) -> torch.Tensor:
     """(n_samples, chunk) draws of the group's mean ρ̄ for a chunk of genes."""
     return torch.cat([w @ decoded.rho(k, genes) for k, w in enumerate(weights)])
-
-
-# ---- the decision -----------------------------------------------------------------------------------------------
-def fdr_calls(proba_de: np.ndarray, fdr_target: float) -> np.ndarray:
-    """The largest set of top genes by proba_de whose posterior expected FDR, mean(1 − proba_de), is ≤ fdr_target.
-    Sorted descending, the running mean of 1 − p can only grow, so that set is a prefix."""
-    order = np.argsort(-proba_de, kind="stable")
-    expected_fdr = np.cumsum(1.0 - proba_de[order]) / np.arange(1, len(order) + 1)
-    n_called = int(np.sum(expected_fdr <= fdr_target))
-    calls = np.zeros(len(proba_de), dtype=bool)
-    calls[order[:n_called]] = True
-    return calls
-
-
-def estimate_delta(lfc: np.ndarray, seed: int = 0) -> float:
-    """δ from the data (as scvi-tools' ``delta=None``): a 3-component Gaussian mixture of the genes' LFCs,
-    δ = max(0.1, 0.6 · mean(|lowest component mean|, |highest component mean|))."""
-    from sklearn.mixture import GaussianMixture
-
-    means = GaussianMixture(n_components=3, random_state=seed).fit(lfc.reshape(-1, 1)).means_.ravel()
-    return float(max(0.1, 0.6 * (abs(means.min()) + abs(means.max())) / 2))
 
 
 def pseudocount(scale1: np.ndarray, scale2: np.ndarray, raw_mean1: np.ndarray, raw_mean2: np.ndarray) -> float:
@@ -296,32 +192,14 @@ def decoder_error_variance(lfc_model: np.ndarray, lfc_counts: np.ndarray, count_
     return np.maximum(own + per_bin[bins], MIN_DECODER_VAR)
 
 
-def raw_statistics(matrix, cells: np.ndarray) -> dict[str, np.ndarray]:
-    """Per gene over the group's cells: mean count, fraction of cells with a count, mean of counts per 10⁴. Read
-    ``RAW_CHUNK_CELLS`` cells at a time: a group may be most of the data (one cluster against the rest), which may be
-    on disk."""
-    cells = np.sort(cells)
-    sums = np.zeros((3, matrix.shape[1]))
-    for start in range(0, len(cells), RAW_CHUNK_CELLS):
-        block = _rows(matrix, cells[start : start + RAW_CHUNK_CELLS])
-        sums += [np.asarray(block.sum(axis=0)).ravel(), np.asarray((block > 0).sum(axis=0)).ravel(),
-                 np.asarray(_shares(block).sum(axis=0)).ravel()]
-    n = len(cells)
-    return {"raw_mean": sums[0] / n, "non_zeros_proportion": sums[1] / n, "raw_normalized_mean": 1e4 * sums[2] / n}
-
-
 # ---- one comparison ----------------------------------------------------------------------------------------------
-def _subsample(cells: np.ndarray, max_cells: int, rng: np.random.Generator) -> np.ndarray:
-    return np.sort(rng.choice(cells, max_cells, replace=False)) if len(cells) > max_cells else np.sort(cells)
-
-
-def compare(model, data, comparison: Comparison, *, mode: str, delta: float | None, fdr_target: float,
-            batch_codes: list[int | None], n_samples: int, max_cells_per_group: int, seed: int) -> pd.DataFrame:
+def compare(model, data, comparison: Comparison, *, mode: str, delta: float | None,
+            batch_codes: list[int | None], n_samples: int, max_cells_per_group: int | None, seed: int) -> pd.DataFrame:
     """One comparison's table (genes in the model's order; sorted by the caller)."""
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
-    cells1 = _subsample(comparison.cells1, max_cells_per_group, rng)
-    cells2 = _subsample(comparison.cells2, max_cells_per_group, rng)
+    cells1 = subsample(comparison.cells1, max_cells_per_group, rng)
+    cells2 = subsample(comparison.cells2, max_cells_per_group, rng)
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(seed)  # the z draws
         model.module.eval()
@@ -357,43 +235,20 @@ def compare(model, data, comparison: Comparison, *, mode: str, delta: float | No
     probabilities = _probabilities(test.shrinkage.mixture(*np.concatenate(test_centres, axis=1)), mode, delta)
     lfc_mean, lfc_std = effect.shrinkage.mixture(*np.concatenate(effect_centres, axis=1)).moments()
     drawn = {name: np.concatenate([d[name] for d in drawn]) for name in drawn[0]}
-    table = pd.DataFrame(probabilities | {"lfc_mean": lfc_mean, "lfc_median": drawn["lfc_median"], "lfc_std": lfc_std,
-                                          "lfc_min": drawn["lfc_min"], "lfc_max": drawn["lfc_max"]},
-                         index=data.gene_names)
-    if mode == "change":
-        p = table["proba_de"].to_numpy()
-        table.insert(1, "proba_not_de", 1.0 - p)
-        table.insert(2, "bayes_factor", np.log(p + 1e-8) - np.log(1.0 - p + 1e-8))
-    else:
-        table.insert(1, "proba_m2", 1.0 - table["proba_m1"])
+    table = pd.DataFrame(probabilities, index=data.gene_names)
+    if mode == "vanilla":
         p = table["proba_m1"].to_numpy()
-        table.insert(2, "bayes_factor", np.log(p + 1e-8) - np.log(1.0 - p + 1e-8))
+        table["proba_m2"], table["bayes_factor"] = 1.0 - p, log_odds(p)
+    table = table.assign(lfc_mean=lfc_mean, lfc_median=drawn["lfc_median"], lfc_std=lfc_std,
+                         lfc_min=drawn["lfc_min"], lfc_max=drawn["lfc_max"])
     table["scale1"], table["scale2"] = decoded1.scale, decoded2.scale
+    table["pseudocounts"] = pc
+    if mode == "change":
+        table["delta"] = delta
     for name in ("raw_mean", "non_zeros_proportion", "raw_normalized_mean"):
         table[f"{name}1"], table[f"{name}2"] = raw1[name], raw2[name]
-    if mode == "change":
-        table[f"is_de_fdr_{fdr_target}"] = fdr_calls(table["proba_de"].to_numpy(), fdr_target)
-        table["delta"] = delta
-    table["pseudocounts"] = pc
     table["n_cells1"], table["n_cells2"] = len(cells1), len(cells2)
-    table["comparison"], table["group1"], table["group2"] = comparison.label, comparison.name1, comparison.name2
-    return rank(table, "proba_de" if mode == "change" else "proba_m1")
-
-
-def moderated_lfc(table: pd.DataFrame) -> pd.Series:
-    """log2(scale1 + pc) − log2(scale2 + pc): the fold change of the groups' mean expression, damped by the test's
-    pseudocount where a gene is barely expressed. The order of genes with the same P(DE): ranked by ``lfc_mean``
-    (pc × 10⁻³), a gene seen in a few cells of one group only would top a list of markers."""
-    pc = table["pseudocounts"]
-    return np.log2(table["scale1"] + pc) - np.log2(table["scale2"] + pc)
-
-
-def rank(table: pd.DataFrame, by: str = "proba_de") -> pd.DataFrame:
-    """One comparison's rows, most convincing first: by ``by`` (P(DE)) to the 3 decimals a table shows, then by the
-    size of the moderated LFC. The probabilities are exact: unrounded, the near-certain genes would be ordered by
-    differences of 10⁻⁶ in P(DE) rather than by how much they change."""
-    key = pd.DataFrame({"p": table[by].round(3).to_numpy(), "lfc": moderated_lfc(table).abs().to_numpy()})
-    return table.iloc[key.sort_values(["p", "lfc"], ascending=False, kind="stable").index.to_numpy()]
+    return table
 
 
 class _Combination:
@@ -522,9 +377,9 @@ def _mean_and_var(draws: torch.Tensor) -> np.ndarray:
 
 
 def _probabilities(lfc: NormalMixture, mode: str, delta: float | None) -> dict[str, np.ndarray]:
-    """Per gene, from its LFC's posterior: P(DE) (change mode) or P(LFC > 0) (vanilla)."""
+    """Per gene, from its LFC's posterior: the change-mode columns from its two tails, or P(LFC > 0) (vanilla)."""
     if mode == "change":
-        return {"proba_de": np.maximum(lfc.at_least(delta), lfc.negated().at_least(delta))}
+        return change_columns(lfc.at_least(delta), lfc.negated().at_least(delta))
     return {"proba_m1": 1.0 - lfc.negated().at_least(0.0)}  # P(LFC > 0) = 1 − P(−LFC ≥ 0)
 
 
@@ -532,44 +387,3 @@ def _draw_summaries(lfc: torch.Tensor) -> dict[str, np.ndarray]:
     """Per gene of a chunk, the median, min and max of its LFC draws (n_draws, chunk)."""
     out = {"lfc_median": lfc.median(0).values, "lfc_min": lfc.min(0).values, "lfc_max": lfc.max(0).values}
     return {name: values.cpu().numpy().astype(np.float64) for name, values in out.items()}
-
-
-# ---- the user-facing call ------------------------------------------------------------------------------------
-def check_settings(mode: str, delta, fdr_target: float, n_samples: int, max_cells_per_group: int) -> None:
-    if mode not in MODES:
-        raise ValueError(f"mode must be 'change' or 'vanilla'; got {mode!r}.")
-    if delta is not None and not (np.isfinite(delta) and delta >= 0):
-        raise ValueError(f"delta is the smallest log2 fold change worth reporting: a number ≥ 0 (or None to "
-                         f"estimate it from the data); got {delta!r}.")
-    if not (isinstance(fdr_target, (int, float)) and 0 < fdr_target < 1):
-        raise ValueError(f"fdr_target is a false discovery rate: a number between 0 and 1 (e.g. 0.05); "
-                         f"got {fdr_target!r}.")
-    if not (isinstance(n_samples, (int, np.integer)) and n_samples >= Z_DRAWS):
-        raise ValueError(f"n_samples must be a whole number ≥ {Z_DRAWS} (5000 is a good default); got {n_samples!r}.")
-    if not (isinstance(max_cells_per_group, (int, np.integer)) and max_cells_per_group >= 2):
-        raise ValueError(f"max_cells_per_group must be a whole number ≥ 2; got {max_cells_per_group!r}.")
-
-
-def differential_expression(model, adata=None, groupby=None, group1=None, group2=None, idx1=None, idx2=None,
-                            mode: str = "change", delta: float | None = 0.25, fdr_target: float = 0.05,
-                            batch_correction: bool = False, n_samples: int = 5000, max_cells_per_group: int = 1000,
-                            seed: int = 0, progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
-    """See :meth:`scvi_core.model.base.BaseModel.differential_expression`."""
-    if not model.is_trained:
-        raise ValueError("Train the model first: differential expression reads the trained decoder.")
-    check_settings(mode, delta, fdr_target, n_samples, max_cells_per_group)
-    data = model._data_for(adata)
-    obs = (model.adata if adata is None else adata).obs
-    todo = comparisons(obs, groupby, group1, group2, idx1, idx2)
-    n_batch = len(model.registry.batch_categories)
-    batch_codes = list(range(n_batch)) if batch_correction and n_batch > 1 else [None]
-    tables = []
-    for i, comparison in enumerate(todo):
-        tables.append(compare(model, data, comparison, mode=mode, delta=delta, fdr_target=fdr_target,
-                              batch_codes=batch_codes, n_samples=n_samples,
-                              max_cells_per_group=max_cells_per_group, seed=seed + i))
-        if progress is not None:
-            progress(i + 1, len(todo))
-    table = pd.concat(tables)
-    table.index.name = "gene"
-    return table

@@ -1,0 +1,164 @@
+"""Does ``method="scvi"`` compute what scvi-tools computes? Its agreement with scvi-tools 1.4 on the same cells,
+against scvi-tools' agreement with itself across training seeds.
+
+Data: the real PBMC demo (2,860 cells × 2,000 genes, 3 batches), cell types from scanpy alone (Leiden on PCA of
+log-normalised counts, each cluster named by the textbook markers it expresses most), so neither model defines the
+groups. Both sides train SCVI with the same settings (batch key, 10 latent dimensions, ZINB, lr 1e-3, ``--epochs``
+epochs without early stopping, 90% of cells for training) on every cell, for seeds 0 and 1, and answer the same
+questions in change mode (δ 0.25, FDR 0.05): each cell type against the rest, and a null (two random halves of the
+T cells, as pandas query strings, where every call is false). Reported per comparison: Spearman correlations over
+genes of ``proba_de`` and of ``lfc_mean`` between the two scvi-tools seeds, and between each of ours and each of
+scvi-tools'; the calls on each side; the null's calls and largest |LFC|.
+
+scvi-tools is not a dependency of the project: install it in an environment of its own and name its interpreter,
+
+    python -m venv /tmp/scvi-tools && /tmp/scvi-tools/bin/pip install scvi-tools==1.4.2
+    python benchmarks/de_vs_scvi_tools.py --scvi-tools-python /tmp/scvi-tools/bin/python [--epochs 400]
+
+The scvi-tools side runs as ``--scvi-tools-side FOLDER SEED`` in that interpreter and imports only scvi-tools and
+anndata (so this file imports the project inside functions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # so that `python benchmarks/...` finds scvi_core
+
+DELTA, FDR = 0.25, 0.05
+NULL = ("half == 'A'", "half == 'B'")
+TYPE_MARKERS = {"T": ["CD3E", "CD3D", "IL7R"], "B": ["MS4A1", "CD79A"], "monocyte": ["LYZ", "CD14", "S100A8"],
+                "NK": ["NKG7", "GNLY"]}
+SEEDS = (0, 1)
+
+
+def questions(adata) -> list[tuple[str, dict]]:
+    """(name, differential_expression keyword arguments): each type vs the rest, and the null halves."""
+    types = [t for t in TYPE_MARKERS if (adata.obs["cell_type"] == t).sum() >= 20]
+    asked = [(f"{t} vs rest", {"groupby": "cell_type", "group1": t}) for t in types]
+    return asked + [("T halves (null)", {"idx1": NULL[0], "idx2": NULL[1]})]
+
+
+def prepare(folder: Path):
+    """The PBMC demo with scanpy-made cell types and the null halves, written for both sides."""
+    import numpy as np
+    import scanpy as sc
+
+    from scvi_core.datasets import pbmc_3batches
+
+    adata = pbmc_3batches()
+    work = adata.copy()
+    sc.pp.normalize_total(work, target_sum=1e4)
+    sc.pp.log1p(work)
+    sc.pp.pca(work, n_comps=30, random_state=0)
+    sc.pp.neighbors(work, random_state=0)
+    sc.tl.leiden(work, resolution=0.5, random_state=0, flavor="igraph", n_iterations=2, directed=False)
+    names = {}
+    for cluster in work.obs["leiden"].cat.categories:
+        cells = (work.obs["leiden"] == cluster).to_numpy()
+        scores = {t: float(np.asarray(work[cells, genes].X.mean())) for t, genes in TYPE_MARKERS.items()}
+        best = max(scores, key=scores.get)
+        names[cluster] = best if scores[best] > 1.0 else "other"
+    adata.obs["cell_type"] = work.obs["leiden"].map(names).astype(str).astype("category")
+    t_cells = np.flatnonzero(adata.obs["cell_type"] == "T")
+    half = np.full(adata.n_obs, "", dtype=object)
+    half[np.random.default_rng(0).permutation(t_cells)[: len(t_cells) // 2]] = "A"
+    half[np.setdiff1d(t_cells, np.flatnonzero(half == "A"))] = "B"
+    adata.obs["half"] = half.astype(str)
+    adata.write_h5ad(folder / "pbmc.h5ad")
+    print("cell types:", adata.obs["cell_type"].value_counts().to_dict(), f"; T halves {(half == 'A').sum()} + "
+          f"{(half == 'B').sum()} cells")
+    return adata
+
+
+def answer_all(model, adata, **extra):
+    import pandas as pd
+
+    tables = []
+    for name, kwargs in questions(adata):
+        table = model.differential_expression(mode="change", delta=DELTA, fdr_target=FDR, **kwargs, **extra)
+        tables.append(table.assign(question=name))
+    return pd.concat(tables)
+
+
+def scvi_tools_side(folder: Path, seed: int, epochs: int) -> None:
+    """Runs in the scvi-tools interpreter."""
+    import anndata
+    import scvi
+
+    scvi.settings.seed = seed
+    adata = anndata.read_h5ad(folder / "pbmc.h5ad")
+    scvi.model.SCVI.setup_anndata(adata, batch_key="batch")
+    model = scvi.model.SCVI(adata, n_latent=10)
+    start = time.perf_counter()
+    model.train(max_epochs=epochs, early_stopping=False, train_size=0.9, batch_size=128,
+                plan_kwargs={"lr": 1e-3}, enable_progress_bar=False)
+    trained = time.perf_counter() - start
+    start = time.perf_counter()
+    answer_all(model, adata, silent=True).to_csv(folder / f"scvi_tools_{seed}.csv")
+    print(f"scvi-tools seed {seed}: trained {trained:.0f} s, DE {time.perf_counter() - start:.1f} s")
+
+
+def our_side(folder: Path, adata, seed: int, epochs: int) -> None:
+    from scvi_core import SCVI
+
+    data = adata.copy()
+    SCVI.setup_anndata(data, batch_key="batch")
+    model = SCVI(data, n_latent=10)
+    start = time.perf_counter()
+    model.train(max_epochs=epochs, lr=1e-3, batch_size=128, train_size=0.9, early_stopping=False, seed=seed)
+    trained = time.perf_counter() - start
+    start = time.perf_counter()
+    answer_all(model, data, method="scvi", seed=seed, max_cells_per_group=None).to_csv(folder / f"ours_{seed}.csv")
+    print(f"scvi_core seed {seed}: trained {trained:.0f} s, DE {time.perf_counter() - start:.1f} s")
+
+
+def report(folder: Path) -> None:
+    import numpy as np
+    import pandas as pd
+    from scipy.stats import spearmanr
+
+    read = {f"{side}_{seed}": pd.read_csv(folder / f"{side}_{seed}.csv", index_col=0)
+            for side in ("scvi_tools", "ours") for seed in SEEDS}
+    pairs = {"scvi-tools 0 vs 1": [("scvi_tools_0", "scvi_tools_1")],
+             "ours vs scvi-tools": [(f"ours_{a}", f"scvi_tools_{b}") for a in SEEDS for b in SEEDS],
+             "ours 0 vs 1": [("ours_0", "ours_1")]}
+    for question in pd.unique(read["scvi_tools_0"]["question"]):
+        blocks = {k: t[t["question"] == question] for k, t in read.items()}
+        print(f"\n{question}")
+        for label, between in pairs.items():
+            rho = {c: np.mean([spearmanr(blocks[a][c], blocks[b][c].reindex(blocks[a].index))[0] for a, b in between])
+                   for c in ("proba_de", "lfc_mean")}
+            print(f"  {label:<20} Spearman proba_de {rho['proba_de']:.3f}   lfc_mean {rho['lfc_mean']:.3f}")
+        for key, block in blocks.items():
+            print(f"  {key:<14} calls {int(block[f'is_de_fdr_{FDR}'].sum()):>4}   max |lfc_mean| "
+                  f"{block['lfc_mean'].abs().max():.2f}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scvi-tools-python", help="the interpreter of an environment with scvi-tools installed")
+    parser.add_argument("--scvi-tools-side", nargs=2, metavar=("FOLDER", "SEED"), help=argparse.SUPPRESS)
+    parser.add_argument("--epochs", type=int, default=400)
+    args = parser.parse_args()
+    if args.scvi_tools_side:
+        scvi_tools_side(Path(args.scvi_tools_side[0]), int(args.scvi_tools_side[1]), args.epochs)
+        return
+    if not args.scvi_tools_python:
+        parser.error("--scvi-tools-python is needed (scvi-tools is not a dependency of the project)")
+    folder = Path(tempfile.mkdtemp(prefix="de_vs_scvi_tools_"))
+    adata = prepare(folder)
+    for seed in SEEDS:
+        subprocess.run([args.scvi_tools_python, __file__, "--scvi-tools-side", str(folder), str(seed),
+                        "--epochs", str(args.epochs)], check=True)
+        our_side(folder, adata, seed, args.epochs)
+    report(folder)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""scVI's differential expression as published (Lopez et al. 2018; change mode: Boyeau et al. 2019, 2023) and as
+scvi-tools 1.4 computes it (``method="scvi"``, the default). It asks: is a random cell of group A at least δ (log2)
+above or below a random cell of group B? Single cells' normalised expression is compared, so the variation between
+cells of a group counts against a call.
+
+For each group G (cells n ∈ G, each group subsampled to ``max_cells_per_group``), and each batch b it is decoded
+under (the cell's own batch; with batch correction every batch, n_samples / n_batches draws each):
+
+1. The aggregate posterior. k = ⌊N_b / |G|⌋ + 1 draws z ~ q(z | x_n) per cell, ρ = softmax(f(z, b)) (library 1),
+   and N_b of the k·|G| draws kept, uniformly with replacement: draws from (1/|G|) Σ_n q(z | x_n).
+2. Pairs. Draw i of group A with draw i of group B, decoded under the same batch.
+3. The pseudocount. Genes not expressed in a group (raw mean count < 0.01 over all its cells): the 90% quantile of
+   their largest ρ over the group's draws; pc = max(10⁻¹⁰, max(eps_A, eps_B) / n_genes).
+4. Change mode. LFC_i = log2(ρA_i + pc) − log2(ρB_i + pc); P(up) = mean_i [LFC_i ≥ δ], P(down) = mean_i [LFC_i < −δ],
+   proba_de = max(P(up), P(down)), bayes_factor = sign(P(up) − P(down)) · (ln(proba_de + ε) − ln(1 − proba_de + ε))
+   (signed as scvi-tools did up to 1.3; 1.4 leaves it unsigned), and the DE genes are the largest top set by
+   proba_de whose posterior expected FDR, mean(1 − proba_de), is ≤ fdr_target. The LFC summaries (mean, median, std, min, max) are of
+   log2(ρA_i + pc·10⁻³) − log2(ρB_i + pc·10⁻³), as scvi-tools reports them.
+5. Vanilla mode. proba_m1 = mean_i [ρA_i > ρB_i], bayes_factor = ln(proba_m1 + ε) − ln(proba_m2 + ε).
+
+scale1 / scale2 are the mean ρ of each group's draws. ``delta=None``: δ from the genes' mean LFC
+(:func:`~scvi_core.differential.calls.estimate_delta`). Memory: only the draws' hidden layers are kept
+(:mod:`~scvi_core.differential.decoding`); ρ is recomputed per gene chunk, in two passes (the pseudocount needs every
+gene's largest ρ before any LFC), three with ``delta=None``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .calls import change_columns, estimate_delta, log_odds
+from .decoding import decode, rho
+from .groups import Comparison, subsample
+from .raw import raw_statistics
+
+NOT_EXPRESSED_MEAN = 0.01  # scvi-tools' threshold_counts: raw mean count per cell below which a gene is not expressed
+PSEUDOCOUNT_QUANTILE = 0.9
+EFFECT_PSEUDOCOUNT = 1e-3  # the LFC summaries use pc × this (scvi-tools: "to correctly estimate log-fold change")
+GENE_CHUNK_ENTRIES = 1_000_000  # draws × genes per chunk (4 MB of float32 per array)
+
+
+@dataclass
+class GroupDraws:
+    """One group's draws from its aggregate posterior, in pairing order (batch code by batch code): the decoder's
+    hidden layer (R, H) and log-partition (R,) of each, so ρ of a gene chunk is :meth:`rho`."""
+
+    hidden: torch.Tensor
+    log_partition: torch.Tensor
+    frequency: torch.nn.Linear
+
+    def rho(self, genes: slice) -> torch.Tensor:
+        return rho(self.frequency, self.hidden, self.log_partition, genes)
+
+
+def sample_group(model, data, cells: np.ndarray, batch_codes: list[int | None], n_samples: int,
+                 rng: np.random.Generator) -> GroupDraws:
+    """``n_samples`` draws (n_samples / len(batch_codes) per code, at least one) of single cells' ρ (step 1)."""
+    per_code = max(1, n_samples // len(batch_codes))
+    hidden, log_partition = [], []
+    for code in batch_codes:
+        draws = [decode(model, data, cells, code) for _ in range(per_code // len(cells) + 1)]
+        h, lp = torch.cat([d[0] for d in draws]), torch.cat([d[1] for d in draws])
+        keep = torch.as_tensor(rng.integers(0, len(lp), per_code), device=lp.device)
+        hidden.append(h[keep])
+        log_partition.append(lp[keep])
+    return GroupDraws(torch.cat(hidden), torch.cat(log_partition), model.module.decoder.frequency)
+
+
+def pseudocount(max_rho1: np.ndarray, max_rho2: np.ndarray, raw_mean1: np.ndarray, raw_mean2: np.ndarray) -> float:
+    """Step 3: the level of ρ the model gives genes a group does not express, per gene of the table."""
+    eps = [np.quantile(m[r < NOT_EXPRESSED_MEAN], PSEUDOCOUNT_QUANTILE) if np.any(r < NOT_EXPRESSED_MEAN) else 1e-10
+           for m, r in ((max_rho1, raw_mean1), (max_rho2, raw_mean2))]
+    return float(max(1e-10, max(eps) / len(max_rho1)))
+
+
+def _chunks(n_genes: int, n_draws: int):
+    size = max(1, GENE_CHUNK_ENTRIES // n_draws)
+    for start in range(0, n_genes, size):
+        yield slice(start, min(start + size, n_genes))
+
+
+def _lfc(rho1: torch.Tensor, rho2: torch.Tensor, pc: float) -> torch.Tensor:
+    return torch.log2(rho1 + pc) - torch.log2(rho2 + pc)
+
+
+def _numpy(values: torch.Tensor) -> np.ndarray:
+    return values.double().cpu().numpy()
+
+
+def compare(model, data, comparison: Comparison, *, mode: str, delta: float | None,
+            batch_codes: list[int | None], n_samples: int, max_cells_per_group: int | None,
+            seed: int) -> pd.DataFrame:
+    """One comparison's table, genes in the model's order (the caller ranks and labels it)."""
+    rng = np.random.default_rng(seed)
+    cells1 = subsample(comparison.cells1, max_cells_per_group, rng)
+    cells2 = subsample(comparison.cells2, max_cells_per_group, rng)
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(seed)  # the z draws
+        model.module.eval()
+        group1 = sample_group(model, data, cells1, batch_codes, n_samples, rng)
+        group2 = sample_group(model, data, cells2, batch_codes, n_samples, rng)
+        raw1, raw2 = raw_statistics(data.matrix, comparison.cells1), raw_statistics(data.matrix, comparison.cells2)
+        n_draws = len(group1.log_partition)
+        genes = list(_chunks(data.n_genes, n_draws))
+        scale1, max1, scale2, max2 = (np.zeros(data.n_genes) for _ in range(4))
+        for g in genes:
+            rho1, rho2 = group1.rho(g), group2.rho(g)
+            scale1[g], max1[g], scale2[g], max2[g] = map(_numpy, (rho1.mean(0), rho1.amax(0), rho2.mean(0),
+                                                                  rho2.amax(0)))
+        pc = pseudocount(max1, max2, raw1["raw_mean"], raw2["raw_mean"])
+        if delta is None and mode == "change":
+            delta = estimate_delta(np.concatenate([_numpy(_lfc(group1.rho(g), group2.rho(g), pc).mean(0))
+                                                   for g in genes]), seed)
+        columns = [_chunk_columns(group1.rho(g), group2.rho(g), pc, delta, mode) for g in genes]
+    table = pd.DataFrame({name: np.concatenate([c[name] for c in columns]) for name in columns[0]},
+                         index=data.gene_names)
+    if mode == "change":
+        table = pd.DataFrame(change_columns(table.pop("proba_up").to_numpy(), table.pop("proba_down").to_numpy()),
+                             index=table.index).join(table)
+    else:
+        p = table["proba_m1"].to_numpy()
+        table.insert(1, "proba_m2", 1.0 - p)
+        table.insert(2, "bayes_factor", log_odds(p))
+    table["scale1"], table["scale2"] = scale1, scale2
+    table["pseudocounts"] = pc
+    if mode == "change":
+        table["delta"] = delta
+    for name in ("raw_mean", "non_zeros_proportion", "raw_normalized_mean"):
+        table[f"{name}1"], table[f"{name}2"] = raw1[name], raw2[name]
+    table["n_cells1"], table["n_cells2"] = len(cells1), len(cells2)
+    return table
+
+
+def _chunk_columns(rho1: torch.Tensor, rho2: torch.Tensor, pc: float, delta: float | None,
+                   mode: str) -> dict[str, np.ndarray]:
+    """Steps 4–5 for a chunk of genes, from paired draws (R, chunk) of the two groups' ρ."""
+    if mode == "change":
+        lfc = _lfc(rho1, rho2, pc)
+        out = {"proba_up": (lfc >= delta).double().mean(0), "proba_down": (lfc < -delta).double().mean(0)}
+    else:
+        out = {"proba_m1": (rho1 > rho2).double().mean(0)}
+    effect = _lfc(rho1, rho2, pc * EFFECT_PSEUDOCOUNT)
+    out |= {"lfc_mean": effect.mean(0), "lfc_median": torch.quantile(effect, 0.5, dim=0),
+            "lfc_std": effect.std(0, unbiased=False), "lfc_min": effect.min(0).values, "lfc_max": effect.max(0).values}
+    return {name: _numpy(values) for name, values in out.items()}
