@@ -46,15 +46,16 @@ def change_columns(proba_up: np.ndarray, proba_down: np.ndarray) -> dict[str, np
 
 
 def moderated_lfc(table: pd.DataFrame) -> pd.Series:
-    """log2(scale1 + pc) − log2(scale2 + pc): the fold change of the groups' mean expression, damped by the test's
-    pseudocount where a gene is barely expressed. The order of genes with the same P(DE): ranked by ``lfc_mean``,
-    a gene seen in a few cells of one group only could top a list of markers."""
-    pc = table["pseudocounts"]
-    return np.log2(table["scale1"] + pc) - np.log2(table["scale2"] + pc)
+    """log2(scale1 + c) − log2(scale2 + c), c the larger of the test's pseudocount and the median gene's expression
+    in the comparison: the fold change of the groups' mean expression, damped where a gene is barely expressed. The
+    order of genes with the same P(DE): without the damping a gene seen in a few cells of one group only (scVI's
+    pseudocount is ~10⁻⁹) would top a list of markers above the well-expressed ones a biologist looks for."""
+    damping = np.maximum(table["pseudocounts"], np.median(np.r_[table["scale1"], table["scale2"]]))
+    return np.log2(table["scale1"] + damping) - np.log2(table["scale2"] + damping)
 
 
 def rank(table: pd.DataFrame, by: str = "proba_de") -> pd.DataFrame:
     """One comparison's rows, most convincing first: by ``by`` (P(DE)) to the 3 decimals a table shows, then by the
-    size of the moderated LFC, so that among near-certain genes the larger changes come first."""
+    size of the moderated LFC, so that among near-certain genes the larger changes of expressed genes come first."""
     key = pd.DataFrame({"p": table[by].round(3).to_numpy(), "lfc": moderated_lfc(table).abs().to_numpy()})
     return table.iloc[key.sort_values(["p", "lfc"], ascending=False, kind="stable").index.to_numpy()]
