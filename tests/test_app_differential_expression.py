@@ -189,7 +189,7 @@ def test_markers_of_cell_types_truth_filters_csv_and_dot_plot(de_copy, app, down
 
     # another group, the log-odds axis, more genes per group and LFC colours in the dot plot
     app.selectbox(key="de_comparison").set_value("type_3 vs rest")
-    app.radio(key="de_y").set_value("bayes_factor")
+    app.radio(key="de_y").set_value("log_odds")
     app.slider(key="de_top_n").set_value(3)
     app.radio(key="de_dot_colour").set_value("lfc")
     run_clean(app)
@@ -214,6 +214,31 @@ def test_markers_of_cell_types_truth_filters_csv_and_dot_plot(de_copy, app, down
     assert again.selectbox(key="de_groupby").value == "cell_type"
     assert again.button(key="de_run").disabled and len(de_table(again)) == 60
     assert "kept with the run" in texts(again)
+
+
+def test_the_method_is_scvi_change_mode_by_default_and_group_mean_one_click_away(de_copy, app):
+    """The page says which question each method answers, computes with the chosen one, keeps it with the answer and
+    shows it; the same question by the other method is another answer, both kept."""
+    run_id = de_copy["SCVI"]
+    open_page(app, run_id)
+    assert app.radio(key="de_method").value == "scvi"
+    assert "a random cell of A" in texts(app)
+    ask_markers(app, "cell_type")
+    assert "scVI change mode (Boyeau et al.): δ = 0.25" in texts(app)
+    store = RunStore(de_copy["root"])
+    kept = de_results.saved(store.results_dir(run_id))
+    assert [m["settings"]["method"] for m in kept] == ["scvi"]
+    assert (de_results.load(store.results_dir(run_id), kept[0]["key"]).table["method"] == "scvi").all()
+
+    app.radio(key="de_method").set_value("group-mean")
+    run_clean(app)
+    assert "A's mean expression" in texts(app) and "Not computed yet" in texts(app)  # another question
+    run_clean(app.button(key="de_run").click())
+    assert "group-mean test (this project's): δ = 0.25" in texts(app)
+    kept = de_results.saved(store.results_dir(run_id))
+    assert [m["settings"]["method"] for m in kept] == ["group-mean", "scvi"]
+    listing = app.dataframe[0].value  # the kept answers, newest first
+    assert list(listing["method"]) == ["group-mean test (this project's)", "scVI change mode (Boyeau et al.)"]
 
 
 def test_compare_a_saved_group_then_two_leiden_clusters_and_colour_the_umap(de_copy, app):

@@ -52,10 +52,21 @@ def test_posterior_fdr_is_the_smallest_expected_fdr_of_a_top_set_holding_the_gen
 
 def test_shown_table_ranks_by_probability_then_fold_change_and_converts_units():
     shown = de_views.shown_table(block(p=(0.99, 0.99, 0.98, 0.05, 0.6)))
-    assert list(shown["gene"]) == ["up_rare", "up_strong", "down", "up_weak", "flat"]  # tie at 0.99: |LFC| 3 > 2
+    # tie at 0.99: up_rare's LFC (3) is larger, but damped at the median gene's expression (2e-4) it is ~0, since it
+    # is expressed at 1e-5: the well-expressed up_strong comes first
+    assert list(shown["gene"]) == ["up_strong", "up_rare", "down", "up_weak", "flat"]
     row = shown.set_index("gene").loc["up_strong"]
     assert row["pct1"] == pytest.approx(80) and row["expr1"] == pytest.approx(10.0)  # per 10,000 counts
     assert row["direction"] == "up"
+
+
+def test_direction_of_a_call_is_its_larger_tail():
+    """A called gene is up when P(LFC ≥ δ) beats P(LFC ≤ −δ), whatever the sign of its mean LFC (a skewed posterior
+    can have a mean of one sign and most of its mass beyond δ on the other); tables without the tails use the mean."""
+    table = block(called=(True, True, True, True, False))
+    table["proba_up"] = [0.999, 0.01, 0.0, 0.6, 0.3]
+    table["proba_down"] = [0.0, 0.99, 0.98, 0.6, 0.3]
+    assert list(de_views.directions(table)) == ["up", "down", "down", "up", "not DE"]  # equal tails: by the mean
 
 
 def test_filters_search_direction_min_pct_and_calls():
@@ -113,9 +124,23 @@ def test_volcano_colours_directions_counts_them_and_carries_gene_names():
     assert fig.layout.annotations[0].text == "down"
     assert de_figures.clicked_gene({"points": [{"customdata": ["up_rare", 2, 0, 0.99]}]}) == "up_rare"
     assert de_figures.clicked_gene({"points": []}) is None
-    log_odds = de_figures.volcano(shown, 0.25, "A", "rest", y="bayes_factor")
+    log_odds = de_figures.volcano(shown, 0.25, "A", "rest", y="log_odds")
     assert max(max(t.y) for t in log_odds.data) <= de_figures.LOG_ODDS_CLIP
     json.loads(fig.to_json())  # serialisable for the browser
+
+
+def test_volcano_axis_follows_the_genes_that_carry_information():
+    """A gene in 1% of the cells, not called, with |LFC| 12 is drawn at the edge of an axis set by the others (the
+    called up_strong, 2, and the expressed flat / up_weak), its hover keeping the real value."""
+    table = block(lfc=(2.0, -12.0, -1.5, 0.05, 0.4), called=(True, False, True, False, False),
+                  pct1=(0.8, 0.01, 0.3, 0.5, 0.6), pct2=(0.2, 0.01, 0.9, 0.5, 0.4))
+    shown = de_views.shown_table(table)
+    assert de_views.informative_lfc_limit(shown, 0.25) == pytest.approx(2.0)
+    fig = de_figures.volcano(shown, 0.25, "A", "rest")
+    assert fig.layout.xaxis.range[1] == pytest.approx(1.03 * 1.05 * 2.0)
+    rare = next(t for t in fig.data if "up_rare" in {str(row[0]) for row in t.customdata})
+    position = [str(row[0]) for row in rare.customdata].index("up_rare")
+    assert rare.x[position] == pytest.approx(-1.05 * 2.0) and float(rare.customdata[position][4]) == -12.0
 
 
 def test_dot_plot_and_heatmap_figures():
