@@ -45,6 +45,25 @@ def change_columns(proba_up: np.ndarray, proba_down: np.ndarray) -> dict[str, np
             "proba_up": proba_up, "proba_down": proba_down}
 
 
+def vanilla_columns(proba_m1: np.ndarray) -> dict[str, np.ndarray]:
+    """Vanilla mode's columns from P(group 1 > group 2): ``proba_m1``, ``proba_m2`` and their signed log odds."""
+    return {"proba_m1": proba_m1, "proba_m2": 1.0 - proba_m1, "bayes_factor": log_odds(proba_m1)}
+
+
+def with_group_columns(table: pd.DataFrame, scales: tuple, pc, delta: float | None, raw: tuple,
+                       n_cells: tuple[int, int]) -> pd.DataFrame:
+    """The columns both methods end a comparison's table with: ``scale1/2`` (the groups' mean ρ), ``pseudocounts``,
+    ``delta`` (change mode), the raw-count statistics of each group and the cells used (``n_cells1/2``)."""
+    table["scale1"], table["scale2"] = scales
+    table["pseudocounts"] = pc
+    if delta is not None:
+        table["delta"] = delta
+    for name in ("raw_mean", "non_zeros_proportion", "raw_normalized_mean"):
+        table[f"{name}1"], table[f"{name}2"] = raw[0][name], raw[1][name]
+    table["n_cells1"], table["n_cells2"] = n_cells
+    return table
+
+
 def moderated_lfc(table: pd.DataFrame) -> pd.Series:
     """log2(scale1 + c) − log2(scale2 + c), c the larger of the test's pseudocount and the median gene's expression
     in the comparison: the fold change of the groups' mean expression, damped where a gene is barely expressed. The

@@ -20,8 +20,9 @@ under (the cell's own batch; with batch correction every batch, n_samples / n_ba
 
 scale1 / scale2 are the mean ρ of each group's draws. ``delta=None``: δ from the genes' mean LFC
 (:func:`~scvi_core.differential.calls.estimate_delta`). Memory: only the draws' hidden layers are kept
-(:mod:`~scvi_core.differential.decoding`); ρ is recomputed per gene chunk, in two passes (the pseudocount needs every
-gene's largest ρ before any LFC), three with ``delta=None``.
+(:mod:`~scvi_core.differential.decoding`); ρ is computed per gene chunk (:class:`PairedRho`: kept between passes
+for a few thousand genes, recomputed beyond), in two passes (the pseudocount needs every gene's largest ρ before any
+LFC), three with ``delta=None``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .calls import change_columns, estimate_delta, log_odds
+from .calls import change_columns, estimate_delta, vanilla_columns, with_group_columns
 from .decoding import decode, rho
 from .groups import Comparison, subsample
 from .raw import raw_statistics
@@ -41,6 +42,7 @@ NOT_EXPRESSED_MEAN = 0.01  # scvi-tools' threshold_counts: raw mean count per ce
 PSEUDOCOUNT_QUANTILE = 0.9
 EFFECT_PSEUDOCOUNT = 1e-3  # the LFC summaries use pc × this (scvi-tools: "to correctly estimate log-fold change")
 GENE_CHUNK_ENTRIES = 1_000_000  # draws × genes per chunk (4 MB of float32 per array)
+KEEP_ENTRIES = 10_000_000  # draws × genes of ρ kept between passes, per group (40 MB of float32)
 
 
 @dataclass
@@ -77,14 +79,36 @@ def pseudocount(max_rho1: np.ndarray, max_rho2: np.ndarray, raw_mean1: np.ndarra
     return float(max(1e-10, max(eps) / len(max_rho1)))
 
 
-def _chunks(n_genes: int, n_draws: int):
-    size = max(1, GENE_CHUNK_ENTRIES // n_draws)
-    for start in range(0, n_genes, size):
-        yield slice(start, min(start + size, n_genes))
+class PairedRho:
+    """The two groups' paired draws of ρ, gene chunk by gene chunk, each pass over the genes a loop over this. Kept
+    after the first pass when both fit in ``KEEP_ENTRIES`` (2,000 genes × 5,000 draws: 80 MB), recomputed from the
+    hidden layers otherwise (30,000 genes), so memory stays bounded and small tables are not decoded three times."""
+
+    def __init__(self, group1: GroupDraws, group2: GroupDraws, n_genes: int):
+        n_draws = len(group1.log_partition)
+        size = max(1, GENE_CHUNK_ENTRIES // n_draws)
+        self.groups = group1, group2
+        self.chunks = [slice(start, min(start + size, n_genes)) for start in range(0, n_genes, size)]
+        self.kept = [] if n_draws * n_genes <= KEEP_ENTRIES else None
+
+    def __iter__(self):
+        if self.kept:
+            yield from self.kept
+            return
+        for genes in self.chunks:
+            chunk = (genes, self.groups[0].rho(genes), self.groups[1].rho(genes))
+            if self.kept is not None:
+                self.kept.append(chunk)
+            yield chunk
 
 
 def _lfc(rho1: torch.Tensor, rho2: torch.Tensor, pc: float) -> torch.Tensor:
     return torch.log2(rho1 + pc) - torch.log2(rho2 + pc)
+
+
+def _share(condition: torch.Tensor) -> torch.Tensor:
+    """Per gene (column), the share of draws where ``condition`` holds."""
+    return condition.sum(0, dtype=torch.int64).double() / condition.shape[0]
 
 
 def _numpy(values: torch.Tensor) -> np.ndarray:
@@ -104,35 +128,25 @@ def compare(model, data, comparison: Comparison, *, mode: str, delta: float | No
         group1 = sample_group(model, data, cells1, batch_codes, n_samples, rng)
         group2 = sample_group(model, data, cells2, batch_codes, n_samples, rng)
         raw1, raw2 = raw_statistics(data.matrix, comparison.cells1), raw_statistics(data.matrix, comparison.cells2)
-        n_draws = len(group1.log_partition)
-        genes = list(_chunks(data.n_genes, n_draws))
+        pairs = PairedRho(group1, group2, data.n_genes)
         scale1, max1, scale2, max2 = (np.zeros(data.n_genes) for _ in range(4))
-        for g in genes:
-            rho1, rho2 = group1.rho(g), group2.rho(g)
+        for g, rho1, rho2 in pairs:
             scale1[g], max1[g], scale2[g], max2[g] = map(_numpy, (rho1.mean(0), rho1.amax(0), rho2.mean(0),
                                                                   rho2.amax(0)))
         pc = pseudocount(max1, max2, raw1["raw_mean"], raw2["raw_mean"])
         if delta is None and mode == "change":
-            delta = estimate_delta(np.concatenate([_numpy(_lfc(group1.rho(g), group2.rho(g), pc).mean(0))
-                                                   for g in genes]), seed)
-        columns = [_chunk_columns(group1.rho(g), group2.rho(g), pc, delta, mode) for g in genes]
+            delta = estimate_delta(np.concatenate([_numpy(_lfc(rho1, rho2, pc).mean(0)) for _, rho1, rho2 in pairs]),
+                                   seed)
+        columns = [_chunk_columns(rho1, rho2, pc, delta, mode) for _, rho1, rho2 in pairs]
     table = pd.DataFrame({name: np.concatenate([c[name] for c in columns]) for name in columns[0]},
                          index=data.gene_names)
     if mode == "change":
-        table = pd.DataFrame(change_columns(table.pop("proba_up").to_numpy(), table.pop("proba_down").to_numpy()),
-                             index=table.index).join(table)
+        decision = change_columns(table.pop("proba_up").to_numpy(), table.pop("proba_down").to_numpy())
     else:
-        p = table["proba_m1"].to_numpy()
-        table.insert(1, "proba_m2", 1.0 - p)
-        table.insert(2, "bayes_factor", log_odds(p))
-    table["scale1"], table["scale2"] = scale1, scale2
-    table["pseudocounts"] = pc
-    if mode == "change":
-        table["delta"] = delta
-    for name in ("raw_mean", "non_zeros_proportion", "raw_normalized_mean"):
-        table[f"{name}1"], table[f"{name}2"] = raw1[name], raw2[name]
-    table["n_cells1"], table["n_cells2"] = len(cells1), len(cells2)
-    return table
+        decision = vanilla_columns(table.pop("proba_m1").to_numpy())
+    table = pd.DataFrame(decision, index=table.index).join(table)
+    return with_group_columns(table, (scale1, scale2), pc, delta if mode == "change" else None, (raw1, raw2),
+                              (len(cells1), len(cells2)))
 
 
 def _chunk_columns(rho1: torch.Tensor, rho2: torch.Tensor, pc: float, delta: float | None,
@@ -140,10 +154,13 @@ def _chunk_columns(rho1: torch.Tensor, rho2: torch.Tensor, pc: float, delta: flo
     """Steps 4–5 for a chunk of genes, from paired draws (R, chunk) of the two groups' ρ."""
     if mode == "change":
         lfc = _lfc(rho1, rho2, pc)
-        out = {"proba_up": (lfc >= delta).double().mean(0), "proba_down": (lfc < -delta).double().mean(0)}
+        out = {"proba_up": _share(lfc >= delta), "proba_down": _share(lfc < -delta)}
     else:
-        out = {"proba_m1": (rho1 > rho2).double().mean(0)}
+        out = {"proba_m1": _share(rho1 > rho2)}
     effect = _lfc(rho1, rho2, pc * EFFECT_PSEUDOCOUNT)
-    out |= {"lfc_mean": effect.mean(0), "lfc_median": torch.quantile(effect, 0.5, dim=0),
-            "lfc_std": effect.std(0, unbiased=False), "lfc_min": effect.min(0).values, "lfc_max": effect.max(0).values}
-    return {name: _numpy(values) for name, values in out.items()}
+    out |= {"lfc_mean": effect.mean(0), "lfc_std": effect.std(0, unbiased=False), "lfc_min": effect.amin(0),
+            "lfc_max": effect.amax(0)}
+    out = {name: _numpy(values) for name, values in out.items()}
+    median = np.median(effect.cpu().numpy(), axis=0).astype(np.float64)  # numpy's partition: torch's sort is slow
+    return {name: median if name == "lfc_median" else out[name]
+            for name in [*out][:-4] + ["lfc_mean", "lfc_median", "lfc_std", "lfc_min", "lfc_max"]}

@@ -54,7 +54,7 @@ import pandas as pd
 import torch
 from scipy import special
 
-from .calls import change_columns, estimate_delta, log_odds
+from .calls import change_columns, estimate_delta, vanilla_columns, with_group_columns
 from .decoding import DECODE_BATCH
 from .groups import Comparison, subsample
 from .raw import raw_statistics, rows, shares
@@ -236,19 +236,10 @@ def compare(model, data, comparison: Comparison, *, mode: str, delta: float | No
     lfc_mean, lfc_std = effect.shrinkage.mixture(*np.concatenate(effect_centres, axis=1)).moments()
     drawn = {name: np.concatenate([d[name] for d in drawn]) for name in drawn[0]}
     table = pd.DataFrame(probabilities, index=data.gene_names)
-    if mode == "vanilla":
-        p = table["proba_m1"].to_numpy()
-        table["proba_m2"], table["bayes_factor"] = 1.0 - p, log_odds(p)
     table = table.assign(lfc_mean=lfc_mean, lfc_median=drawn["lfc_median"], lfc_std=lfc_std,
                          lfc_min=drawn["lfc_min"], lfc_max=drawn["lfc_max"])
-    table["scale1"], table["scale2"] = decoded1.scale, decoded2.scale
-    table["pseudocounts"] = pc
-    if mode == "change":
-        table["delta"] = delta
-    for name in ("raw_mean", "non_zeros_proportion", "raw_normalized_mean"):
-        table[f"{name}1"], table[f"{name}2"] = raw1[name], raw2[name]
-    table["n_cells1"], table["n_cells2"] = len(cells1), len(cells2)
-    return table
+    return with_group_columns(table, (decoded1.scale, decoded2.scale), pc, delta if mode == "change" else None,
+                              (raw1, raw2), (len(cells1), len(cells2)))
 
 
 class _Combination:
@@ -380,7 +371,7 @@ def _probabilities(lfc: NormalMixture, mode: str, delta: float | None) -> dict[s
     """Per gene, from its LFC's posterior: the change-mode columns from its two tails, or P(LFC > 0) (vanilla)."""
     if mode == "change":
         return change_columns(lfc.at_least(delta), lfc.negated().at_least(delta))
-    return {"proba_m1": 1.0 - lfc.negated().at_least(0.0)}  # P(LFC > 0) = 1 − P(−LFC ≥ 0)
+    return vanilla_columns(1.0 - lfc.negated().at_least(0.0))  # P(LFC > 0) = 1 − P(−LFC ≥ 0)
 
 
 def _draw_summaries(lfc: torch.Tensor) -> dict[str, np.ndarray]:

@@ -55,6 +55,7 @@ def test_markers_of_every_cluster_volcano_table_and_gene(page, pbmc_run, tmp_pat
     store, run_id = pbmc_run
     go_to(page, TITLE, run_id)
     page.get_by_text("Not computed yet").wait_for()
+    page.get_by_text(re.compile("Is a random cell of A at least δ above")).wait_for()  # scVI's change mode, the default
     page.get_by_text("Advanced: posterior samples, seed").click()
     samples = page.get_by_role("spinbutton", name="Posterior samples")
     samples.fill("1000")
@@ -67,6 +68,7 @@ def test_markers_of_every_cluster_volcano_table_and_gene(page, pbmc_run, tmp_pat
     assert_no_exception(page)
     assert volcano.locator(".legendtext").count() == 3  # up / down / not DE
     page.get_by_text(re.compile(r"^[0-9,]+ of 2,000 genes, most convincing first")).wait_for()
+    page.get_by_text(re.compile(r"^scVI change mode \(Boyeau et al\.\): δ = 0\.25")).wait_for()
     page.locator('[data-testid="stDataFrame"]').last.wait_for()
     shoot(page, "de_volcano", page.get_by_role("heading", name=TITLE), height=1700)  # the question, then its answer
 
