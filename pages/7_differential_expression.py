@@ -1,7 +1,7 @@
 """Differential expression: which genes tell these cells apart. Two questions, one click each — the markers of every
-cluster (one-vs-rest) or group A against group B (or the rest) — answered by scVI's change mode (the default) or by
-this project's test of the groups' means, kept with the run, and read through a volcano plot, a filterable table, a marker dot plot and heatmap, and one
-gene's expression per group. Widgets and layout only: the questions and their stored answers are
+cluster (one-vs-rest) or group A against group B (or the rest) — answered by scVI's change mode (the default) or
+by this project's test of the groups' means, kept with the run, and read through a volcano plot, a filterable
+table, a marker dot plot and heatmap, and one gene's expression per group. Widgets and layout only: the questions and their stored answers are
 ``scvi_core.de_results``, the readings of a table ``scvi_core.de_views``, the charts ``ui/de_figures.py``."""
 
 import numpy as np
@@ -17,16 +17,16 @@ from ui import de_figures, results
 
 MARKERS_Q, PAIR_Q = "Markers of every cluster", "Compare two groups"
 LEIDEN, SAVED, REST_SOURCE = "leiden", "saved", "rest"
-SETTING_DEFAULTS = {"de_method": "scvi", "de_delta": 0.25, "de_fdr": 0.05, "de_batch": False, "de_max_cells": 1000, "de_n_samples": 5000,
-                    "de_seed": 0}
+SETTING_DEFAULTS = {"de_method": "scvi", "de_delta": 0.25, "de_fdr": 0.05, "de_batch": False, "de_max_cells": 1000,
+                    "de_n_samples": 5000, "de_seed": 0}
 CONTROLS = ["de_question", "de_groupby", "de_a_source", "de_a_value", "de_b_source", "de_b_value",
             *SETTING_DEFAULTS]
 VIEW_DEFAULTS = {"de_search": "", "de_direction": "both", "de_min_pct": de_views.DEFAULT_MIN_PCT,
                  "de_called_only": False, "de_y": "proba_de", "de_top_n": 5, "de_dot_colour": "expression",
                  "de_gene_kind": "violin"}
 METHOD_QUESTIONS = {
-    "scvi": "Is a random cell of A at least δ above (or below) a random cell of B? Cells that vary a lot within a group "
-            "count against a call. The method of scVI's papers, as scvi-tools computes it: cite it as scVI DE.",
+    "scvi": "Is a random cell of A at least δ above (or below) a random cell of B? Cells that vary a lot within a "
+            "group count against a call. The method of scVI's papers, as scvi-tools computes it: cite it as scVI DE.",
     "group-mean": "Is A's mean expression at least δ above (or below) B's? Calls more genes, since a clear "
                   "difference of means counts even when cells vary. Cells are the replicates: right for clusters, "
                   "not for donors or conditions. This project's own test.",
@@ -215,7 +215,8 @@ def kept_answers(run_id: str, current: str | None):
         listing = pd.DataFrame([{
             "question": m["title"], "method": METHOD_TITLES[de_results.stored_settings(m).method],
             "δ": m["settings"]["delta"], "FDR": m["settings"]["fdr_target"],
-            "batch correction": m["settings"]["batch_correction"], "cells per group": m["settings"]["max_cells_per_group"],
+            "batch correction": m["settings"]["batch_correction"],
+            "cells per group": m["settings"]["max_cells_per_group"],
             "computed": m["created"], "seconds": m.get("seconds"), "shown": m["key"] == current} for m in kept])
         st.dataframe(listing, hide_index=True)
         by_key = {m["key"]: m for m in kept}
@@ -319,7 +320,7 @@ def table_section(answer: de_results.Answer, shown: pd.DataFrame, filtered: pd.D
     c4.checkbox("Called DE only", key="de_called_only")
     st.caption(f"{len(filtered):,} of {len(shown):,} genes, most convincing first (P(DE), then the size of the fold "
                "change). Click a column to sort, a row to see the gene below.")
-    columns = [c for c in shown.columns if c != "comparison"]
+    columns = [c for c in shown.columns if c not in ("comparison", "method")]  # the caption names the method
     st.dataframe(filtered[columns], hide_index=True, column_config=column_config(name1, name2), on_select="rerun",
                  selection_mode="single-row", key=table_key)
     d1, d2 = st.columns(2)

@@ -159,7 +159,8 @@ def masks(labels: np.ndarray, group1: str, group2: str | None) -> tuple[np.ndarr
 # ---- answering --------------------------------------------------------------------------------------------------
 def answer(model, question: Question, settings: DESettings, labels: np.ndarray,
            progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
-    """Ask ``model`` every comparison of ``question`` (change mode, ``settings.method``) and return the tables concatenated, with
+    """Ask ``model`` every comparison of ``question`` (change mode, by ``settings.method``) and return the tables
+    concatenated, with
     ``comparison`` ("B vs rest"), ``group1`` and ``group2`` naming the groups as the user chose them.
     ``progress(done, total)`` is told after each comparison. Raises ValueError (for the user) on bad groups.
     Comparison i is drawn with seed ``settings.seed + i``, as ``model.differential_expression(groupby=…)`` does, so
@@ -170,7 +171,8 @@ def answer(model, question: Question, settings: DESettings, labels: np.ndarray,
     for done, (group1, group2) in enumerate(todo, start=1):
         idx1, idx2 = masks(labels, group1, group2)
         block = model.differential_expression(
-            idx1=idx1, idx2=idx2, mode="change", method=settings.method, delta=settings.delta, fdr_target=settings.fdr_target,
+            idx1=idx1, idx2=idx2, mode="change", method=settings.method, delta=settings.delta,
+            fdr_target=settings.fdr_target,
             batch_correction=settings.batch_correction, n_samples=settings.n_samples,
             max_cells_per_group=settings.max_cells_per_group, seed=settings.seed + done - 1)
         block = block.copy()

@@ -88,7 +88,8 @@ def rank(block: pd.DataFrame) -> pd.DataFrame:
 
 def shown_table(block: pd.DataFrame) -> pd.DataFrame:
     """The columns a user reads, one row per gene (``gene`` a column), ranked: direction, LFC, P(DE), signed Bayes
-    factor, the log-odds of DE (unsigned, the volcano's other y), posterior FDR, % expressing and mean denoised expression (per 10,000 counts) in each group."""
+    factor, the log-odds of DE (unsigned, the volcano's other y), posterior FDR, % expressing and mean denoised
+    expression (per 10,000 counts) in each group, and the method that made the table (so a download says it)."""
     block = rank(block)
     return pd.DataFrame({
         "gene": block.index.astype(str),
@@ -106,6 +107,7 @@ def shown_table(block: pd.DataFrame) -> pd.DataFrame:
         "expr2": block["scale2"].to_numpy() * 1e4,
         "raw_mean1": block["raw_mean1"].to_numpy(),
         "raw_mean2": block["raw_mean2"].to_numpy(),
+        "method": method_of(block),
     })
 
 

@@ -184,6 +184,7 @@ def test_markers_of_cell_types_truth_filters_csv_and_dot_plot(de_copy, app, down
     assert (filtered["pct1"].where(filtered["lfc_mean"] > 0, filtered["pct2"]) >= 50).all()
     csv = pd.read_csv(io.BytesIO(downloads[f"de_{run_id}__type_1_vs_rest.csv"]))
     assert list(csv["gene"]) == list(filtered["gene"])  # the CSV is the filtered table
+    assert set(csv["method"]) == {"scvi"}  # and says which method made it
     full = pd.read_csv(io.BytesIO(downloads[f"de_{run_id}_full.csv"]), index_col=0)
     assert len(full) == 4 * 60 and "is_de_fdr_0.05" in full.columns
 

@@ -49,7 +49,8 @@ def volcano(shown: pd.DataFrame, delta: float, group1: str, group2: str, y: str 
     if highlight is not None and highlight in set(shown["gene"]):
         row = shown[shown["gene"] == highlight].iloc[0]
         value = float(np.clip(row[y], -LOG_ODDS_CLIP, LOG_ODDS_CLIP)) if y == "log_odds" else float(row[y])
-        fig.add_annotation(x=float(np.clip(row["lfc_mean"], -limit, limit)), y=value, text=highlight, showarrow=True, arrowhead=2,
+        fig.add_annotation(x=float(np.clip(row["lfc_mean"], -limit, limit)), y=value, text=highlight, showarrow=True,
+                           arrowhead=2,
                            bgcolor="rgba(255, 255, 255, 0.85)")
     title = (f"{group1} vs {group2}: {int(counts.get(UP, 0)):,} genes up, {int(counts.get(DOWN, 0)):,} down "
              f"(|log2 FC| ≥ {delta:g} likely)")

@@ -31,8 +31,9 @@ METHODS = {"scvi": change_mode, "group-mean": group_mean}
 METHOD_TITLES = {"scvi": "scVI change mode (Boyeau et al.)", "group-mean": "group-mean test (this project's)"}
 MODES = ("change", "vanilla")
 
-__all__ = ["METHODS", "METHOD_TITLES", "MODES", "Comparison", "check_settings", "comparisons", "differential_expression",
-           "estimate_delta", "fdr_calls", "log_odds", "moderated_lfc", "rank", "raw_statistics"]
+__all__ = ["METHODS", "METHOD_TITLES", "MODES", "Comparison", "check_settings", "comparisons",
+           "differential_expression", "estimate_delta", "fdr_calls", "log_odds", "moderated_lfc", "rank",
+           "raw_statistics"]
 
 
 def check_settings(method: str, mode: str, delta, fdr_target: float, n_samples: int, max_cells_per_group) -> None:

@@ -14,8 +14,8 @@ under (the cell's own batch; with batch correction every batch, n_samples / n_ba
 4. Change mode. LFC_i = log2(ρA_i + pc) − log2(ρB_i + pc); P(up) = mean_i [LFC_i ≥ δ], P(down) = mean_i [LFC_i < −δ],
    proba_de = max(P(up), P(down)), bayes_factor = sign(P(up) − P(down)) · (ln(proba_de + ε) − ln(1 − proba_de + ε))
    (signed as scvi-tools did up to 1.3; 1.4 leaves it unsigned), and the DE genes are the largest top set by
-   proba_de whose posterior expected FDR, mean(1 − proba_de), is ≤ fdr_target. The LFC summaries (mean, median, std, min, max) are of
-   log2(ρA_i + pc·10⁻³) − log2(ρB_i + pc·10⁻³), as scvi-tools reports them.
+   proba_de whose posterior expected FDR, mean(1 − proba_de), is ≤ fdr_target. The LFC summaries (mean, median,
+   std, min, max) are of log2(ρA_i + pc·10⁻³) − log2(ρB_i + pc·10⁻³), as scvi-tools reports them.
 5. Vanilla mode. proba_m1 = mean_i [ρA_i > ρB_i], bayes_factor = ln(proba_m1 + ε) − ln(proba_m2 + ε).
 
 scale1 / scale2 are the mean ρ of each group's draws. ``delta=None``: δ from the genes' mean LFC

@@ -14,9 +14,9 @@ independent and the calls are too many; compare pseudobulk samples instead). For
    1 / (n l̄) (a count the group could as well have had: a gene with no count in a group has a bounded LFC, not one
    set by pc), has a sampling variance v_g by the delta method from the variance of the mean share, at least its
    multinomial value (k + 1)(1 − x̄) / (n l̄)² for k counts in n cells of mean library l̄ (with batch correction:
-   averaged over the batches both groups share, batch by batch). The decoder was fitted to those same counts, so its error
-   inherits theirs and adds its own: with d_g the gap mean_b m_g − c_g, s_g² = v_g + mean(d²) over the genes of
-   similar expression (ten bins).
+   averaged over the batches both groups share, batch by batch). The decoder was fitted to those same counts, so its
+   error inherits theirs and adds its own: with d_g the gap mean_b m_g − c_g, s_g² = v_g + mean(d²) over the genes
+   of similar expression (ten bins).
 3. Both estimates, weighted by their precision: centres x_g^(b) = a_g m_g^(b) + (1 − a_g) c_g,
    a_g = v_g / (v_g + s_g²), and, since their errors are correlated, the cautious spread σ_g = a_g s_g + (1 − a_g)√v_g.
    Since s_g² ≥ v_g, a_g ≤ ½: the model never weighs more than the counts. It weighs ½ where the decoder agrees with

@@ -66,7 +66,7 @@ def test_markers_of_every_cluster_volcano_table_and_gene(page, pbmc_run, tmp_pat
     page.get_by_text(re.compile(r"^cluster 0 vs rest: [0-9,]+ genes up, [0-9,]+ down")).wait_for(timeout=300_000)
     wait_until_idle(page)
     assert_no_exception(page)
-    assert volcano.locator(".legendtext").count() == 3  # up / down / not DE
+    assert volcano.locator(".legendtext").count() in (2, 3)  # up / down / not DE: plotly leaves an empty one out
     page.get_by_text(re.compile(r"^[0-9,]+ of 2,000 genes, most convincing first")).wait_for()
     page.get_by_text(re.compile(r"^scVI change mode \(Boyeau et al\.\): δ = 0\.25")).wait_for()
     page.locator('[data-testid="stDataFrame"]').last.wait_for()
