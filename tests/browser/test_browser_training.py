@@ -86,7 +86,7 @@ def test_quick_training_live_curve_reload_stop_and_run_list(page):
     wait_for_points(page, after_reload)  # still training, still updating
 
     page.get_by_role("button", name="Stop").click()
-    page.get_by_role("heading", name=re.compile(r"Run .*: stopped")).wait_for(timeout=15_000)
+    page.get_by_role("heading", name=re.compile(r"Run .*: stopped")).wait_for(timeout=60_000)
     page.get_by_text("the model trained so far was saved").first.wait_for()
     wait_until_idle(page)
     assert_no_exception(page)
@@ -135,7 +135,7 @@ def test_two_browser_sessions_both_start_the_second_waits_then_trains(browser, d
         screenshot(second, "training_queue", height=1400)
 
         first.get_by_role("button", name="Stop").click()
-        first.get_by_role("heading", name=re.compile(r"Run .*: stopped")).wait_for(timeout=15_000)
+        first.get_by_role("heading", name=re.compile(r"Run .*: stopped")).wait_for(timeout=60_000)
         second.get_by_role("heading", name=re.compile(r"Run .*: finished")).wait_for(timeout=90_000)
         second.get_by_text("Ran all 5 epochs").first.wait_for()
         assert_no_exception(second)
