@@ -34,7 +34,6 @@ import scanpy as sc
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from scvi_core import SCVI, embedding, simulate
-from scvi_core.datasets import pbmc_3batches
 from scvi_core.simulate import true_lfc
 
 DELTA, FDR = 0.25, 0.05
