@@ -36,9 +36,8 @@ import torch
 from .calls import change_columns, estimate_delta, vanilla_columns, with_group_columns
 from .decoding import decode, rho
 from .groups import Comparison, subsample
-from .raw import raw_statistics
+from .raw import NOT_EXPRESSED_MEAN, raw_statistics
 
-NOT_EXPRESSED_MEAN = 0.01  # scvi-tools' threshold_counts: raw mean count per cell below which a gene is not expressed
 PSEUDOCOUNT_QUANTILE = 0.9
 EFFECT_PSEUDOCOUNT = 1e-3  # the LFC summaries use pc × this (scvi-tools: "to correctly estimate log-fold change")
 GENE_CHUNK_ENTRIES = 1_000_000  # draws × genes per chunk (4 MB of float32 per array)

@@ -55,11 +55,10 @@ import torch
 from scipy import special
 
 from .calls import change_columns, estimate_delta, vanilla_columns, with_group_columns
-from .decoding import DECODE_BATCH
+from .decoding import DECODE_BATCH, rho
 from .groups import Comparison, subsample
-from .raw import raw_statistics, rows, shares
+from .raw import NOT_EXPRESSED_MEAN, raw_statistics, rows, shares
 
-NOT_EXPRESSED_MEAN = 0.01  # raw mean count per cell below which a gene counts as not expressed in a group (pseudocount)
 Z_DRAWS = 5  # draws of z per cell; the model's group-mean draws are spread evenly over them
 MODEL_DRAWS = 1000  # at most this many draws of the groups' means (n_samples beyond changes nothing): the probabilities
 # and the LFC's mean and sd are exact given them, its median, min and max are over them
@@ -103,9 +102,7 @@ class _Decoded:
 
     def rho(self, draw: int, genes: slice) -> torch.Tensor:
         """ρ of every cell (rows) for a chunk of genes under z draw ``draw``: (n, chunk)."""
-        weight, bias = self.frequency.weight[genes], self.frequency.bias[genes]
-        logits = self.hidden[draw] @ weight.T + bias  # (n_codes, n, chunk)
-        return torch.exp(logits - self.log_partition[draw][..., None]).mean(0)
+        return rho(self.frequency, self.hidden[draw], self.log_partition[draw], genes).mean(0)  # over the codes
 
 
 @dataclass

@@ -7,6 +7,8 @@ import numpy as np
 import scipy.sparse as sp
 
 RAW_CHUNK_CELLS = 8192  # cells whose counts are read at once for a group's raw statistics
+NOT_EXPRESSED_MEAN = 0.01  # scvi-tools' threshold_counts: raw mean count per cell below which a gene is not expressed
+# in a group (both methods' pseudocounts)
 
 
 def rows(matrix, cells: np.ndarray) -> sp.csr_matrix:
