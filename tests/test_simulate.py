@@ -33,3 +33,31 @@ def test_blockwise_drawing_gives_the_same_distribution(monkeypatch):
     means_whole, means_blocks = (np.log1p(np.asarray(a.X.mean(0))).ravel() for a in (whole, blocks))
     assert np.corrcoef(means_whole, means_blocks)[0, 1] > 0.97
     assert not np.array_equal(whole.X.toarray(), blocks.X.toarray())
+
+
+def test_zeros_that_follow_the_cell_type_and_genes_that_are_off_in_some_types():
+    """The harder kinds of gene (issue 18): dropout in some cell types only, and plain NB genes that are off in some
+    types. Checked against the counts themselves, type by type; the default data do not change."""
+    kinds = dict(cell_type_zi_fraction=0.2, cell_type_dropout_range=(0.5, 0.6), silent_fraction=0.2)
+    adata = simulate(n_cells=3000, n_genes=100, zi_fraction=0.2, dispersion_range=(50.0, 50.0), seed=3, **kinds)
+    kind = adata.var["zero_kind"].astype(str).to_numpy()
+    assert {k: int((kind == k).sum()) for k in simulate_module.ZERO_KINDS} == {
+        simulate_module.NB: 40, simulate_module.NB_SILENT: 20, simulate_module.CONSTANT_DROPOUT: 20,
+        simulate_module.CELL_TYPE_DROPOUT: 20}
+    truth = adata.var["is_zero_inflated"].to_numpy()
+    assert (truth == np.isin(kind, [simulate_module.CONSTANT_DROPOUT, simulate_module.CELL_TYPE_DROPOUT])).all()
+    counts, types = adata.X.toarray(), adata.obs["cell_type"].to_numpy()
+    per_type = np.stack([counts[types == t].sum(0) for t in np.unique(types)])  # (types, genes) total counts
+    silent = kind == simulate_module.NB_SILENT
+    off = per_type[:, silent] == 0
+    assert off.any(0).all() and (~off).any(0).all()  # each silent gene is off in some types, on in others
+    assert (per_type[:, ~silent] > 0).all()
+    # cell-type dropout: the zero share jumps by about the dropout in the types where it applies, not in the others
+    dropped = kind == simulate_module.CELL_TYPE_DROPOUT
+    mean_in_zero_types = np.array([[np.mean(counts[types == t, g] == 0) for g in np.flatnonzero(dropped)]
+                                   for t in np.unique(types)])
+    assert (mean_in_zero_types.max(0) - mean_in_zero_types.min(0) > 0.3).all()
+    assert adata.var.loc[dropped, "true_dropout"].between(0.5 / 4, 0.6 * 3 / 4).all()  # averaged over the 4 types
+    default = simulate(n_cells=200, n_genes=40, seed=3)
+    again = simulate(n_cells=200, n_genes=40, seed=3, cell_type_zi_fraction=0.0, silent_fraction=0.0)
+    assert np.array_equal(default.X.toarray(), again.X.toarray())
