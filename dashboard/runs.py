@@ -56,6 +56,9 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+ZERO_INFLATION_META = "zero_inflation.json"
+
+
 def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
@@ -172,14 +175,32 @@ class RunStore:
         results = self.results_dir(run_id)
         np.save(results / "latent.npy", model.get_latent_representation())
         if isinstance(model, AUTOZI):
-            write_atomic(results / "zero_inflation.csv", model.get_zero_inflation_table().to_csv(index=False))
+            self.save_zero_inflation(run_id, model.get_zero_inflation_table())
+
+    def save_zero_inflation(self, run_id: str, table: pd.DataFrame) -> None:
+        """The table as CSV, and beside it as JSON what made each column (``table.attrs``: the prior, the
+        posterior, the methods), which a CSV cannot hold. The JSON is written last: a table without one is from
+        before methods were recorded (:meth:`read_zero_inflation`)."""
+        results = self.results_dir(run_id)
+        write_atomic(results / "zero_inflation.csv", table.to_csv(index=False))
+        write_atomic(results / ZERO_INFLATION_META, json.dumps(table.attrs, indent=1, default=float))
 
     def read_latent(self, run_id: str) -> np.ndarray:
         return np.load(self.results_dir(run_id) / "latent.npy")
 
     def read_zero_inflation(self, run_id: str) -> pd.DataFrame | None:
-        path = self.results_dir(run_id) / "zero_inflation.csv"
-        return pd.read_csv(path) if path.exists() else None
+        """The saved table with its ``attrs`` (None for scVI runs). A table saved before the methods were recorded
+        held the NB vs ZINB check under AutoZI's names: it is made again from the run's model and saved."""
+        results = self.results_dir(run_id)
+        path, meta = results / "zero_inflation.csv", results / ZERO_INFLATION_META
+        if not path.exists():
+            return None
+        if not meta.exists() and self.has_model(run_id):
+            self.save_zero_inflation(run_id, self.load_model(run_id).get_zero_inflation_table())
+        table = pd.read_csv(path)
+        if meta.exists():
+            table.attrs.update(json.loads(meta.read_text()))
+        return table
 
 
 def where_it_trains(status: dict) -> str:

@@ -144,7 +144,9 @@ def prior_controls() -> None:
         right.caption("α and β are fitted during training. Before training, no gene is assumed to lean either way.")
     elif alpha > 0 and beta > 0:
         left.metric("Prior P(zero-inflated)", f"{cfg.prior_prob_zero_inflated(alpha, beta):.0%}",
-                    help="The probability that a gene is zero-inflated before seeing any data: p(δ < 0.5).")
+                    help="The probability that a gene is zero-inflated before seeing any data: p(δ < 0.5). AutoZI's "
+                         "P(ZI) = q(δ < 0.5) starts here for every gene; a gene whose counts carry little "
+                         "information (rarely expressed) stays close to it, the others move as their counts say.")
         with right:
             prior_plot(alpha, beta)
 

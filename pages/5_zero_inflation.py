@@ -1,5 +1,6 @@
-"""Zero-inflation: AutoZI's per-gene table (P(ZI), evidence, call at a chosen threshold), its plots, a gene detail
-that shows *why* a gene is called zero-inflated, and recovery of the truth on simulated data. Widgets and layout
+"""Zero-inflation: AutoZI's per-gene answer (P(ZI) = q(δ < ½), evidence, call at a chosen threshold) with the NB vs
+ZINB check beside it, its plots, a gene detail that shows *why* each calls a gene zero-inflated, and recovery of the
+truth on simulated data. Widgets and layout
 only: the numbers come from ``scvi_core.zero_inflation``, ``scvi_core.zi_summary`` and ``scvi_core.gene_detail``."""
 
 import pandas as pd
@@ -10,30 +11,44 @@ from dashboard import config as cfg
 from scvi_core import gene_detail, zi_summary
 from scvi_core.data import registry_of
 from scvi_core.io import working_copy
-from scvi_core.zero_inflation import NOT_ZI, UNDETERMINED, ZI
+from scvi_core.zero_inflation import CHECK_PREFIX, NOT_ZI, UNDETERMINED, ZI
 from ui import results
 
 CALL_COLOURS = {ZI: "#c0392b", UNDETERMINED: "#95a5a6", NOT_ZI: "#1f6f8b"}
-SHOWN_COLUMNS = ["gene", "prob_zero_inflated", "log10_bayes_factor", "call", "excess_zero_fraction", "alpha_posterior",
+CHECK = CHECK_PREFIX
+SHOWN_COLUMNS = ["gene", "prob_zero_inflated", "log10_bayes_factor", "call", CHECK + "prob_zero_inflated",
+                 CHECK + "log10_bayes_factor", CHECK + "call", CHECK + "excess_zero_fraction", "alpha_posterior",
                  "beta_posterior", "mean_count", "observed_zero_fraction", "expected_zero_fraction_nb",
                  "expected_zero_fraction_zinb"]
 COLUMN_CONFIG = {
-    "prob_zero_inflated": st.column_config.NumberColumn("P(ZI)", format="%.3f",
-                                                        help="Probability that the gene is zero-inflated (by "
-                                                             "default from its evidence: a negative binomial against "
-                                                             "a zero-inflated one around the model's expected "
-                                                             "counts)."),
-    "log10_bayes_factor": st.column_config.NumberColumn("log10 BF", format="%.2f",
-                                                        help="How far the data moved the odds of ZI from the prior."),
-    "excess_zero_fraction": st.column_config.NumberColumn(
-        "extra zeros π̂", format="%.3f", help="Share of cells with a zero the NB does not explain, fitted per gene."),
-    "alpha_posterior": st.column_config.NumberColumn("α", format="%.3f", help="AutoZI's trained q(δ) = Beta(α, β)."),
-    "beta_posterior": st.column_config.NumberColumn("β", format="%.3f", help="AutoZI's trained q(δ) = Beta(α, β)."),
+    "prob_zero_inflated": st.column_config.NumberColumn(
+        "AutoZI P(ZI)", format="%.3f", help="AutoZI's answer: the posterior probability that the gene is "
+                                            "zero-inflated, q(δ < ½), under your Beta(α, β) prior."),
+    "log10_bayes_factor": st.column_config.NumberColumn(
+        "AutoZI log10 BF", format="%.2f", help="How far the data moved AutoZI's odds of ZI from the prior's."),
+    "call": st.column_config.TextColumn("AutoZI call", help="AutoZI's call: P(ZI) on one side of the threshold "
+                                                            "and enough evidence, else undetermined."),
+    CHECK + "prob_zero_inflated": st.column_config.NumberColumn(
+        "check P(ZI)", format="%.3f", help="The NB vs ZINB check: an NB and a zero-inflated NB refitted to this "
+                                           "gene around the model's expected counts, with the prior's odds."),
+    CHECK + "log10_bayes_factor": st.column_config.NumberColumn(
+        "check log10 BF", format="%.2f", help="The check's Schwarz Bayes factor of the ZINB against the NB."),
+    CHECK + "call": st.column_config.TextColumn("check call", help="The NB vs ZINB check's call."),
+    CHECK + "excess_zero_fraction": st.column_config.NumberColumn(
+        "check π̂", format="%.3f", help="The check's share of cells with a zero the NB does not explain."),
+    "alpha_posterior": st.column_config.NumberColumn("α", format="%.3f", help="AutoZI's q(δ) = Beta(α, β)."),
+    "beta_posterior": st.column_config.NumberColumn("β", format="%.3f", help="AutoZI's q(δ) = Beta(α, β)."),
     "mean_count": st.column_config.NumberColumn("mean count", format="%.2f"),
     "observed_zero_fraction": st.column_config.NumberColumn("zeros observed", format="%.3f"),
     "expected_zero_fraction_nb": st.column_config.NumberColumn("zeros NB", format="%.3f"),
     "expected_zero_fraction_zinb": st.column_config.NumberColumn("zeros ZINB", format="%.3f"),
 }
+QUESTIONS = ("**AutoZI** (the answer) asks: given the whole model, in which the dropout may follow each cell's "
+             "state, how probable is it that this gene's counts follow the zero-inflated component (δ < ½) "
+             "rather than the plain negative binomial? **The NB vs ZINB check** asks: around the model's expected "
+             "counts, does one extra-zero rate for all the gene's cells fit its counts better than none, by enough "
+             "to pay for the extra parameter? They disagree most on genes that are off in some cell types (AutoZI "
+             "may call them zero-inflated) and on zeros that follow the cell type (the check may miss them).")
 PLOT_MARGIN = dict(l=10, r=10, t=40, b=10)
 
 
@@ -83,6 +98,10 @@ def summary(table: pd.DataFrame, shares: pd.DataFrame, truth: pd.Series | None, 
                           f"{found['false_calls']:,} {plain}", delta_color="off", delta_arrow="off",
                           help="Simulated ground truth, by the evidence-aware call (and by P(ZI) alone).")
         st.caption("This is simulated data with known zero-inflated genes, so the calls can be checked.")
+    if CHECK + "call" in table.columns:
+        n_check, n_disagree = int((table[CHECK + "call"] == ZI).sum()), int(zi_summary.disagree(table).sum())
+        st.caption(f"Calls above are AutoZI's. The NB vs ZINB check calls {n_check:,} genes zero-inflated; the two "
+                   f"calls differ on {n_disagree:,} genes (filter them below).")
 
 
 def plots(table: pd.DataFrame, shares: pd.DataFrame, threshold: float):
@@ -119,13 +138,18 @@ def plots(table: pd.DataFrame, shares: pd.DataFrame, threshold: float):
 
 def table_section(table: pd.DataFrame, group_key: str | None, run_id: str) -> pd.DataFrame:
     """Search / filter the table, show it (a click on a row opens that gene's detail), offer it as CSV."""
-    c1, c2, c3 = st.columns([2, 1, 2])
+    st.markdown(QUESTIONS)
+    c1, c2, c3, c4 = st.columns([2, 1, 2, 1.4])
     search = c1.text_input("Search genes", key="zi_search", placeholder="part of a gene name")
     min_mean = c2.number_input("Mean count >", 0.0, value=0.0, step=0.5, key="zi_min_mean",
                                help="The AutoZI authors interpret only genes with mean count > 1.")
-    calls = c3.multiselect("Calls", [ZI, UNDETERMINED, NOT_ZI], default=[ZI, UNDETERMINED, NOT_ZI], key="zi_calls")
-    shown = zi_summary.filter_table(table, search, min_mean, calls)
-    columns = [c for c in SHOWN_COLUMNS if c in table.columns]  # extra zeros: with the evidence's calls only
+    calls = c3.multiselect("AutoZI calls", [ZI, UNDETERMINED, NOT_ZI], default=[ZI, UNDETERMINED, NOT_ZI],
+                           key="zi_calls")
+    disagreeing = c4.checkbox("Only where the check disagrees", key="zi_disagree",
+                              disabled=CHECK + "call" not in table.columns,
+                              help="Genes whose AutoZI call and NB vs ZINB check call differ.")
+    shown = zi_summary.filter_table(table, search, min_mean, calls, disagreeing)
+    columns = [c for c in SHOWN_COLUMNS if c in table.columns]  # the check: not in tables made without it
     columns = columns if group_key is None else [columns[0], group_key, *columns[1:]]
     st.caption(f"{len(shown):,} of {len(table):,} rows. Click a column to sort; click a row to see the gene's "
                "detail below.")
@@ -156,36 +180,39 @@ def detail_section(run_id: str, table: pd.DataFrame, shown: pd.DataFrame, group_
     detail = detail_for(str(results.store().root), run_id, tuple((k, row[k]) for k in keys))
     verdict = {ZI: "**zero-inflated**", NOT_ZI: "**not zero-inflated**", UNDETERMINED: "**undetermined**"}
     rule = "above" if row["is_zero_inflated"] else "not above"
-    from_evidence = "excess_zero_fraction" in row.index
-    extra = f" The evidence's fit: {row['excess_zero_fraction']:.1%} of cells have a zero beyond the NB's (π̂)." \
-        if from_evidence else ""
+    check = ""
+    if CHECK + "call" in row.index:
+        check = (f" The NB vs ZINB check: P(ZI) = {row[CHECK + 'prob_zero_inflated']:.3f}, log10 Bayes factor "
+                 f"{row[CHECK + 'log10_bayes_factor']:+.2f} → {verdict[row[CHECK + 'call']]}; it finds "
+                 f"{row[CHECK + 'excess_zero_fraction']:.1%} of cells with a zero beyond its NB's (π̂).")
     st.markdown(
-        f"**{gene}**{f' in {group_key} {row[group_key]}' if group_key else ''}: P(ZI) = {row['prob_zero_inflated']:.3f}"
-        f" ({rule} the threshold), log10 Bayes factor {row['log10_bayes_factor']:+.2f} → {verdict[row['call']]}. "
-        f"Zeros: {row['observed_zero_fraction']:.1%} observed; a negative binomial fitted to this gene expects "
-        f"{row['expected_zero_fraction_nb']:.1%}, the zero-inflated one {row['expected_zero_fraction_zinb']:.1%}."
-        + extra)
+        f"**{gene}**{f' in {group_key} {row[group_key]}' if group_key else ''}: AutoZI's P(ZI) = "
+        f"{row['prob_zero_inflated']:.3f} ({rule} the threshold), log10 Bayes factor {row['log10_bayes_factor']:+.2f}"
+        f" → {verdict[row['call']]}. Zeros: {row['observed_zero_fraction']:.1%} observed; AutoZI's negative "
+        f"binomial expects {row['expected_zero_fraction_nb']:.1%}, its zero-inflated component "
+        f"{row['expected_zero_fraction_zinb']:.1%}." + check)
     left, right = st.columns(2)
     left.plotly_chart(count_figure(detail), key="zi_detail_counts")
-    right.plotly_chart(delta_figure(detail, row, from_evidence), key="zi_detail_delta")
-    how = ("The call weighs each gene's evidence: an NB and a zero-inflated NB fitted to its counts around the "
-           "model's expected counts, compared by their Bayes factor; it does not move with how long or how fast one "
-           "trains. Right: AutoZI's trained q(δ), for reference (it does move with training)."
-           if from_evidence else "Right: AutoZI's posterior of δ (the probability of the plain NB); its mass left of "
-           "0.5 is P(ZI).")
-    st.caption("Left: share of cells at each count, observed and expected under the two fitted models (the decoder "
-               "at each cell's posterior mean). When the NB predicts too few zeros and the ZINB matches them, the "
-               f"gene is zero-inflated. {how}")
+    right.plotly_chart(delta_figure(detail, row), key="zi_detail_delta")
+    st.caption("Left: share of cells at each count, observed and expected under the fits that made each call: "
+               "AutoZI's two components (the decoder at each cell's posterior mean; solid) and the check's own NB "
+               "and ZINB refitted around the model's expected counts (dotted). When the ZINB's zeros match the "
+               "observed ones and the NB's fall short, the gene is zero-inflated. Right: AutoZI's posterior of δ "
+               "(the probability of the plain NB) against your prior; its mass left of 0.5 is P(ZI).")
 
 
 def count_figure(detail: gene_detail.GeneDetail) -> go.Figure:
     hist = detail.histogram
     fig = go.Figure([
         go.Bar(x=hist["count"], y=hist["observed"], name="observed", marker_color="#95a5a6"),
-        go.Scatter(x=hist["count"], y=hist["expected_nb"], name="expected: NB", mode="lines+markers",
+        go.Scatter(x=hist["count"], y=hist["expected_nb"], name="AutoZI: NB", mode="lines+markers",
                    line=dict(color="#1f6f8b")),
-        go.Scatter(x=hist["count"], y=hist["expected_zinb"], name="expected: ZINB", mode="lines+markers",
-                   line=dict(color="#c0392b", dash="dash")),
+        go.Scatter(x=hist["count"], y=hist["expected_zinb"], name="AutoZI: ZINB", mode="lines+markers",
+                   line=dict(color="#c0392b")),
+        go.Scatter(x=hist["count"], y=hist["check_nb"], name="check: NB", mode="lines",
+                   line=dict(color="#1f6f8b", dash="dot")),
+        go.Scatter(x=hist["count"], y=hist["check_zinb"], name="check: ZINB", mode="lines",
+                   line=dict(color="#c0392b", dash="dot")),
     ])
     fig.update_layout(title=f"Counts of {detail.gene}", xaxis_title="count", yaxis_title="share of cells",
                       yaxis_tickformat=".0%", height=360, margin=PLOT_MARGIN, xaxis_type="category",
@@ -193,25 +220,23 @@ def count_figure(detail: gene_detail.GeneDetail) -> go.Figure:
     return fig
 
 
-def delta_figure(detail: gene_detail.GeneDetail, row: pd.Series, for_reference: bool) -> go.Figure:
+def delta_figure(detail: gene_detail.GeneDetail, row: pd.Series) -> go.Figure:
     """Linear axis, so the shaded area reads as probability; Beta densities with α or β < 1 rise without bound at
-    the edges, so the axis stops at twice the highest density away from them. ``for_reference``: the call came
-    from elsewhere (the evidence), so the shaded mass is labelled as q(δ)'s, not as the table's P(ZI)."""
+    the edges, so the axis stops at twice the highest density away from them."""
     delta = detail.delta
     inner = delta[delta["delta"].between(0.05, 0.95)]
     top = max(2.0, 2 * float(inner[["posterior", "prior"]].to_numpy().max()))
     left = delta[delta["delta"] < 0.5]
     fig = go.Figure([
         go.Scatter(x=left["delta"], y=left["posterior"], fill="tozeroy", mode="none",
-                   name="q(δ < 0.5)" if for_reference else "P(ZI): mass below 0.5",
+                   name="P(ZI): mass below 0.5",
                    fillcolor="rgba(192, 57, 43, 0.25)", hoverinfo="skip"),
         go.Scatter(x=delta["delta"], y=delta["posterior"], name=f"posterior Beta({row['alpha_posterior']:.2f}, "
                    f"{row['beta_posterior']:.2f})", line=dict(color="#c0392b")),
         go.Scatter(x=delta["delta"], y=delta["prior"], name="prior", line=dict(color="#7f8c8d", dash="dot")),
     ])
     fig.add_vline(0.5, line_dash="dash", line_color="#1b2631")
-    title = f"Trained q(δ) for {detail.gene} (reference)" if for_reference else f"Posterior of δ for {detail.gene}"
-    fig.update_layout(title=title, xaxis_title="δ (probability of the plain NB)",
+    fig.update_layout(title=f"AutoZI's posterior of δ for {detail.gene}", xaxis_title="δ (probability of the plain NB)",
                       yaxis_title="density", yaxis_range=[0, top], height=360, margin=PLOT_MARGIN,
                       legend=dict(orientation="h", y=-0.3))
     return fig

@@ -1,4 +1,5 @@
-"""AutoZI's posterior of δ_g in closed form on a grid, given the fitted networks (see docs/models.md, "The calls").
+"""AutoZI's posterior of δ_g on a grid given the fitted networks: exactly (``summarize``), and as the Beta that
+maximises AutoZI's ELBO given them (``best_beta``, the coordinate update that ends training). docs/models.md.
 
 Why: the variational q(δ_g) = Beta(α_g, β_g) is stepped by Adam at the network's learning rate, so how far it has
 moved — and hence P(ZI) and the call — depends on how long and how fast one trains, and late in training it follows a
@@ -18,25 +19,46 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy import stats
+from scipy import special, stats
 
 GRID_SIZE = 400
+FIT_GRID_SIZE = 128
+"""Grid points of the coordinate update (``best_beta``): its cost is cells × genes × points."""
+LOGIT_CANDIDATES = np.linspace(-10.0, 10.0, 61)
+"""α and β searched by ``best_beta``: c·σ(ℓ) for these ℓ, so from 5·10⁻⁵·c to c in steps of 1/3 in logit."""
+ROW_CHUNK = 4096
+
+
+def grid_edges(size: int) -> np.ndarray:
+    """The K + 1 cell edges in δ: equally spaced in u with δ = sin²(πu/2), the middle one at δ = ½ exactly."""
+    if size < 2 or size % 2:
+        raise ValueError(f"The grid needs an even number of points ≥ 2; got {size}.")
+    edges = np.sin(np.pi * np.linspace(0.0, 1.0, size + 1) / 2) ** 2
+    edges[0], edges[size // 2], edges[-1] = 0.0, 0.5, 1.0
+    return edges
+
+
+def grid_centres(size: int) -> np.ndarray:
+    """The K cell centres in δ, midway in u between the edges of :func:`grid_edges`."""
+    u_edges = np.linspace(0.0, 1.0, size + 1)
+    return np.sin(np.pi * (u_edges[:-1] + u_edges[1:]) / 4) ** 2
+
+
+def beta_masses(alpha, beta, edges: np.ndarray) -> np.ndarray:
+    """The mass of Beta(α, β) in each grid cell, (…, K) for α, β of shape (…): CDF differences below ½ and
+    survival-function differences above (no cancellation near 1)."""
+    alpha, beta = np.asarray(alpha, dtype=np.float64)[..., None], np.asarray(beta, dtype=np.float64)[..., None]
+    half = (len(edges) - 1) // 2
+    below = np.diff(special.betainc(alpha, beta, edges[: half + 1]), axis=-1)
+    above = -np.diff(special.betaincc(alpha, beta, edges[half:]), axis=-1)
+    return np.clip(np.concatenate([below, above], axis=-1), 0.0, None)
 
 
 def delta_grid(alpha_prior: float, beta_prior: float, size: int = GRID_SIZE) -> tuple[np.ndarray, np.ndarray]:
     """Grid centres δ_k (K,) and the log prior mass of each grid cell (K,). ``size`` must be even: cells
     0 … K/2 − 1 lie below δ = ½, the others above."""
-    if size < 2 or size % 2:
-        raise ValueError(f"The grid needs an even number of points ≥ 2; got {size}.")
-    u_edges = np.linspace(0.0, 1.0, size + 1)
-    edges = np.sin(np.pi * u_edges / 2) ** 2
-    edges[0], edges[size // 2], edges[-1] = 0.0, 0.5, 1.0
-    centres = np.sin(np.pi * (u_edges[:-1] + u_edges[1:]) / 4) ** 2
-    # Prior mass of each cell from the CDF below ½ and the survival function above (no cancellation near 1).
-    below = np.diff(stats.beta.cdf(edges[: size // 2 + 1], alpha_prior, beta_prior))
-    above = -np.diff(stats.beta.sf(edges[size // 2:], alpha_prior, beta_prior))
-    mass = np.concatenate([below, above])
-    return centres, np.log(np.clip(mass, 1e-300, None))
+    mass = beta_masses(alpha_prior, beta_prior, grid_edges(size))
+    return grid_centres(size), np.log(np.clip(mass, 1e-300, None))
 
 
 def entry_log_ratio(x: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor, dropout: torch.Tensor) -> torch.Tensor:
@@ -87,3 +109,43 @@ def summarize(log_likelihood: np.ndarray, log_prior_mass: np.ndarray, delta: np.
         "alpha": mean * concentration,
         "beta": (1 - mean) * concentration,
     }
+
+
+def best_beta(log_likelihood: np.ndarray, alpha_prior: float, beta_prior: float, scale: float,
+              start: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The Beta(α, β), α, β ∈ (0, ``scale``), that maximises AutoZI's ELBO in q(δ_g) given the networks:
+
+        F_g(α, β) = E_{Beta(α, β)}[ log p(x_g | δ) ] − KL( Beta(α, β) ‖ Beta(α₀, β₀) ),
+
+    for each row of ``log_likelihood`` (…, K), log p(x_g | δ_k) at the grid centres of ``grid_edges(K)``; the
+    expectation is the sum over the grid of each cell's exact Beta mass times the log-likelihood at its centre.
+    Candidates: α, β = scale·σ(ℓ) for ℓ in ``LOGIT_CANDIDATES`` (61 × 61), the prior itself (so a flat likelihood
+    returns the prior exactly) and each row's ``start`` (so the update never lowers F below the trained q(δ))."""
+    log_likelihood = np.asarray(log_likelihood, dtype=np.float64)
+    shape, size = log_likelihood.shape[:-1], log_likelihood.shape[-1]
+    rows = log_likelihood.reshape(-1, size)
+    rows = rows - rows.max(axis=1, keepdims=True)  # F's maximiser does not change; the sums keep their precision
+    values = scale / (1.0 + np.exp(-LOGIT_CANDIDATES))
+    alpha = np.concatenate([np.repeat(values, len(values)), [alpha_prior]])
+    beta = np.concatenate([np.tile(values, len(values)), [beta_prior]])
+    edges = grid_edges(size)
+    masses, kl = beta_masses(alpha, beta, edges), _kl_beta(alpha, beta, alpha_prior, beta_prior)
+    best, best_score = np.zeros(len(rows), dtype=int), np.zeros(len(rows))
+    for start_row in range(0, len(rows), ROW_CHUNK):  # candidates × rows scores, a chunk of rows at a time
+        chunk = slice(start_row, start_row + ROW_CHUNK)
+        score = masses @ rows[chunk].T - kl[:, None]
+        best[chunk] = np.argmax(score, axis=0)
+        best_score[chunk] = score[best[chunk], np.arange(score.shape[1])]
+    best_alpha, best_beta_ = alpha[best], beta[best]
+    if start is not None:
+        a0, b0 = (np.asarray(t, dtype=np.float64).reshape(-1) for t in start)
+        own = (beta_masses(a0, b0, edges) * rows).sum(-1) - _kl_beta(a0, b0, alpha_prior, beta_prior)
+        keep = own >= best_score
+        best_alpha, best_beta_ = np.where(keep, a0, best_alpha), np.where(keep, b0, best_beta_)
+    return best_alpha.reshape(shape), best_beta_.reshape(shape)
+
+
+def _kl_beta(a1, b1, a2, b2) -> np.ndarray:
+    """KL(Beta(a1, b1) ‖ Beta(a2, b2)) in closed form."""
+    return (special.betaln(a2, b2) - special.betaln(a1, b1) + (a1 - a2) * special.digamma(a1)
+            + (b1 - b2) * special.digamma(b1) + (a2 - a1 + b2 - b1) * special.digamma(a1 + b1))

@@ -2,8 +2,9 @@
 
 - An ``.h5ad`` of the prepared data with the results written back where scanpy looks for them:
   ``obsm["X_scVI"]`` (latent), ``obsm["X_umap"]``, ``obs["leiden"]``, one boolean ``obs["group_<name>"]`` per saved
-  group, the zero-inflation table as ``var["autozi_<column>"]`` columns (one set per batch / label in those modes),
-  and in ``uns["scvi_dashboard"]`` the run id, its configuration (as JSON: h5ad cannot store None) and the package
+  group, the zero-inflation table as ``var["autozi_<column>"]`` columns (AutoZI's posterior and the counts; the NB
+  vs ZINB check as ``var["nb_zinb_check_<column>"]``; one set per batch / label in those modes) with what made each
+  column in ``uns["autozi_zero_inflation"]["methods"]``, and in ``uns["scvi_dashboard"]`` the run id, its configuration (as JSON: h5ad cannot store None) and the package
   versions it ran with.
 - A differential-expression answer (:mod:`scvi_core.de_results`): its whole table as ``uns["scvi_de"]`` (one row
   per gene and comparison, the gene in a column, its ``method`` column naming the method), the question and
@@ -36,6 +37,7 @@ from .embedding import Embedding
 from .groups import obs_column
 from .io import ON_DISK_KEY
 from .model import AUTOZI, SCVI
+from .zero_inflation import CHECK_PREFIX
 
 PACKAGES = ("torch", "numpy", "scipy", "pandas", "anndata", "scanpy", "umap-learn", "leidenalg", "igraph",
             "streamlit", "plotly")
@@ -52,16 +54,29 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def zero_inflation_var_name(column: str) -> str:
+    """``autozi_<column>`` for AutoZI's posterior and the counts; the NB vs ZINB check keeps its own prefix."""
+    return column if column.startswith(CHECK_PREFIX) else f"autozi_{column}"
+
+
 def zero_inflation_var_columns(table: pd.DataFrame, gene_names, group_key: str | None) -> pd.DataFrame:
-    """The zero-inflation table as ``var`` columns ``autozi_<column>``, aligned to ``gene_names``; in per-batch /
-    per-label modes one set per group, ``autozi_<column>_<group>``."""
+    """The zero-inflation table as ``var`` columns (:func:`zero_inflation_var_name`), aligned to ``gene_names``;
+    in per-batch / per-label modes one set per group, ``<name>_<group>``."""
     values = [c for c in table.columns if c not in ("gene", group_key)]
     if group_key is None or group_key not in table.columns:
-        wide = table.set_index("gene")[values].add_prefix("autozi_")
+        wide = table.set_index("gene")[values].rename(columns=zero_inflation_var_name)
     else:
         wide = table.pivot(index="gene", columns=group_key, values=values)
-        wide.columns = [f"autozi_{column}_{group}" for column, group in wide.columns]
+        wide.columns = [f"{zero_inflation_var_name(column)}_{group}" for column, group in wide.columns]
     return wide.reindex(pd.Index(gene_names, dtype=str))
+
+
+def zero_inflation_uns(table: pd.DataFrame) -> dict:
+    """What made the exported zero-inflation columns: the table's ``attrs`` (prior, threshold, posterior) with
+    ``methods`` keyed by the ``var`` column prefix each method wrote."""
+    attrs = {k: v for k, v in table.attrs.items() if k != "methods"}
+    methods = {zero_inflation_var_name(c): m for c, m in table.attrs.get("methods", {}).items()}
+    return attrs | {"methods": methods}
 
 
 def annotated_adata(adata: ad.AnnData, latent: np.ndarray, run_id: str, config: dict,
@@ -90,6 +105,7 @@ def annotated_adata(adata: ad.AnnData, latent: np.ndarray, run_id: str, config: 
         columns = zero_inflation_var_columns(zero_inflation, out.var_names, group_key)
         for column in columns:
             out.var[column] = columns[column].to_numpy()
+        out.uns["autozi_zero_inflation"] = zero_inflation_uns(zero_inflation)
     if differential is not None:
         add_differential_expression(out, differential)
     out.uns["scvi_dashboard"] = {"run_id": run_id, "config": json.dumps(config, default=str),
@@ -262,7 +278,8 @@ def reproduce_snippet(config: dict, adata: ad.AnnData, data_file: str = "scvi_da
         'adata.obsm["X_scVI"] = model.get_latent_representation()',
     ]
     if model == "AUTOZI":
-        lines.append("table = model.get_zero_inflation_table()  # P(ZI), evidence and call per gene")
+        lines.append("table = model.get_zero_inflation_table()  # AutoZI's P(ZI) = q(δ < ½), its call, and the "
+                     "NB vs ZINB check per gene")
     if differential is not None:
         question, settings = differential.question, differential.settings
         groups = ""

@@ -1,16 +1,18 @@
-"""Why AutoZI calls a gene zero-inflated (or not): what a biologist can check by eye.
+"""Why AutoZI calls a gene zero-inflated (or not), and why the NB vs ZINB check does: what a biologist can check by eye.
 
 Three pieces for one gene (in one batch / label group in those modes):
 
-- its observed count histogram beside the counts expected under the fitted NB and under the fitted ZINB. Both come
-  from the decoder at the posterior mean of each cell's z: per cell μ_ng, θ_g and the floored dropout
+- its observed count histogram beside the counts expected under the fits that made each call. AutoZI's two
+  components come from the decoder at the posterior mean of each cell's z: per cell μ_ng, θ_g and the floored dropout
   π'_ng = m + (1 − m)·σ(h_g(z_n)); the expected share of cells with count k is the average over cells of
-  NB(k; μ_ng, θ_g) and of π'_ng·[k = 0] + (1 − π'_ng)·NB(k; μ_ng, θ_g). High counts are pooled in wider bins
-  (zero always alone) and the last bin collects every count ≥ K, so each column sums to 1. When the ZINB's zeros
-  match the observed ones and the NB's fall short, the gene is zero-inflated;
-- the posterior density of δ_g (the probability of the plain NB) against its prior: P(ZI) is the posterior mass
-  below ½;
-- its row of the zero-inflation table (P(ZI), evidence, call).
+  NB(k; μ_ng, θ_g) and of π'_ng·[k = 0] + (1 − π'_ng)·NB(k; μ_ng, θ_g). The check's are its own refits
+  (:mod:`scvi_core.zi_evidence`): NB(ĉ·m_n, θ̂) and the ZINB with component mean ĉ'·m_n, θ̂' and one π̂ for all
+  cells, m_n the model's expected count. High counts are pooled in wider bins (zero always alone) and the last bin
+  collects every count ≥ K, so each column sums to 1. When the ZINB's zeros match the observed ones and the NB's
+  fall short, the gene is zero-inflated;
+- the posterior density of δ_g (the probability of the plain NB) against its prior: AutoZI's P(ZI) is the posterior
+  mass below ½;
+- its row of the zero-inflation table (both answers and their calls).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from scipy import stats
 
 from . import distributions as D
 from .model import AUTOZI
+from .zi_evidence import gene_evidence
 
 MAX_BINS = 24
 """At most this many bars: zero alone, equal-width bins up to the 99th percentile, one bin for the rest."""
@@ -34,8 +37,8 @@ class GeneDetail:
     gene: str
     group: str | None
     histogram: pd.DataFrame
-    """One row per count bin: ``count`` (label "0", "1", "2–3", …, "≥K"), ``observed``, ``expected_nb``,
-    ``expected_zinb`` (shares of cells)."""
+    """One row per count bin: ``count`` (label "0", "1", "2–3", …, "≥K"), ``observed``, AutoZI's ``expected_nb``
+    and ``expected_zinb``, the check's ``check_nb`` and ``check_zinb`` (shares of cells)."""
     delta: pd.DataFrame
     """``delta`` on a grid in (0, 1), the ``posterior`` and ``prior`` Beta densities there."""
     row: dict
@@ -86,10 +89,11 @@ def delta_densities(alpha: float, beta: float, alpha_prior: float, beta_prior: f
 
 @torch.no_grad()
 def fitted_parameters(model: AUTOZI, gene: str, cells: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Per cell (in the order of the returned ``cells``): the observed ``counts`` of ``gene`` and the decoder's
-    ``mu``, ``theta`` and floored dropout ``pi`` at the posterior mean of z."""
+    """Per cell (in the order of the returned ``cells``): the observed ``counts`` of ``gene``, the decoder's
+    ``mu``, ``theta`` and floored dropout ``pi`` at the posterior mean of z, and the model's ``expected`` count
+    (what the NB vs ZINB check fits around)."""
     g = int(model._gene_positions([gene])[0])
-    parts = {key: [] for key in ("cells", "counts", "mu", "theta", "pi")}
+    parts = {key: [] for key in ("cells", "counts", "mu", "theta", "pi", "expected")}
     for batch in model._batches(indices=cells):
         inf = model.module.inference(batch)
         gen = model.module.generative(inf["z_mean"], inf["log_library"], batch.batch, batch.label)
@@ -97,9 +101,20 @@ def fitted_parameters(model: AUTOZI, gene: str, cells: np.ndarray | None = None)
         theta = gen["theta"].expand_as(gen["log_mu"])
         pi = D.floored_dropout(gen["zi_logits"], model.module.minimal_dropout)
         for key, value in (("cells", batch.index), ("counts", batch.x[:, g]), ("mu", mu),
-                           ("theta", theta[:, g]), ("pi", pi[:, g])):
+                           ("theta", theta[:, g]), ("pi", pi[:, g]), ("expected", model.expected_counts(batch)[:, g])):
             parts[key].append(value.cpu().numpy())
     return {key: np.concatenate(values) for key, values in parts.items()}
+
+
+def check_histograms(fit: dict[str, np.ndarray], starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The NB vs ZINB check's two refits of this gene around the expected counts, as expected bin shares."""
+    evidence = gene_evidence(torch.as_tensor(fit["counts"])[:, None], torch.as_tensor(fit["expected"])[:, None])
+    ones = np.ones_like(fit["expected"])
+    nb, _ = expected_histograms(evidence.nb_scale[0] * fit["expected"], evidence.dispersion[0] * ones, 0 * ones,
+                                starts)
+    _, zinb = expected_histograms(evidence.zinb_scale[0] * fit["expected"], evidence.zinb_dispersion[0] * ones,
+                                  evidence.excess_zero_fraction[0] * ones, starts)
+    return nb, zinb
 
 
 def group_cells(model: AUTOZI, group: str | None) -> np.ndarray | None:
@@ -119,11 +134,14 @@ def gene_detail(model: AUTOZI, row: dict) -> GeneDetail:
     fit = fitted_parameters(model, str(row["gene"]), group_cells(model, group))
     starts = bin_starts(fit["counts"])
     nb, zinb = expected_histograms(fit["mu"], fit["theta"], fit["pi"], starts)
+    check_nb, check_zinb = check_histograms(fit, starts)
     histogram = pd.DataFrame({
         "count": bin_labels(starts),
         "observed": observed_histogram(fit["counts"], starts),
         "expected_nb": nb,
         "expected_zinb": zinb,
+        "check_nb": check_nb,
+        "check_zinb": check_zinb,
     })
     prior = model.get_alphas_betas()
     delta = delta_densities(float(row["alpha_posterior"]), float(row["beta_posterior"]),

@@ -1,7 +1,13 @@
-"""Turning AutoZI's posteriors of δ into decisions a biologist can read.
+"""Turning AutoZI's posteriors of δ into decisions a biologist can read, and naming what made each column.
 
 (The Beta forms below serve the trained q(δ) and the prior; for ``posterior="grid"`` the table computes P(ZI) and the
 Bayes factor from δ's grid posterior in ``scvi_core/delta_posterior.py`` and calls them with ``zi_calls``.)
+
+A zero-inflation table holds two answers side by side. AutoZI's own — P(ZI) = q(δ_g < ½) under the user's Beta(α, β)
+prior, its Bayes factor and its call — in the unprefixed columns (``prob_zero_inflated``, ``log10_bayes_factor``,
+``call``, ``is_zero_inflated``, ``alpha_posterior``, ``beta_posterior``); and the **NB vs ZINB check**
+(:mod:`scvi_core.zi_evidence`) in the columns prefixed ``CHECK_PREFIX``. ``table.attrs["methods"]`` maps each
+column to the method that made it (:func:`column_methods`).
 
 Why: P(ZI) = q(δ_g < 0.5) alone misleads. A gene whose counts carry no information keeps its posterior near the
 prior, and with the default prior Beta(0.5, 0.5) that is P(ZI) ≈ 0.5 — a value of 0.51 is not evidence of zero
@@ -24,6 +30,29 @@ from scipy import stats
 
 ZI, NOT_ZI, UNDETERMINED = "zero-inflated", "not zero-inflated", "undetermined"
 DEFAULT_MIN_LOG10_BF = 0.5
+
+CHECK_PREFIX = "nb_zinb_check_"
+AUTOZI_COLUMNS = ("alpha_posterior", "beta_posterior", "prob_zero_inflated", "log10_bayes_factor", "call",
+                  "is_zero_inflated")
+CHECK_COLUMNS = tuple(CHECK_PREFIX + c for c in ("prob_zero_inflated", "log10_bayes_factor", "excess_zero_fraction",
+                                                 "call"))
+POSTERIOR_METHODS = {
+    "variational": ("AutoZI: the trained variational posterior q(δ) = Beta(α, β), fitted to convergence given the "
+                    "networks when training ended; P(ZI) = q(δ < ½)"),
+    "grid": "AutoZI: δ's exact posterior on a grid given the fitted networks; P(ZI) = q*(δ < ½)",
+}
+CHECK_METHOD = ("NB vs ZINB check: an NB and a ZINB refitted per gene around the model's expected counts, compared by "
+                "their Schwarz (BIC) Bayes factor, with the prior odds of the Beta(α, β) prior")
+COUNTS_METHOD = "the gene's counts, and zeros expected by the fitted decoder at each cell's posterior mean"
+
+
+def column_methods(columns, posterior: str) -> dict[str, str]:
+    """Which method made each column of a zero-inflation table whose AutoZI columns come from ``posterior``."""
+    def method(column):
+        if column in AUTOZI_COLUMNS or column == "fraction_cells_zero_inflated":
+            return POSTERIOR_METHODS[posterior]
+        return CHECK_METHOD if column.startswith(CHECK_PREFIX) else COUNTS_METHOD
+    return {c: method(c) for c in columns if c != "gene"}
 
 
 def prob_zero_inflated(alpha, beta) -> np.ndarray:
@@ -51,8 +80,13 @@ def zi_calls(prob, log10_bf, threshold: float = 0.5, min_log10_bf: float = DEFAU
 
 
 def apply_threshold(table, threshold: float = 0.5, min_log10_bf: float = DEFAULT_MIN_LOG10_BF):
-    """Return a copy of a zero-inflation table with ``is_zero_inflated`` and ``call`` recomputed."""
+    """Return a copy of a zero-inflation table with AutoZI's ``is_zero_inflated`` and ``call`` recomputed, and the
+    check's call when the table has it."""
     table = table.copy()
     table["is_zero_inflated"] = table["prob_zero_inflated"] > threshold
     table["call"] = zi_calls(table["prob_zero_inflated"], table["log10_bayes_factor"], threshold, min_log10_bf)
+    if CHECK_PREFIX + "prob_zero_inflated" in table.columns:
+        table[CHECK_PREFIX + "call"] = zi_calls(table[CHECK_PREFIX + "prob_zero_inflated"],
+                                                table[CHECK_PREFIX + "log10_bayes_factor"], threshold, min_log10_bf)
+    table.attrs.update(threshold=threshold, min_log10_bf=min_log10_bf)
     return table

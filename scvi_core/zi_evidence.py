@@ -1,12 +1,14 @@
-"""Each gene's evidence of zero inflation, measured directly from the fitted likelihoods: AutoZI's default call.
+"""The NB vs ZINB check: each gene's evidence of zero inflation from a per-gene refit around the fitted model's
+expected counts. Not AutoZI's answer (that is q(δ_g < ½), :mod:`scvi_core.model.autozi`): a second opinion that the
+zero-inflation table shows beside it, under its own column names (``nb_zinb_check_*``).
 
-Why not the trained q(δ_g) alone: its Beta parameters are stepped by the optimiser, so the call moved with how long
-and how fast one trained. On a simulator with 30% zero-inflated genes (benchmarks/autozi_accuracy.py) the trained
-q(δ) found 19% of them after 100 epochs at lr 1e-3 (it had not moved yet), and called 64% of the plain NB genes
-zero-inflated after 400 epochs at lr 1e-2 (it followed a dropout head that had learnt the training cells' zeros).
+Why a second opinion: AutoZI's q(δ_g) is stepped by the optimiser alongside a dropout head that can learn the training
+cells' zeros, so it moves with how long and how fast one trains, and with a mixture per entry (a ZINB whose dropout
+is (1 − δ_g)·π'_ng) it cannot tell a gene that is off in some cell types from one whose zeros follow the cell type.
 What training does get right early and keeps right is each cell's **expected count**: the question "does this gene
 have more zeros than a negative binomial with that mean explains?" is then a two-model comparison per gene, with
-nothing stepped at a learning rate.
+nothing stepped at a learning rate. It assumes one extra-zero rate π_g for all of a gene's cells, so zeros that
+follow the cell type are found less often than AutoZI finds them (docs/models.md has both methods' figures).
 
 For gene g and the cells n = 1 … n_g that judge it (its group's cells; at most ``MAX_CELLS``, a seeded sample):
 
@@ -21,8 +23,8 @@ differ by π_g only: the fraction of extra zeros, reported as ``excess_zero_frac
 ℓ1 ≥ ℓ0, and a gene whose zeros the NB explains gets ln BF ≈ −½·ln(1 + n_eff) (evidence *against* zero inflation,
 growing with the cells), while a gene with extra zeros gains in ℓ1 − ℓ0 in proportion to the cells. Schwarz's
 penalty counts the cells that inform π: those where the fitted NB expects a count (n_eff), so a gene that is zero
-everywhere, whose zeros say nothing about π, gets BF = 1 and stays at the prior ("undetermined"). The prior odds enter as
-in AutoZI's spike-and-slab (the default Beta(½, ½) gives o = 1), and the call is the usual evidence-aware one
+everywhere, whose zeros say nothing about π, gets BF = 1 and stays at the prior ("undetermined"). The prior odds enter
+as in AutoZI's spike-and-slab (the default Beta(½, ½) gives o = 1), and the call is the usual evidence-aware one
 (:func:`scvi_core.zero_inflation.zi_calls`).
 
 The NB is fitted again from the ZINB's optimum and the better NB kept, and ℓ1 − ℓ0 is taken in float64: otherwise
@@ -56,12 +58,16 @@ THETA_RANGE = (-10.0, 12.0)
 @dataclass
 class GeneEvidence:
     """Per gene: ``log10_bayes_factor`` of ZINB against NB, ``excess_zero_fraction`` π̂_g, the refitted NB
-    ``dispersion`` θ̂_g and ``n_cells`` that judged it."""
+    ``dispersion`` θ̂_g and ``n_cells`` that judged it; the two fits themselves, for drawing them: the NB's mean
+    ``nb_scale``·m_n, and the ZINB's component mean ``zinb_scale``·m_n, dispersion ``zinb_dispersion`` and π̂."""
 
     log10_bayes_factor: np.ndarray
     excess_zero_fraction: np.ndarray
     dispersion: np.ndarray
     n_cells: int
+    nb_scale: np.ndarray
+    zinb_scale: np.ndarray
+    zinb_dispersion: np.ndarray
 
     def prob_zero_inflated(self, prior_log10_odds: float) -> np.ndarray:
         """P(ZI) from the Bayes factor and the prior odds of zero inflation."""
@@ -72,7 +78,7 @@ def gene_evidence(x: torch.Tensor, expected: torch.Tensor) -> GeneEvidence:
     """The evidence for each column of ``x`` (cells × genes counts) given ``expected`` (the model's E[x], same
     shape). See the module docstring."""
     n_cells, n_genes = x.shape
-    log_bf, pi, theta = (np.zeros(n_genes) for _ in range(3))
+    log_bf, pi, theta, nb_scale, zinb_scale, zinb_theta = (np.zeros(n_genes) for _ in range(6))
     for start in range(0, n_genes, GENE_CHUNK):
         cols = slice(start, min(start + GENE_CHUNK, n_genes))
         fit = _ChunkFit(x[:, cols].float(), expected[:, cols].float().clamp_min(1e-8))  # float32: half the time
@@ -100,7 +106,10 @@ def gene_evidence(x: torch.Tensor, expected: torch.Tensor) -> GeneEvidence:
         log_bf[cols] = ((gain - occam) / math.log(10)).cpu().numpy()
         pi[cols] = torch.where(explained, 0.0, torch.sigmoid(zinb.params[2].double())).cpu().numpy()
         theta[cols] = torch.exp(nb_params[1]).cpu().numpy()
-    return GeneEvidence(log_bf, pi, theta, n_cells)
+        nb_scale[cols] = torch.exp(nb_params[0]).cpu().numpy()
+        zinb_scale[cols] = torch.exp(log_c.double() - F.logsigmoid(-logit_pi.double())).cpu().numpy()
+        zinb_theta[cols] = torch.exp(log_theta).cpu().numpy()
+    return GeneEvidence(log_bf, pi, theta, n_cells, nb_scale, zinb_scale, zinb_theta)
 
 
 @dataclass

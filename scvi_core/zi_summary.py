@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .zero_inflation import ZI
+from .zero_inflation import CHECK_PREFIX, ZI
 
 EXPRESSED_MEAN = 1.0
 
@@ -22,15 +22,24 @@ def group_column(table: pd.DataFrame) -> str | None:
     return table.columns[1] if table.columns[1] != "alpha_posterior" else None
 
 
+def disagree(table: pd.DataFrame) -> pd.Series:
+    """Rows where AutoZI's call and the NB vs ZINB check's differ (all False for a table without the check)."""
+    column = CHECK_PREFIX + "call"
+    return table["call"] != table[column] if column in table.columns else pd.Series(False, index=table.index)
+
+
 def filter_table(table: pd.DataFrame, search: str = "", min_mean: float = 0.0, calls: list[str] | None = None,
-                 ) -> pd.DataFrame:
-    """Rows whose gene name contains ``search`` (case-insensitive), with mean count > ``min_mean`` (when > 0) and,
-    when ``calls`` is given, whose evidence-aware call is one of them."""
+                 disagreeing: bool = False) -> pd.DataFrame:
+    """Rows whose gene name contains ``search`` (case-insensitive), with mean count > ``min_mean`` (when > 0),
+    when ``calls`` is given whose AutoZI call is one of them, and with ``disagreeing`` only those where the check
+    calls otherwise."""
     keep = table["gene"].astype(str).str.contains(search.strip(), case=False, regex=False)
     if min_mean > 0:
         keep &= table["mean_count"] > min_mean
     if calls is not None:
         keep &= table["call"].isin(calls)
+    if disagreeing:
+        keep &= disagree(table)
     return table[keep]
 
 

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from scvi_core import embedding, export, groups
+from scvi_core.zero_inflation import CHECK_METHOD, CHECK_PREFIX, POSTERIOR_METHODS
 from dashboard.runs import RunStore
 
 
@@ -48,6 +49,13 @@ def test_exported_h5ad_holds_every_result(autozi_run, tmp_path):
     assert back.obs["group_first ten"].sum() == 10 and back.obs["group_first ten"].iloc[:10].all()
     assert back.var["autozi_prob_zero_inflated"].to_numpy() == pytest.approx(table["prob_zero_inflated"].to_numpy())
     assert list(back.var["autozi_call"]) == list(table["call"])
+    # the NB vs ZINB check keeps its own prefix, and what made each column travels with the file
+    assert list(back.var[CHECK_PREFIX + "call"]) == list(table[CHECK_PREFIX + "call"])
+    assert not any(c.startswith("autozi_" + CHECK_PREFIX) for c in back.var.columns)
+    methods = back.uns["autozi_zero_inflation"]["methods"]
+    assert methods["autozi_prob_zero_inflated"] == POSTERIOR_METHODS["variational"]
+    assert methods[CHECK_PREFIX + "log10_bayes_factor"] == CHECK_METHOD
+    assert back.uns["autozi_zero_inflation"]["posterior"] == "variational q(δ) as trained"
     info = back.uns["scvi_dashboard"]
     assert info["run_id"] == run_id and json.loads(info["config"])["model"] == "AUTOZI"
     assert {"torch", "scanpy", "anndata"} <= set(info["versions"])

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from scvi_core import gene_detail
 from dashboard.runs import RunStore
+from scvi_core import gene_detail
+from scvi_core.zero_inflation import CHECK_PREFIX
 
 
 def test_bins_pool_high_counts_but_keep_zero_alone():
@@ -59,6 +60,20 @@ def test_gene_detail_agrees_with_the_zero_inflation_table(finished_runs):
     assert zero["expected_nb"] == pytest.approx(row["expected_zero_fraction_nb"], rel=1e-4)
     assert zero["expected_zinb"] == pytest.approx(row["expected_zero_fraction_zinb"], rel=1e-4)
     assert detail.gene == row["gene"] and detail.group is None
+
+
+def test_gene_detail_draws_the_checks_own_refits(finished_runs):
+    """The check's lines are its refits, not the decoder's: on the gene it finds the most extra zeros in, its ZINB
+    meets the observed zeros where its NB falls short, and the shares sum to one."""
+    store = RunStore(finished_runs["root"])
+    model = store.load_model(finished_runs["AUTOZI"])
+    table = store.read_zero_inflation(finished_runs["AUTOZI"])
+    row = table.loc[table[CHECK_PREFIX + "excess_zero_fraction"].idxmax()].to_dict()
+    assert row[CHECK_PREFIX + "excess_zero_fraction"] > 0.1
+    hist = gene_detail.gene_detail(model, row).histogram
+    assert hist[["check_nb", "check_zinb"]].sum().to_numpy() == pytest.approx([1, 1], abs=1e-6)
+    zero = hist.iloc[0]
+    assert abs(zero["check_zinb"] - zero["observed"]) < 0.02 < zero["observed"] - zero["check_nb"]
 
 
 def test_gene_detail_refuses_an_scvi_model(finished_runs):

@@ -5,6 +5,7 @@ import threading
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from scipy import stats
 import torch
 
 from scvi_core import AUTOZI, SCVI, TrainingDivergedError, simulate
@@ -271,6 +272,51 @@ def test_priors_move_prob_zero_inflation_in_expected_direction(small, zero_infla
         model.train(max_epochs=5, batch_size=64, lr=1e-2)
         means[name] = model.get_zero_inflation_table()["prob_zero_inflated"].mean()
     assert means["towards_zi"] > means["towards_nb"] + 0.1
+
+
+def test_a_weakly_informed_genes_p_zi_is_the_users_prior(small):
+    """The seed's P(ZI) = q(δ < ½) under the user's Beta(α, β): genes whose counts carry almost no information (a
+    count in two cells) keep about the prior's P(ZI) — the figure the Model page shows — and so move with the
+    prior in the direction it says, while the expressed genes' answers stay where their counts put them."""
+    adata = small.copy()
+    x = adata.X.toarray()
+    rng = np.random.default_rng(0)
+    weak = np.arange(5)
+    x[:, weak] = 0
+    x[rng.choice(len(x), 2, replace=False)[:, None], weak] = 1  # two counts per gene
+    adata.X = sp.csr_matrix(x)
+    results = {}
+    for a, b in ((0.3, 0.9), (0.5, 0.5), (0.9, 0.3)):
+        AUTOZI.setup_anndata(adata)
+        model = AUTOZI(adata, n_hidden=32, alpha_prior=a, beta_prior=b)
+        model.train(max_epochs=30, batch_size=64)
+        table = model.get_zero_inflation_table()
+        prior = stats.beta.cdf(0.5, a, b)
+        results[(a, b)] = table["prob_zero_inflated"].to_numpy()[weak]
+        assert results[(a, b)] == pytest.approx(np.full(len(weak), prior), abs=0.1)
+        assert (table["call"].to_numpy()[weak] == "undetermined").all()
+    assert (results[(0.3, 0.9)] > results[(0.5, 0.5)] + 0.2).all()
+    assert (results[(0.5, 0.5)] > results[(0.9, 0.3)] + 0.2).all()
+
+
+def test_default_training_ends_with_q_delta_learnt():
+    """Issue 18: with ``train()`` defaults (lr 1e-3, early stopping) q(δ)'s Beta parameters used to end near where
+    they started, at the prior (P(ZI) ≈ 0.5, most ZI genes not found). Training now ends with q(δ) fitted to
+    convergence given the networks: P(ZI) is decided and the calls are right; fitting again changes nothing."""
+    adata = simulate(n_cells=1500, n_genes=300, seed=11)
+    AUTOZI.setup_anndata(adata, batch_key="batch")
+    model = AUTOZI(adata)
+    model.train()
+    table = model.get_zero_inflation_table(check=False)
+    expressed = table["mean_count"].to_numpy() > 1
+    prob = table["prob_zero_inflated"].to_numpy()[expressed]
+    truth = adata.var["is_zero_inflated"].to_numpy()[expressed]
+    assert np.median(prob[truth]) > 0.9 and np.median(prob[~truth]) < 0.25  # decided, not left at 0.5
+    called = table["call"].to_numpy()[expressed] == ZI
+    assert called[truth].mean() >= 0.9 and called[~truth].mean() <= 0.05
+    before = model.get_alphas_betas()["alpha_posterior"]
+    model.fit_delta_posterior()
+    assert model.get_alphas_betas()["alpha_posterior"] == pytest.approx(before, rel=1e-5)
 
 
 def test_learned_prior_in_every_mode(small):

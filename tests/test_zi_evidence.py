@@ -12,7 +12,7 @@ from scipy import stats
 from scipy.special import gammaln
 
 from scvi_core import AUTOZI, simulate
-from scvi_core.zero_inflation import ZI
+from scvi_core.zero_inflation import CHECK_METHOD, CHECK_PREFIX, ZI
 from scvi_core.zi_evidence import _ChunkFit, gene_evidence
 
 
@@ -59,19 +59,20 @@ def test_evidence_finds_the_extra_zeros_and_their_share_given_the_expected_count
     np.testing.assert_allclose(empty.log10_bayes_factor, 0.0, atol=1e-4)
 
 
-@pytest.mark.parametrize(("epochs", "lr"), [(50, 1e-3), (200, 1e-3), (50, 1e-2), (200, 1e-2)])
-def test_the_evidence_calls_do_not_depend_on_how_long_or_fast_one_trains(epochs, lr):
+@pytest.mark.parametrize(("epochs", "lr"), [(50, 1e-3), (200, 1e-2)])
+def test_the_checks_calls_do_not_depend_on_how_long_or_fast_one_trains(epochs, lr):
+    """The shortest and the longest, fastest training of the earlier grid (the middle two gave the same calls)."""
     adata = simulate(n_cells=2000, n_genes=300, zi_fraction=0.3, seed=2)
     AUTOZI.setup_anndata(adata, batch_key="batch")
     model = AUTOZI(adata)
     model.train(max_epochs=epochs, lr=lr, early_stopping=False)
-    table = model.get_zero_inflation_table(posterior="evidence")
+    table = model.get_zero_inflation_table()
     expressed = table["mean_count"].to_numpy() > 1
     truth = adata.var["is_zero_inflated"].to_numpy()[expressed]
-    called = table["call"].to_numpy()[expressed] == ZI
+    called = table[CHECK_PREFIX + "call"].to_numpy()[expressed] == ZI
     assert called[truth].mean() >= 0.9 and called[~truth].mean() <= 0.05
-    assert table.attrs["posterior"].startswith("evidence") and table.attrs["evidence_cells"] == 2000
-    found = table["excess_zero_fraction"].to_numpy()[expressed][truth]
+    assert table.attrs["methods"][CHECK_PREFIX + "call"] == CHECK_METHOD
+    found = table[CHECK_PREFIX + "excess_zero_fraction"].to_numpy()[expressed][truth]
     assert np.median(np.abs(found - adata.var["true_dropout"].to_numpy()[expressed][truth])) < 0.05
 
 

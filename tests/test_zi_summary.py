@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from scvi_core import zi_summary
-from scvi_core.zero_inflation import NOT_ZI, UNDETERMINED, ZI
+from scvi_core.zero_inflation import CHECK_PREFIX, NOT_ZI, UNDETERMINED, ZI
 
 
 @pytest.fixture
@@ -14,6 +14,7 @@ def table():
         "mean_count": [0.5, 2.0, 3.0, 4.0],
         "is_zero_inflated": [True, True, False, True],
         "call": [UNDETERMINED, ZI, NOT_ZI, UNDETERMINED],
+        CHECK_PREFIX + "call": [UNDETERMINED, NOT_ZI, NOT_ZI, ZI],
     })
 
 
@@ -22,6 +23,13 @@ def test_filter_by_name_mean_and_call(table):
     assert list(zi_summary.filter_table(table, min_mean=1)["gene"]) == ["cd8a", "MS4A1", "NKG7"]
     assert list(zi_summary.filter_table(table, calls=[ZI, NOT_ZI])["gene"]) == ["cd8a", "MS4A1"]
     assert list(zi_summary.filter_table(table, "(")["gene"]) == []  # not a regex: no error on odd input
+
+
+def test_filter_where_autozi_and_the_check_disagree(table):
+    assert list(zi_summary.filter_table(table, disagreeing=True)["gene"]) == ["cd8a", "NKG7"]
+    assert list(zi_summary.filter_table(table, min_mean=3, disagreeing=True)["gene"]) == ["NKG7"]
+    without_check = table.drop(columns=CHECK_PREFIX + "call")
+    assert not zi_summary.disagree(without_check).any()
 
 
 def test_call_shares_overall_and_among_expressed(table):

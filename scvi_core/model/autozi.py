@@ -1,10 +1,10 @@
 """AUTOZI: which genes are zero-inflated? The user-facing AutoZI model and its zero-inflation table.
 
-δ_g is the probability that gene g is NOT zero-inflated (it weights the plain NB); P(ZI) = q(δ_g < 0.5) under the
-trained q(δ). The table's default calls come from each gene's evidence in the fitted likelihoods
-(``scvi_core/zi_evidence.py``), which does not move with training length or learning rate as q(δ) does;
-``get_delta_posterior()`` computes δ's exact posterior on a grid given the fitted networks, on held-out cells
-(``scvi_core/delta_posterior.py``; docs/models.md, "δ's grid posterior"), opt-in in the table.
+δ_g is the probability that gene g is NOT zero-inflated (it weights the plain NB); AutoZI's answer, the table's
+default, is P(ZI) = q(δ_g < 0.5) under the trained q(δ) and the user's Beta(α, β) prior. Beside it the table carries
+the NB vs ZINB check (``scvi_core/zi_evidence.py``), a per-gene refit that asks a different question under its own
+column names; ``get_delta_posterior()`` computes δ's exact posterior on a grid given the fitted networks, on
+held-out cells (``scvi_core/delta_posterior.py``; docs/models.md, "δ's grid posterior"), opt-in in the table.
 See ``scvi_core/module/autozivae.py`` for the equations and ``scvi_core/zero_inflation.py`` for the calls.
 """
 
@@ -15,17 +15,34 @@ import pandas as pd
 import torch
 
 from .. import distributions as D
-from ..delta_posterior import GRID_SIZE, delta_grid, entry_log_ratio, grid_log_likelihood, summarize
+from ..delta_posterior import (
+    FIT_GRID_SIZE,
+    GRID_SIZE,
+    best_beta,
+    delta_grid,
+    entry_log_ratio,
+    grid_centres,
+    grid_log_likelihood,
+    summarize,
+)
 from ..module import AutoZIVAE
 from ..zi_evidence import MAX_CELLS, gene_evidence
 from ..zero_inflation import (
+    AUTOZI_COLUMNS,
+    CHECK_COLUMNS,
+    CHECK_PREFIX,
     DEFAULT_MIN_LOG10_BF,
+    POSTERIOR_METHODS,
     apply_threshold,
+    column_methods,
     log10_bayes_factor,
     log10_odds_zero_inflated,
     prob_zero_inflated,
 )
 from .base import BaseModel
+
+MAX_FIT_CELLS = 3000
+"""Training cells that judge the coordinate update of q(δ) (a seeded sample beyond that; cost cells × genes × grid)."""
 
 
 class AUTOZI(BaseModel):
@@ -37,7 +54,7 @@ class AUTOZI(BaseModel):
     >>> AUTOZI.setup_anndata(adata)
     >>> model = AUTOZI(adata)
     >>> model.train(max_epochs=200, lr=1e-2)
-    >>> table = model.get_zero_inflation_table()   # one row per gene: P(ZI), Bayes factor, call, ...
+    >>> table = model.get_zero_inflation_table()   # one row per gene: P(ZI) = q(δ < ½), Bayes factor, call, ...
     """
 
     module_class = AutoZIVAE
@@ -121,16 +138,21 @@ class AUTOZI(BaseModel):
         Returns ``prob_zero_inflated``, ``log10_bayes_factor``, ``log10_odds``, ``mean``, ``var``, the moment-matched
         ``alpha`` / ``beta`` (all (G, n_groups)), ``delta`` (grid), ``log_likelihood`` (G, n_groups, K) and
         ``n_cells`` (cells per group used). Not for the gene-cell mode (δ per cell: see :meth:`get_alphas_betas`)."""
-        mode = self.module.zero_inflation
-        if mode == "gene-cell":
+        if self.module.zero_inflation == "gene-cell":
             raise ValueError("In the gene-cell mode δ is per cell; its posterior is the variational one.")
         if adata is None and indices is None:
             indices = self.evidence_indices()
         alpha_prior, beta_prior = (float(t[0]) for t in self.module.prior_params())
         delta, log_mass = delta_grid(alpha_prior, beta_prior, grid_size)
-        n_groups = len(self._group_names())
-        log_lik = torch.zeros(n_groups, self.data.n_genes, grid_size, dtype=torch.float64)
-        n_cells = np.zeros(n_groups, dtype=int)
+        log_lik, n_cells = self._grid_log_likelihood(delta, adata, indices)
+        return summarize(log_lik, log_mass, delta) | {"delta": delta, "log_likelihood": log_lik, "n_cells": n_cells}
+
+    def _grid_log_likelihood(self, delta: np.ndarray, adata=None, indices=None) -> tuple[np.ndarray, np.ndarray]:
+        """Σ_n log[δ_k·NB(x_ng) + (1 − δ_k)·ZINB(x_ng)] (up to a δ-free term) over each group's cells among
+        ``indices``, each decoded at the posterior mean of z: (G, n_groups, K), and the cells per group."""
+        mode = self.module.zero_inflation
+        log_lik = torch.zeros(len(self._group_names()), self.data.n_genes, len(delta), dtype=torch.float64)
+        n_cells = np.zeros(len(self._group_names()), dtype=int)
         for batch in self._batches(adata, indices):
             inf = self.module.inference(batch)
             gen = self.module.generative(inf["z_mean"], inf["log_library"], batch.batch, batch.label)
@@ -141,9 +163,42 @@ class AUTOZI(BaseModel):
                 rows = group == g
                 log_lik[g] += grid_log_likelihood(ratio[rows], delta).cpu()
                 n_cells[g] += int(rows.sum())
-        log_lik = log_lik.permute(1, 0, 2).numpy()
-        out = summarize(log_lik, log_mass, delta)
-        return out | {"delta": delta, "log_likelihood": log_lik, "n_cells": n_cells}
+        return log_lik.permute(1, 0, 2).numpy(), n_cells
+
+    def train(self, *args, **kwargs) -> None:
+        """:meth:`BaseModel.train`, then q(δ) fitted to convergence given the trained networks
+        (:meth:`fit_delta_posterior`): every gene's P(ZI) = q(δ < ½) is then an optimum of the ELBO, not wherever
+        Adam had taken its Beta parameters when training stopped."""
+        super().train(*args, **kwargs)
+        if self.module.zero_inflation != "gene-cell":
+            self.fit_delta_posterior()
+
+    @torch.no_grad()
+    def fit_delta_posterior(self, max_cells: int = MAX_FIT_CELLS, grid_size: int = FIT_GRID_SIZE, seed: int = 0
+                            ) -> None:
+        """The coordinate update of q(δ) given the networks: set each gene's (× group's) Beta(α, β) to the one that
+        maximises the ELBO's δ part, E_q[Σ_n log(δ·NB + (1 − δ)·ZINB)] − KL(q(δ) ‖ p(δ)), over the training cells
+        (each decoded at the posterior mean of z; at most ``max_cells`` of them, a seeded sample whose sum is scaled
+        to the whole training set). See :func:`scvi_core.delta_posterior.best_beta` and docs/models.md, "Training
+        until q(δ) has learnt". Not for the gene-cell mode, where q(δ | z) is a network."""
+        if self.module.zero_inflation == "gene-cell":
+            raise ValueError("In the gene-cell mode q(δ | z) is a network; it is trained with the others.")
+        trained_on = np.arange(self.data.n_cells) if self.train_indices is None else np.asarray(self.train_indices)
+        cells = trained_on
+        if len(cells) > max_cells:
+            cells = np.sort(np.random.default_rng(seed).choice(cells, max_cells, replace=False))
+        self.module.eval()
+        log_lik, n_cells = self._grid_log_likelihood(grid_centres(grid_size), indices=cells)
+        codes = {"gene-batch": self.data.batch_codes, "gene-label": self.data.label_codes}.get(
+            self.module.zero_inflation, np.zeros(self.data.n_cells, dtype=np.int64))
+        whole = np.bincount(codes[trained_on], minlength=len(n_cells))  # the sample's sum stands for these cells
+        log_lik = log_lik * (whole / np.maximum(n_cells, 1))[None, :, None]
+        alpha_prior, beta_prior = (float(t[0]) for t in self.module.prior_params())
+        alpha, beta = (t.cpu().numpy() for t in self.module.posterior_params())
+        shape = alpha.shape
+        alpha, beta = best_beta(log_lik.reshape(*shape, grid_size), alpha_prior, beta_prior,
+                                self.module.posterior_scale, start=(alpha, beta))
+        self.module.set_posterior_params(torch.as_tensor(alpha), torch.as_tensor(beta))
 
     @torch.no_grad()
     def expected_counts(self, batch) -> torch.Tensor:
@@ -156,22 +211,25 @@ class AUTOZI(BaseModel):
         return torch.exp(gen["log_mu"]) * (1 - (1 - delta) * dropout)
 
     @torch.no_grad()
-    def get_zero_inflation_evidence(self, adata=None, max_cells: int = MAX_CELLS, seed: int = 0) -> dict:
-        """Each gene's evidence of zero inflation from the fitted likelihoods (:mod:`scvi_core.zi_evidence`): an NB
-        and a ZINB with the model's expected counts as mean, fitted per gene (× batch / label group, on that group's
-        cells; at most ``max_cells`` of them, a seeded sample) and compared by their Bayes factor. Returns
-        ``log10_bayes_factor``, ``prob_zero_inflated`` (with the prior odds of the Beta(α, β) prior),
-        ``excess_zero_fraction`` (π̂), ``dispersion`` (the NB's θ̂), all (G, n_groups), and ``n_cells``."""
+    def get_nb_zinb_check(self, adata=None, max_cells: int = MAX_CELLS, seed: int = 0) -> dict:
+        """The NB vs ZINB check (:mod:`scvi_core.zi_evidence`), a second opinion beside AutoZI's posterior: an NB
+        and a ZINB with the model's expected counts as mean, refitted per gene (× batch / label group, on that
+        group's cells; at most ``max_cells`` of them, a seeded sample) and compared by their Schwarz Bayes factor.
+        Returns ``log10_bayes_factor``, ``prob_zero_inflated`` (with the prior odds of the Beta(α, β) prior),
+        ``excess_zero_fraction`` (π̂), ``dispersion`` (the NB's θ̂), all (G, n_groups), and ``n_cells``. A group
+        with no cells keeps the prior (Bayes factor 0). In the gene-cell mode one check per gene, on all cells."""
         data = self._data_for(adata)
         codes = {"gene-batch": data.batch_codes, "gene-label": data.label_codes}.get(
             self.module.zero_inflation, np.zeros(data.n_cells, dtype=np.int64))
         alpha_prior, beta_prior = (float(t[0]) for t in self.module.prior_params())
         prior_odds = float(log10_odds_zero_inflated(alpha_prior, beta_prior))
         rng = np.random.default_rng(seed)
-        out = {k: np.zeros((data.n_genes, len(self._group_names())))
-               for k in ("log10_bayes_factor", "prob_zero_inflated", "excess_zero_fraction", "dispersion")}
-        n_cells = np.zeros(len(self._group_names()), dtype=int)
-        for group in range(len(self._group_names())):
+        n_groups = len(self._group_names())
+        out = {k: np.zeros((data.n_genes, n_groups)) for k in ("log10_bayes_factor", "excess_zero_fraction",
+                                                                 "dispersion")}
+        out["prob_zero_inflated"] = np.full((data.n_genes, n_groups), 1.0 / (1.0 + 10.0 ** -prior_odds))
+        n_cells = np.zeros(n_groups, dtype=int)
+        for group in range(n_groups):
             cells = np.flatnonzero(codes == group)
             if len(cells) > max_cells:
                 cells = np.sort(rng.choice(cells, max_cells, replace=False))
@@ -189,30 +247,30 @@ class AUTOZI(BaseModel):
     @torch.no_grad()
     def get_zero_inflation_table(
         self, threshold: float = 0.5, min_log10_bf: float = DEFAULT_MIN_LOG10_BF, adata=None,
-        posterior: str = "evidence",
+        posterior: str = "variational", check: bool = True,
     ) -> pd.DataFrame:
-        """One row per gene (per gene × batch / label in those modes) with: ``alpha_posterior``,
-        ``beta_posterior``, ``prob_zero_inflated`` = q(δ < 0.5), ``log10_bayes_factor`` (evidence against the
-        prior), ``call`` (zero-inflated / not zero-inflated / undetermined), ``is_zero_inflated`` (P(ZI) >
-        threshold), ``mean_count``, ``observed_zero_fraction``, and the zero fractions expected under the fitted NB
-        and under the fitted ZINB component (averaged over the group's cells, at the posterior mean of z).
+        """One row per gene (per gene × batch / label in those modes).
 
-        ``posterior="evidence"`` (default): from each gene's evidence in the fitted likelihoods, an NB against a
-        ZINB around the model's expected counts (:meth:`get_zero_inflation_evidence`), with
-        ``excess_zero_fraction`` π̂ added; ``alpha_posterior`` / ``beta_posterior`` stay the trained q(δ). Its calls
-        do not move with how long or how fast one trained, where q(δ)'s do (docs/models.md, with the simulated and
-        ERCC figures).
-        ``posterior="variational"``: P(ZI), the Bayes factor and the calls from the trained q(δ), as scvi-tools.
-        ``posterior="grid"``: from δ's exact grid posterior q*(δ) given the fitted networks
+        **AutoZI's answer** (the seed's): ``alpha_posterior``, ``beta_posterior`` of q(δ) = Beta(α, β),
+        ``prob_zero_inflated`` P(ZI) = q(δ < ½), ``log10_bayes_factor`` (how far the data moved the odds from the
+        Beta(α, β) prior's), ``call`` (zero-inflated / not zero-inflated / undetermined) and ``is_zero_inflated``
+        (P(ZI) > threshold). ``posterior="variational"`` (default): the trained q(δ), as AutoZI and scvi-tools
+        answer; ``posterior="grid"``: δ's exact posterior on a grid given the fitted networks
         (:meth:`get_delta_posterior`), judged on the held-out cells of training (all cells of ``adata`` when one is
-        given, or when there are no held-out cells), with ``alpha_posterior`` / ``beta_posterior`` the Beta of q*'s
-        mean and variance (for display); it inherits the fitted dropout head's over-fitting (docs/models.md). The counts columns are over all the group's cells either way;
-        ``table.attrs["posterior"]`` / ``["evidence_cells"]`` say which posterior and how many cells judged it.
+        given, or when there are none), ``alpha_posterior`` / ``beta_posterior`` then the Beta of its mean and
+        variance. In the gene-cell mode q(δ | z_n) is per cell: α, β and P(ZI) are averaged over cells and
+        ``fraction_cells_zero_inflated`` is added (``posterior="grid"`` is not available there).
 
-        In the gene-cell mode rows are per gene from the variational posterior: α, β and P(ZI) are averaged over
-        cells and ``fraction_cells_zero_inflated`` is added (``posterior`` "grid" is not available there)."""
-        if posterior not in ("evidence", "variational", "grid"):
-            raise ValueError(f"posterior must be 'evidence', 'variational' or 'grid'; got {posterior!r}.")
+        **The NB vs ZINB check** (``check=True``; :meth:`get_nb_zinb_check`), a different question under its own
+        name: ``nb_zinb_check_prob_zero_inflated``, ``nb_zinb_check_log10_bayes_factor``,
+        ``nb_zinb_check_excess_zero_fraction`` (π̂) and ``nb_zinb_check_call``.
+
+        Counts: ``mean_count``, ``observed_zero_fraction``, the zero fractions expected under the fitted NB and
+        under the fitted ZINB component (averaged over the group's cells, at the posterior mean of z), ``n_cells``.
+        ``table.attrs``: the prior, threshold, ``posterior``, ``evidence_cells`` (cells that judged AutoZI's
+        posterior) and ``methods`` (column → the method that made it)."""
+        if posterior not in POSTERIOR_METHODS:
+            raise ValueError(f"posterior must be one of {', '.join(map(repr, POSTERIOR_METHODS))}; got {posterior!r}.")
         if posterior == "grid" and self.module.zero_inflation == "gene-cell":
             raise ValueError("In the gene-cell mode δ is per cell: only the variational posterior exists.")
         stats = self._zero_statistics(threshold, adata)
@@ -220,58 +278,56 @@ class AUTOZI(BaseModel):
         n_genes, n_groups = self.data.n_genes, len(groups)
         params = self.get_alphas_betas()
         alpha_prior, beta_prior = float(params["alpha_prior"][0]), float(params["beta_prior"][0])
-        extra = {}
-        if posterior == "evidence":
-            evidence = self.get_zero_inflation_evidence(adata)
-            alpha = params["alpha_posterior"].reshape(-1, n_genes, n_groups).mean(0)
-            beta = params["beta_posterior"].reshape(-1, n_genes, n_groups).mean(0)
-            prob, bf = evidence["prob_zero_inflated"], evidence["log10_bayes_factor"]
-            extra["excess_zero_fraction"] = evidence["excess_zero_fraction"].ravel()
-            posterior = "evidence of the fitted likelihoods (NB vs ZINB around the expected counts)"
-            evidence_cells = int(evidence["n_cells"].sum())
-        elif self.module.zero_inflation == "gene-cell":
-            alpha, beta = stats["alpha_sum"] / stats["n_cells"], stats["beta_sum"] / stats["n_cells"]
-            prob = stats["prob_sum"] / stats["n_cells"]
+        if self.module.zero_inflation == "gene-cell":
+            n_cells = np.maximum(stats["n_cells"], 1)
+            alpha, beta = stats["alpha_sum"] / n_cells, stats["beta_sum"] / n_cells
+            prob = np.where(stats["n_cells"] > 0, stats["prob_sum"] / n_cells, prob_zero_inflated(alpha_prior,
+                                                                                                  beta_prior))
             odds = np.log10(np.clip(prob, 1e-300, None)) - np.log10(np.clip(1 - prob, 1e-300, None))
             bf = odds - log10_odds_zero_inflated(alpha_prior, beta_prior)
-            posterior, evidence_cells = "variational q(δ | z), all cells", int(stats["n_cells"].sum())
+            how, evidence_cells = "variational q(δ | z), averaged over all cells", int(stats["n_cells"].sum())
         elif posterior == "variational":
             alpha = params["alpha_posterior"].reshape(n_genes, n_groups)
             beta = params["beta_posterior"].reshape(n_genes, n_groups)
             prob = prob_zero_inflated(alpha, beta)
             bf = log10_bayes_factor(alpha, beta, alpha_prior, beta_prior)
-            posterior, evidence_cells = "variational q(δ) as trained", int(stats["n_cells"].sum())
+            how, evidence_cells = "variational q(δ) as trained", int(stats["n_cells"].sum())
         else:
             post = self.get_delta_posterior(adata=adata, indices=None if adata is None else np.arange(adata.n_obs))
             alpha, beta = post["alpha"], post["beta"]
             prob, bf = post["prob_zero_inflated"], post["log10_bayes_factor"]
             held_out = adata is None and self.evidence_indices() is not None
-            posterior = f"grid posterior given the fitted networks, {'held-out' if held_out else 'all'} cells"
+            how = f"grid posterior given the fitted networks, {'held-out' if held_out else 'all'} cells"
             evidence_cells = int(post["n_cells"].sum())
         n_cells = np.maximum(stats["n_cells"], 1)
-        table = pd.DataFrame(
-            {
-                "gene": np.repeat(self.data.gene_names, n_groups),
-                "alpha_posterior": alpha.ravel(),
-                "beta_posterior": beta.ravel(),
-                "prob_zero_inflated": prob.ravel(),
-                "log10_bayes_factor": bf.ravel(),
-                "mean_count": (stats["count_sum"] / n_cells).ravel(),
-                "observed_zero_fraction": (stats["zeros"] / n_cells).ravel(),
-                "expected_zero_fraction_nb": (stats["nb_zero"] / n_cells).ravel(),
-                "expected_zero_fraction_zinb": (stats["zinb_zero"] / n_cells).ravel(),
-                "n_cells": np.broadcast_to(stats["n_cells"], (n_genes, n_groups)).ravel(),
-                **extra,
-            }
-        )
+        columns = {
+            "gene": np.repeat(self.data.gene_names, n_groups),
+            "alpha_posterior": alpha.ravel(),
+            "beta_posterior": beta.ravel(),
+            "prob_zero_inflated": prob.ravel(),
+            "log10_bayes_factor": bf.ravel(),
+        }
+        if check:
+            checked = self.get_nb_zinb_check(adata)
+            for key in ("prob_zero_inflated", "log10_bayes_factor", "excess_zero_fraction"):
+                columns[CHECK_PREFIX + key] = checked[key].ravel()
+        table = pd.DataFrame(columns | {
+            "mean_count": (stats["count_sum"] / n_cells).ravel(),
+            "observed_zero_fraction": (stats["zeros"] / n_cells).ravel(),
+            "expected_zero_fraction_nb": (stats["nb_zero"] / n_cells).ravel(),
+            "expected_zero_fraction_zinb": (stats["zinb_zero"] / n_cells).ravel(),
+            "n_cells": np.broadcast_to(stats["n_cells"], (n_genes, n_groups)).ravel(),
+        })
         if self.module.zero_inflation == "gene-cell":
             table["fraction_cells_zero_inflated"] = (stats["cells_zi"] / n_cells).ravel()
+        table = apply_threshold(table, threshold, min_log10_bf)
+        first = [c for c in (*AUTOZI_COLUMNS, *CHECK_COLUMNS) if c in table.columns]
+        table = table[["gene", *first, *(c for c in table.columns if c != "gene" and c not in first)]]
+        table.attrs.update(alpha_prior=alpha_prior, beta_prior=beta_prior, zero_inflation=self.module.zero_inflation,
+                           posterior=how, evidence_cells=evidence_cells,
+                           methods=column_methods(table.columns, posterior))
         if n_groups > 1:
             table.insert(1, self.group_key or "group", np.tile(groups, n_genes))
-        table = apply_threshold(table, threshold, min_log10_bf)
-        table.attrs.update(alpha_prior=alpha_prior, beta_prior=beta_prior, threshold=threshold,
-                           min_log10_bf=min_log10_bf, zero_inflation=self.module.zero_inflation,
-                           posterior=posterior, evidence_cells=evidence_cells)
         return table
 
     def _zero_statistics(self, threshold: float, adata) -> dict[str, np.ndarray]:

@@ -110,6 +110,13 @@ class AutoZIVAE(VAE):
             alpha_logit, beta_logit = self.alpha_logit, self.beta_logit
         return self.posterior_scale * torch.sigmoid(alpha_logit), self.posterior_scale * torch.sigmoid(beta_logit)
 
+    @torch.no_grad()
+    def set_posterior_params(self, alpha: torch.Tensor, beta: torch.Tensor) -> None:
+        """Set the global q(δ) = Beta(α, β) (shapes as :meth:`posterior_params` returns them)."""
+        for param, value in ((self.alpha_logit, alpha), (self.beta_logit, beta)):
+            share = (value / self.posterior_scale).clamp(1e-6, 1 - 1e-6).to(param)
+            param.copy_(torch.log(share) - torch.log1p(-share))
+
     def kl_delta(self, alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
         alpha_p, beta_p = self.prior_params()
         return D.kl_beta(alpha, beta, alpha_p, beta_p)
