@@ -40,16 +40,16 @@ log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RECENT_RUNS = 5
 LONG_RUN_SECONDS = 30 * 60
-PRIOR_EXTRA_EPOCHS = {"SCVI": 40, "AUTOZI": 22}
+PRIOR_EXTRA_EPOCHS = {"SCVI": 40, "AUTOZI": 176}
 """Epochs an early-stopped run takes beyond its KL warm-up and patience when nothing similar has run here yet: what
-the Standard preset took on the quick demo (scVI 80 epochs, AutoZI 62, with the 0.1% min delta); the default runs of
-benchmarks/time_to_quality.py stop 28–48 epochs after warm-up and patience."""
+the Standard preset took on the quick demo (scVI 80 epochs; AutoZI 216 at its lr 1e-3, 2026-12-03, with the 0.1% min
+delta); the default runs of benchmarks/time_to_quality.py stop 28–48 epochs after warm-up and patience."""
 WARMUP_EPOCHS = 20
 PRIOR_OVERHEAD_SECONDS = 4.0
 """Seconds from Start to the end of a run spent outside its epochs (loading its data, building the model, saving it)
 until a run has measured it here, besides the results computed at the end, which the calibration times (AutoZI's
-zero-inflation evidence: about 5.5 s on the quick demo): the first run on a new 2-core server also waits for its
-worker's imports (4.2 s measured by benchmarks/live_view_cost.py; 1.3–2.1 s for the runs after it)."""
+zero-inflation table with its NB vs ZINB check: about 5.5–8 s on the quick demo): the first run on a new 2-core
+server also waits for its worker's imports (4.2 s measured by benchmarks/live_view_cost.py; 1.3–2.1 s for the runs after it)."""
 CALIBRATION_FILE = "calibration.json"
 CALIBRATION_SHAPE = (2000, 500)  # the quick demo, the usual first run
 CALIBRATION_EPOCHS = 24

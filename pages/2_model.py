@@ -40,7 +40,8 @@ HELP = {
     "max_epochs": "The most passes over all cells training may take; early stopping usually ends it sooner. The "
                   "default comes from the data size (scVI's rule: 400 up to 20,000 cells, fewer beyond).",
     "lr": "Step size of the optimiser. 5e-3 is the default for scVI (with early stopping; 1e-3 is the classic value, "
-          "slower), 1e-2 for AutoZI. Lower it if training diverges.",
+          "slower), 1e-3 for AutoZI (at 1e-2 its calls are less reliable on negative controls). Lower it if "
+          "training diverges.",
     "batch_size": "Cells per training step. 128 is usual; must not exceed the number of training cells.",
     "validation_percent": "Cells held out to check the model on data it does not train on (the validation curve). "
                           "Early stopping watches them.",

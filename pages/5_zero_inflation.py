@@ -12,10 +12,12 @@ from scvi_core import gene_detail, zi_summary
 from scvi_core.data import registry_of
 from scvi_core.io import working_copy
 from scvi_core.zero_inflation import CHECK_PREFIX, NOT_ZI, UNDETERMINED, ZI
+from scvi_core.zi_evidence import CHECK_FITS
 from ui import results
 
 CALL_COLOURS = {ZI: "#c0392b", UNDETERMINED: "#95a5a6", NOT_ZI: "#1f6f8b"}
 CHECK = CHECK_PREFIX
+CHECK_FIT_COLUMNS = {CHECK + key for key in CHECK_FITS}
 SHOWN_COLUMNS = ["gene", "prob_zero_inflated", "log10_bayes_factor", "call", CHECK + "prob_zero_inflated",
                  CHECK + "log10_bayes_factor", CHECK + "call", CHECK + "excess_zero_fraction", "alpha_posterior",
                  "beta_posterior", "mean_count", "observed_zero_fraction", "expected_zero_fraction_nb",
@@ -165,7 +167,8 @@ def table_section(table: pd.DataFrame, group_key: str | None, run_id: str) -> pd
 
 @st.cache_data(max_entries=64, show_spinner="Computing the gene's expected counts…")
 def detail_for(root: str, run_id: str, row: tuple) -> gene_detail.GeneDetail:
-    """Cached per run and table row (gene, group, α, β): the decoder pass over the cells is the slow part."""
+    """Cached per run and table row (gene, group, α, β, the check's fits): the decoder pass over the cells is the
+    slow part."""
     return gene_detail.gene_detail(results.run_model(root, run_id), dict(row))
 
 
@@ -176,7 +179,8 @@ def detail_section(run_id: str, table: pd.DataFrame, shown: pd.DataFrame, group_
         st.session_state["zi_gene"] = genes[0]  # set, not dropped: the browser would keep showing the old gene
     gene = st.selectbox("Gene", genes, key="zi_gene", help="Or click a row of the table.")
     row = table[table["gene"] == gene].iloc[0]
-    keys = ["gene", "alpha_posterior", "beta_posterior"] + ([group_key] if group_key else [])
+    keys = ["gene", "alpha_posterior", "beta_posterior", *(c for c in row.index if c in CHECK_FIT_COLUMNS)] + (
+        [group_key] if group_key else [])
     detail = detail_for(str(results.store().root), run_id, tuple((k, row[k]) for k in keys))
     verdict = {ZI: "**zero-inflated**", NOT_ZI: "**not zero-inflated**", UNDETERMINED: "**undetermined**"}
     rule = "above" if row["is_zero_inflated"] else "not above"
@@ -209,11 +213,12 @@ def count_figure(detail: gene_detail.GeneDetail) -> go.Figure:
                    line=dict(color="#1f6f8b")),
         go.Scatter(x=hist["count"], y=hist["expected_zinb"], name="AutoZI: ZINB", mode="lines+markers",
                    line=dict(color="#c0392b")),
-        go.Scatter(x=hist["count"], y=hist["check_nb"], name="check: NB", mode="lines",
-                   line=dict(color="#1f6f8b", dash="dot")),
-        go.Scatter(x=hist["count"], y=hist["check_zinb"], name="check: ZINB", mode="lines",
-                   line=dict(color="#c0392b", dash="dot")),
     ])
+    if "check_nb" in hist.columns:
+        fig.add_scatter(x=hist["count"], y=hist["check_nb"], name="check: NB", mode="lines",
+                        line=dict(color="#1f6f8b", dash="dot"))
+        fig.add_scatter(x=hist["count"], y=hist["check_zinb"], name="check: ZINB", mode="lines",
+                        line=dict(color="#c0392b", dash="dot"))
     fig.update_layout(title=f"Counts of {detail.gene}", xaxis_title="count", yaxis_title="share of cells",
                       yaxis_tickformat=".0%", height=360, margin=PLOT_MARGIN, xaxis_type="category",
                       legend=dict(x=0.98, y=0.98, xanchor="right", bgcolor="rgba(255, 255, 255, 0.8)"))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy import special, stats
+from scipy import special
 
 GRID_SIZE = 400
 FIT_GRID_SIZE = 128

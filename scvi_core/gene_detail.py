@@ -6,8 +6,8 @@ Three pieces for one gene (in one batch / label group in those modes):
   components come from the decoder at the posterior mean of each cell's z: per cell μ_ng, θ_g and the floored dropout
   π'_ng = m + (1 − m)·σ(h_g(z_n)); the expected share of cells with count k is the average over cells of
   NB(k; μ_ng, θ_g) and of π'_ng·[k = 0] + (1 − π'_ng)·NB(k; μ_ng, θ_g). The check's are its own refits
-  (:mod:`scvi_core.zi_evidence`): NB(ĉ·m_n, θ̂) and the ZINB with component mean ĉ'·m_n, θ̂' and one π̂ for all
-  cells, m_n the model's expected count. High counts are pooled in wider bins (zero always alone) and the last bin
+  (:mod:`scvi_core.zi_evidence`), as the table row keeps them: NB(ĉ·m_n, θ̂) and the ZINB with component mean
+  ĉ'·m_n, θ̂' and one π̂ for all cells, m_n the model's expected count. High counts are pooled in wider bins (zero always alone) and the last bin
   collects every count ≥ K, so each column sums to 1. When the ZINB's zeros match the observed ones and the NB's
   fall short, the gene is zero-inflated;
 - the posterior density of δ_g (the probability of the plain NB) against its prior: AutoZI's P(ZI) is the posterior
@@ -26,7 +26,8 @@ from scipy import stats
 
 from . import distributions as D
 from .model import AUTOZI
-from .zi_evidence import gene_evidence
+from .zero_inflation import CHECK_PREFIX
+from .zi_evidence import CHECK_FITS
 
 MAX_BINS = 24
 """At most this many bars: zero alone, equal-width bins up to the 99th percentile, one bin for the rest."""
@@ -38,7 +39,7 @@ class GeneDetail:
     group: str | None
     histogram: pd.DataFrame
     """One row per count bin: ``count`` (label "0", "1", "2–3", …, "≥K"), ``observed``, AutoZI's ``expected_nb``
-    and ``expected_zinb``, the check's ``check_nb`` and ``check_zinb`` (shares of cells)."""
+    and ``expected_zinb``, the check's ``check_nb`` and ``check_zinb`` when the table has it (shares of cells)."""
     delta: pd.DataFrame
     """``delta`` on a grid in (0, 1), the ``posterior`` and ``prior`` Beta densities there."""
     row: dict
@@ -106,14 +107,18 @@ def fitted_parameters(model: AUTOZI, gene: str, cells: np.ndarray | None = None)
     return {key: np.concatenate(values) for key, values in parts.items()}
 
 
-def check_histograms(fit: dict[str, np.ndarray], starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The NB vs ZINB check's two refits of this gene around the expected counts, as expected bin shares."""
-    evidence = gene_evidence(torch.as_tensor(fit["counts"])[:, None], torch.as_tensor(fit["expected"])[:, None])
-    ones = np.ones_like(fit["expected"])
-    nb, _ = expected_histograms(evidence.nb_scale[0] * fit["expected"], evidence.dispersion[0] * ones, 0 * ones,
-                                starts)
-    _, zinb = expected_histograms(evidence.zinb_scale[0] * fit["expected"], evidence.zinb_dispersion[0] * ones,
-                                  evidence.excess_zero_fraction[0] * ones, starts)
+def check_histograms(fit: dict[str, np.ndarray], row: dict, starts: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The NB vs ZINB check's two fits of this gene — the table row's, those that made its call — around the
+    model's expected counts, as expected bin shares; None for a table made without the check."""
+    if any(CHECK_PREFIX + key not in row for key in CHECK_FITS):
+        return None
+
+    def value(key):
+        return float(row[CHECK_PREFIX + key]) * np.ones_like(fit["expected"])
+    nb, _ = expected_histograms(value("nb_scale") * fit["expected"], value("dispersion"), 0 * fit["expected"], starts)
+    _, zinb = expected_histograms(value("zinb_scale") * fit["expected"], value("zinb_dispersion"),
+                                  value("excess_zero_fraction"), starts)
     return nb, zinb
 
 
@@ -127,22 +132,22 @@ def group_cells(model: AUTOZI, group: str | None) -> np.ndarray | None:
 
 def gene_detail(model: AUTOZI, row: dict) -> GeneDetail:
     """Everything the gene detail view shows for one row of the zero-inflation table (``gene``, the α / β
-    posterior, and the group column in per-batch / per-label modes)."""
+    posterior, the check's fits ``nb_zinb_check_*``, and the group column in per-batch / per-label modes)."""
     if not isinstance(model, AUTOZI):
         raise ValueError("Gene detail explains AutoZI's zero-inflation calls; this run is not an AutoZI model.")
     group = str(row[model.group_key]) if model.group_key and model.group_key in row else None
     fit = fitted_parameters(model, str(row["gene"]), group_cells(model, group))
     starts = bin_starts(fit["counts"])
     nb, zinb = expected_histograms(fit["mu"], fit["theta"], fit["pi"], starts)
-    check_nb, check_zinb = check_histograms(fit, starts)
     histogram = pd.DataFrame({
         "count": bin_labels(starts),
         "observed": observed_histogram(fit["counts"], starts),
         "expected_nb": nb,
         "expected_zinb": zinb,
-        "check_nb": check_nb,
-        "check_zinb": check_zinb,
     })
+    check = check_histograms(fit, row, starts)
+    if check is not None:
+        histogram["check_nb"], histogram["check_zinb"] = check
     prior = model.get_alphas_betas()
     delta = delta_densities(float(row["alpha_posterior"]), float(row["beta_posterior"]),
                             float(prior["alpha_prior"][0]), float(prior["beta_prior"][0]))

@@ -35,7 +35,7 @@ CHECK_PREFIX = "nb_zinb_check_"
 AUTOZI_COLUMNS = ("alpha_posterior", "beta_posterior", "prob_zero_inflated", "log10_bayes_factor", "call",
                   "is_zero_inflated")
 CHECK_COLUMNS = tuple(CHECK_PREFIX + c for c in ("prob_zero_inflated", "log10_bayes_factor", "excess_zero_fraction",
-                                                 "call"))
+                                                 "call", "dispersion", "nb_scale", "zinb_scale", "zinb_dispersion"))
 POSTERIOR_METHODS = {
     "variational": ("AutoZI: the trained variational posterior q(δ) = Beta(α, β), fitted to convergence given the "
                     "networks when training ended; P(ZI) = q(δ < ½)"),

@@ -55,6 +55,10 @@ THETA_RANGE = (-10.0, 12.0)
 """log θ is kept in this range: an NB with θ = e¹² is a Poisson for any count matrix, and θ = e⁻¹⁰ is all zeros."""
 
 
+CHECK_FITS = ("excess_zero_fraction", "dispersion", "nb_scale", "zinb_scale", "zinb_dispersion")
+"""The per-gene fits the zero-inflation table keeps, so that the gene detail draws what made the call."""
+
+
 @dataclass
 class GeneEvidence:
     """Per gene: ``log10_bayes_factor`` of ZINB against NB, ``excess_zero_fraction`` π̂_g, the refitted NB

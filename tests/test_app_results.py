@@ -64,11 +64,21 @@ def test_zero_inflation_page_table_threshold_and_gene_detail(runs_copy, app):
     called_at_half = int(table["prob_zero_inflated"].gt(0.5).sum())
     assert app.metric[0].value == f"{int((table['call'] == 'zero-inflated').sum())} of 60"
     assert app.metric[0].delta == f"{called_at_half} with P(ZI) > 0.50"
-    app.slider(key="zi_threshold").set_value(0.05).run()  # every gene has P(ZI) > 0.05
+    app.slider(key="zi_threshold").set_value(0.05).run()
     assert not app.exception
-    assert app.metric[0].delta == "60 with P(ZI) > 0.05"
+    assert app.metric[0].delta == f"{int(table['prob_zero_inflated'].gt(0.05).sum())} with P(ZI) > 0.05"
     table = app.dataframe[0].value
     assert app.metric[0].value == f"{int((table['call'] == 'zero-inflated').sum())} of 60"
+    # AutoZI's answer and the NB vs ZINB check side by side, each saying what it asks, and where they disagree
+    check = "nb_zinb_check_call"
+    assert {"prob_zero_inflated", "call", "nb_zinb_check_prob_zero_inflated", check} <= set(table.columns)
+    assert "**AutoZI** (the answer) asks" in texts(app) and "**The NB vs ZINB check** asks" in texts(app)
+    disagreeing = int((table["call"] != table[check]).sum())
+    assert f"the two calls differ on {disagreeing:,} genes" in texts(app)
+    app.checkbox(key="zi_disagree").check().run()
+    shown = app.dataframe[0].value
+    assert len(shown) == disagreeing and (shown["call"] != shown[check]).all()
+    app.checkbox(key="zi_disagree").uncheck().run()
     # ground truth of the simulated data is reported
     assert "True ZI genes found" in [m.label for m in app.metric]
     # search a gene: the table narrows and the detail opens on it

@@ -63,8 +63,9 @@ def test_gene_detail_agrees_with_the_zero_inflation_table(finished_runs):
 
 
 def test_gene_detail_draws_the_checks_own_refits(finished_runs):
-    """The check's lines are its refits, not the decoder's: on the gene it finds the most extra zeros in, its ZINB
-    meets the observed zeros where its NB falls short, and the shares sum to one."""
+    """The check's lines are the fits that made its call (the table row's), around the expected counts, not the
+    decoder's: at zero they are the NB and ZINB zero probabilities of those parameters (scipy), averaged over the
+    cells; they differ from AutoZI's lines and sum to one. Without the check there are no check lines."""
     store = RunStore(finished_runs["root"])
     model = store.load_model(finished_runs["AUTOZI"])
     table = store.read_zero_inflation(finished_runs["AUTOZI"])
@@ -72,8 +73,18 @@ def test_gene_detail_draws_the_checks_own_refits(finished_runs):
     assert row[CHECK_PREFIX + "excess_zero_fraction"] > 0.1
     hist = gene_detail.gene_detail(model, row).histogram
     assert hist[["check_nb", "check_zinb"]].sum().to_numpy() == pytest.approx([1, 1], abs=1e-6)
+    fit = gene_detail.fitted_parameters(model, row["gene"])
+    check = {k: row[CHECK_PREFIX + k] for k in ("nb_scale", "dispersion", "zinb_scale", "zinb_dispersion",
+                                                  "excess_zero_fraction")}
+    mu, theta = check["nb_scale"] * fit["expected"], check["dispersion"]
+    nb_zero = stats.nbinom.pmf(0, theta, theta / (theta + mu)).mean()
+    mu, theta, pi = check["zinb_scale"] * fit["expected"], check["zinb_dispersion"], check["excess_zero_fraction"]
+    zinb_zero = pi + (1 - pi) * stats.nbinom.pmf(0, theta, theta / (theta + mu)).mean()
     zero = hist.iloc[0]
-    assert abs(zero["check_zinb"] - zero["observed"]) < 0.02 < zero["observed"] - zero["check_nb"]
+    assert (zero["check_nb"], zero["check_zinb"]) == pytest.approx((nb_zero, zinb_zero), rel=1e-4)
+    assert np.abs(hist["check_zinb"] - hist["expected_zinb"]).max() > 1e-3
+    plain = {k: v for k, v in row.items() if not k.startswith(CHECK_PREFIX)}
+    assert "check_nb" not in gene_detail.gene_detail(model, plain).histogram.columns
 
 
 def test_gene_detail_refuses_an_scvi_model(finished_runs):

@@ -93,15 +93,19 @@ ERCC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ercc_co
 
 
 @pytest.mark.skipif(not ERCC.is_dir(), reason="the ERCC controls of ../shared/data are not available")
-@pytest.mark.parametrize("control", ["zheng_gemcode_ercc", "svensson_chromium_2x"])
+@pytest.mark.parametrize("control", ["zheng_gemcode_ercc", "macosko_dropseq_ercc"])
 def test_droplet_ercc_spike_ins_are_not_called_zero_inflated(control):
-    """Negative controls: spike-ins carry technical noise only (droplet data are not zero-inflated). Before the NB
-    was refitted from the ZINB's optimum, 18% (zheng) and 8% (svensson 2x) of those with mean > 1 were called."""
+    """Negative controls: spike-ins carry technical noise only (droplet data are not zero-inflated). With ``train()``
+    defaults neither AutoZI's call nor the check's calls more than 3% of those with mean > 1 (at lr 1e-2 AutoZI's
+    called 4.5% and 8.0% of these two; before the check refitted its NB from the ZINB's optimum it called 18% of
+    zheng's)."""
     adata = ad.read_h5ad(ERCC / f"{control}.h5ad")
     adata = adata[np.asarray(adata.X.sum(axis=1)).ravel() > 0].copy()
     AUTOZI.setup_anndata(adata)
     model = AUTOZI(adata)
-    model.train(lr=1e-2)
+    model.train(batch_size=min(128, int(0.9 * adata.n_obs)))
     table = model.get_zero_inflation_table()
     expressed = table["mean_count"] > 1
-    assert expressed.sum() > 20 and (table.loc[expressed, "call"] == ZI).mean() <= 0.03
+    assert expressed.sum() > 20
+    for call in ("call", CHECK_PREFIX + "call"):
+        assert (table.loc[expressed, call] == ZI).mean() <= 0.03

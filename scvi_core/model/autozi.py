@@ -26,7 +26,7 @@ from ..delta_posterior import (
     summarize,
 )
 from ..module import AutoZIVAE
-from ..zi_evidence import MAX_CELLS, gene_evidence
+from ..zi_evidence import CHECK_FITS, MAX_CELLS, gene_evidence
 from ..zero_inflation import (
     AUTOZI_COLUMNS,
     CHECK_COLUMNS,
@@ -216,8 +216,10 @@ class AUTOZI(BaseModel):
         and a ZINB with the model's expected counts as mean, refitted per gene (× batch / label group, on that
         group's cells; at most ``max_cells`` of them, a seeded sample) and compared by their Schwarz Bayes factor.
         Returns ``log10_bayes_factor``, ``prob_zero_inflated`` (with the prior odds of the Beta(α, β) prior),
-        ``excess_zero_fraction`` (π̂), ``dispersion`` (the NB's θ̂), all (G, n_groups), and ``n_cells``. A group
-        with no cells keeps the prior (Bayes factor 0). In the gene-cell mode one check per gene, on all cells."""
+        ``excess_zero_fraction`` (π̂) and the two fits (``dispersion``, the NB's θ̂; ``nb_scale``, ``zinb_scale``,
+        ``zinb_dispersion``: see :class:`~scvi_core.zi_evidence.GeneEvidence`), all (G, n_groups), and ``n_cells``.
+        A group with no cells keeps the prior (Bayes factor 0). In the gene-cell mode one check per gene, on all
+        cells."""
         data = self._data_for(adata)
         codes = {"gene-batch": data.batch_codes, "gene-label": data.label_codes}.get(
             self.module.zero_inflation, np.zeros(data.n_cells, dtype=np.int64))
@@ -225,8 +227,7 @@ class AUTOZI(BaseModel):
         prior_odds = float(log10_odds_zero_inflated(alpha_prior, beta_prior))
         rng = np.random.default_rng(seed)
         n_groups = len(self._group_names())
-        out = {k: np.zeros((data.n_genes, n_groups)) for k in ("log10_bayes_factor", "excess_zero_fraction",
-                                                                 "dispersion")}
+        out = {k: np.zeros((data.n_genes, n_groups)) for k in ("log10_bayes_factor", *CHECK_FITS)}
         out["prob_zero_inflated"] = np.full((data.n_genes, n_groups), 1.0 / (1.0 + 10.0 ** -prior_odds))
         n_cells = np.zeros(n_groups, dtype=int)
         for group in range(n_groups):
@@ -239,8 +240,8 @@ class AUTOZI(BaseModel):
             evidence = gene_evidence(torch.cat([x for x, _ in parts]).cpu(), torch.cat([m for _, m in parts]).cpu())
             out["log10_bayes_factor"][:, group] = evidence.log10_bayes_factor
             out["prob_zero_inflated"][:, group] = evidence.prob_zero_inflated(prior_odds)
-            out["excess_zero_fraction"][:, group] = evidence.excess_zero_fraction
-            out["dispersion"][:, group] = evidence.dispersion
+            for key in CHECK_FITS:
+                out[key][:, group] = getattr(evidence, key)
             n_cells[group] = evidence.n_cells
         return out | {"n_cells": n_cells}
 
@@ -263,7 +264,8 @@ class AUTOZI(BaseModel):
 
         **The NB vs ZINB check** (``check=True``; :meth:`get_nb_zinb_check`), a different question under its own
         name: ``nb_zinb_check_prob_zero_inflated``, ``nb_zinb_check_log10_bayes_factor``,
-        ``nb_zinb_check_excess_zero_fraction`` (π̂) and ``nb_zinb_check_call``.
+        ``nb_zinb_check_excess_zero_fraction`` (π̂), ``nb_zinb_check_call``, and its fits (``…_dispersion``,
+        ``…_nb_scale``, ``…_zinb_scale``, ``…_zinb_dispersion``, which the gene detail draws).
 
         Counts: ``mean_count``, ``observed_zero_fraction``, the zero fractions expected under the fitted NB and
         under the fitted ZINB component (averaged over the group's cells, at the posterior mean of z), ``n_cells``.
@@ -309,7 +311,7 @@ class AUTOZI(BaseModel):
         }
         if check:
             checked = self.get_nb_zinb_check(adata)
-            for key in ("prob_zero_inflated", "log10_bayes_factor", "excess_zero_fraction"):
+            for key in ("prob_zero_inflated", "log10_bayes_factor", *CHECK_FITS):
                 columns[CHECK_PREFIX + key] = checked[key].ravel()
         table = pd.DataFrame(columns | {
             "mean_count": (stats["count_sum"] / n_cells).ravel(),
