@@ -21,10 +21,11 @@ def demo(size: str):
     return io.demo_dataset(size), []
 
 
-@st.cache_resource(max_entries=2, show_spinner="Reading the uploaded files…")
 def read_upload(files: tuple[tuple[str, bytes], ...], orientation: str):
-    """Cached by content: uploading the same bytes again is instant."""
-    return io.read_uploaded(files, orientation)
+    """Not cached: an upload belongs to the session that sent it (a server-wide cache kept whole uploads resident and
+    gave two sessions with the same bytes one live object). Read within :mod:`scvi_core.limits`."""
+    with st.spinner("Reading the uploaded files…"):
+        return io.read_uploaded(files, orientation)
 
 
 @st.cache_resource(max_entries=2, show_spinner="Reading the file…")

@@ -5,6 +5,9 @@ returns ``(adata, notices)``: the AnnData as read and a list of plain-language n
 way (duplicate names made unique, features dropped, a guessed table orientation). Anything that goes wrong is raised
 as :class:`DataLoadError` whose message says what was found and what to do, never a bare library traceback.
 
+Every reader stays within :mod:`scvi_core.limits`: compressed streams and archives are refused as soon as they would
+expand past a budget or a ratio no count matrix has, and what a header declares is checked before it is parsed.
+
 Formats: AnnData ``.h5ad``; 10x Genomics ``.h5``; the 10x matrix triplet (``matrix.mtx``, ``features.tsv`` or
 ``genes.tsv``, ``barcodes.tsv``, each optionally ``.gz``, possibly with a sample prefix) given as files or one
 ``.zip``; dense ``.csv`` / ``.tsv`` / ``.txt`` tables (optionally ``.gz``). Nothing is ever unpickled.
@@ -13,7 +16,9 @@ Formats: AnnData ``.h5ad``; 10x Genomics ``.h5``; the 10x matrix triplet (``matr
 from __future__ import annotations
 
 import copy
+import functools
 import gzip
+import io
 import re
 import shutil
 import tempfile
@@ -28,6 +33,7 @@ import pandas as pd
 import scanpy as sc
 import scipy.sparse as sp
 
+from . import limits
 from .datasets import pbmc_3batches
 from .simulate import simulate
 
@@ -73,6 +79,18 @@ class DataLoadError(ValueError):
     """A file could not be read as count data. The message names the file, what was wrong, and what to do."""
 
 
+def _refusals_as_load_errors(reader):
+    """A reader whose :class:`~scvi_core.limits.ExpansionRefused` (a file past this server's limits) reaches its
+    caller as the :class:`DataLoadError` every reader raises."""
+    @functools.wraps(reader)
+    def read(*args, **kwargs):
+        try:
+            return reader(*args, **kwargs)
+        except limits.ExpansionRefused as err:
+            raise DataLoadError(str(err)) from err
+    return read
+
+
 def demo_dataset(size: str) -> ad.AnnData:
     """A demo dataset, no download needed. ``size`` is a key of :data:`DEMO_CHOICES`: "quick" and "large" are
     simulated counts with ground truth (cell types, two batches, known zero-inflated genes; ≈ 2,000 cells in a
@@ -101,6 +119,7 @@ def file_kind(name: str) -> str | None:
     return None
 
 
+@_refusals_as_load_errors
 def read_path(path: str | Path, orientation: str = "auto") -> tuple[ad.AnnData, list[str]]:
     """Read one file of any supported single-file format. ``orientation`` only matters for tables:
     "auto" (guess), :data:`CELLS_BY_GENES` or :data:`GENES_BY_CELLS`."""
@@ -121,6 +140,7 @@ def read_path(path: str | Path, orientation: str = "auto") -> tuple[ad.AnnData, 
     return adata, notices + make_names_unique(adata)
 
 
+@_refusals_as_load_errors
 def read_uploaded(files: Sequence[tuple[str, bytes]], orientation: str = "auto") -> tuple[ad.AnnData, list[str]]:
     """Read uploaded ``(file name, content)`` pairs: one file of any supported format, or the three files of a 10x
     matrix triplet together. The bytes are written to a temporary folder first, which is removed afterwards."""
@@ -137,6 +157,7 @@ def read_uploaded(files: Sequence[tuple[str, bytes]], orientation: str = "auto")
         return read_mtx_files(paths)
 
 
+@_refusals_as_load_errors
 def read_mtx_files(paths: Sequence[Path]) -> tuple[ad.AnnData, list[str]]:
     """Read a 10x matrix triplet given as separate files (names may carry a sample prefix and ``.gz``)."""
     parts: dict[str, Path] = {}
@@ -165,14 +186,18 @@ def read_mtx_files(paths: Sequence[Path]) -> tuple[ad.AnnData, list[str]]:
     return adata, notices + make_names_unique(adata)
 
 
+@_refusals_as_load_errors
 def read_table(path: Path, orientation: str = "auto") -> tuple[ad.AnnData, list[str]]:
     """Read a dense count table (first column: names; header row: names) into a sparse AnnData."""
     try:
         with _open_text(path) as handle:
             first_line = handle.readline()
         sep = "\t" if first_line.count("\t") >= first_line.count(",") else ","
-        table = pd.read_csv(path, sep=sep, index_col=0, compression="infer")
-    except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError) as err:
+        compressed = path.name.lower().endswith(".gz")
+        limits.check_table_header(first_line, sep, path.name, 0 if compressed else path.stat().st_size)
+        with _open_text(path) as handle:  # a .gz is refused while it decompresses, past the table's budget
+            table = pd.read_csv(handle, sep=sep, index_col=0)
+    except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError, gzip.BadGzipFile) as err:
         raise DataLoadError(
             f"Could not read '{path.name}' as a table ({_short(err)}). Expected a text table with gene or cell names "
             "in the first column and a header row, separated by commas (.csv) or tabs (.tsv)."
@@ -344,6 +369,7 @@ def load_pbmc3k(download_dir: str | Path) -> ad.AnnData:
 
 def _read_h5ad(path: Path) -> ad.AnnData:
     _require_hdf5(path, "an AnnData .h5ad file")
+    _check_hdf5(path)
     try:
         return ad.read_h5ad(path)
     except Exception as err:  # h5py/anndata raise many types for damaged files
@@ -355,6 +381,7 @@ def _read_h5ad(path: Path) -> ad.AnnData:
 
 def _read_10x_h5(path: Path) -> ad.AnnData:
     _require_hdf5(path, "a 10x Genomics .h5 file")
+    _check_hdf5(path)
     try:
         with warnings.catch_warnings():  # duplicate gene symbols are usual in 10x files: make_names_unique reports them
             warnings.filterwarnings("ignore", message="Variable names are not unique")
@@ -364,6 +391,15 @@ def _read_10x_h5(path: Path) -> ad.AnnData:
             f"Could not read '{path.name}' as a 10x Genomics .h5 matrix ({_short(err)}). Use Cell Ranger's "
             "filtered_feature_bc_matrix.h5; if the file is an AnnData file, its name must end in .h5ad."
         ) from err
+
+
+def _check_hdf5(path: Path) -> None:
+    """What the file declares, before anything is read (:func:`scvi_core.limits.check_hdf5_size`)."""
+    try:
+        limits.check_hdf5_size(path, path.name)
+    except OSError as err:
+        raise DataLoadError(f"Could not open '{path.name}' as HDF5: it looks truncated or corrupt ({_short(err)}). "
+                            "Export it again, or copy it again in full.") from err
 
 
 def _require_hdf5(path: Path, what: str) -> None:
@@ -393,23 +429,36 @@ def _read_zip(path: Path, orientation: str) -> tuple[ad.AnnData, list[str]]:
             members = [m for m in archive.infolist() if not m.is_dir() and not _is_junk(m.filename)]
             mtx = [m for m in members if (file_kind(m.filename) or "").startswith("mtx:")]
             chosen = mtx or [m for m in members if file_kind(m.filename) not in (None, "zip")]
+            nested = [m.filename for m in members if file_kind(m.filename) == "zip"]
+            if nested and not mtx and not chosen:
+                raise DataLoadError(
+                    f"'{path.name}' holds another archive ({nested[0]}). Archives inside archives are not opened: "
+                    "unpack it and upload the matrix itself, or a .zip of it.")
             if not chosen or (not mtx and len(chosen) > 1):
                 listed = ", ".join(m.filename for m in members[:6]) or "nothing"
                 raise DataLoadError(
                     f"'{path.name}' should hold a 10x matrix (matrix.mtx, features.tsv or genes.tsv, barcodes.tsv) "
                     f"or one .h5ad/.h5/.csv/.tsv file, but holds: {listed}."
                 )
-            extracted = []
-            for member in chosen:
-                target = Path(tmp) / Path(member.filename).name  # our own name: no zip-slip
-                with archive.open(member) as source, target.open("wb") as sink:
-                    shutil.copyfileobj(source, sink)
-                extracted.append(target)
+            budget, declared = limits.expansion_budget(tmp), 0
+            for member in chosen:  # declared sizes first: nothing is extracted from an archive that would not fit
+                limits.check_zip_member(member, path.name, budget, declared)
+                declared += member.file_size
+            extracted = [_extract(archive, member, Path(tmp)) for member in chosen]
             if mtx:
                 return read_mtx_files(extracted)
             return read_path(extracted[0], orientation)
     except (zipfile.BadZipFile, EOFError) as err:
         raise DataLoadError(f"'{path.name}' is not a readable .zip archive ({_short(err)}). Create it again.") from err
+
+
+def _extract(archive: zipfile.ZipFile, member: zipfile.ZipInfo, folder: Path) -> Path:
+    """One member, under its base name (our own name: no zip-slip). zipfile yields at most the declared size and
+    checks the CRC, so a member that lies about its size ends in BadZipFile."""
+    target = folder / Path(member.filename).name
+    with archive.open(member) as source, target.open("wb") as sink:
+        shutil.copyfileobj(source, sink)
+    return target
 
 
 def _is_junk(name: str) -> bool:
@@ -421,14 +470,19 @@ def _read_mtx_triplet(parts: dict[str, Path]) -> tuple[ad.AnnData, list[str]]:
     """Lay the three files out under the names scanpy's reader expects (Cell Ranger 2 style, uncompressed, with a
     two-column genes.tsv), read them, and keep only gene-expression features when the features file types them."""
     try:
-        features = pd.read_csv(parts["features"], sep="\t", header=None, dtype=str, compression="infer")
+        with limits.open_binary(parts["features"]) as handle:
+            features = pd.read_csv(handle, sep="\t", header=None, dtype=str)
         with tempfile.TemporaryDirectory(prefix="scvi_mtx_") as tmp:
             folder = Path(tmp)
-            _copy_uncompressed(parts["matrix"], folder / "matrix.mtx")
-            _copy_uncompressed(parts["barcodes"], folder / "barcodes.tsv")
+            budget = limits.expansion_budget(folder)
+            _copy_uncompressed(parts["matrix"], folder / "matrix.mtx", budget)
+            limits.check_mtx_header(folder / "matrix.mtx", parts["matrix"].name)
+            _copy_uncompressed(parts["barcodes"], folder / "barcodes.tsv", budget)
             names = features[1] if features.shape[1] > 1 else features[0]
             pd.DataFrame({0: features[0], 1: names}).to_csv(folder / "genes.tsv", sep="\t", header=False, index=False)
             adata = sc.read_10x_mtx(folder, make_unique=False)
+    except limits.ExpansionRefused:
+        raise
     except Exception as err:  # scipy's mmread, pandas and gzip errors, mismatched lengths
         raise DataLoadError(
             f"Could not read the 10x matrix ({', '.join(p.name for p in parts.values())}): {_short(err)}. Check that "
@@ -445,17 +499,20 @@ def _read_mtx_triplet(parts: dict[str, Path]) -> tuple[ad.AnnData, list[str]]:
     return adata[:, is_gene].copy(), [notice]
 
 
-def _copy_uncompressed(source: Path, target: Path) -> None:
-    with _open_binary(source) as reader, target.open("wb") as writer:
-        shutil.copyfileobj(reader, writer)
-
-
-def _open_binary(path: Path):
-    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb")
+def _copy_uncompressed(source: Path, target: Path, budget: int) -> None:
+    """Decompress ``source`` (when .gz) into ``target``, refused past ``budget`` bytes or a ratio no count matrix
+    has (:class:`scvi_core.limits.CappedStream`)."""
+    reader = limits.open_gzip(source, budget) if source.name.lower().endswith(".gz") else source.open("rb")
+    with reader, target.open("wb") as writer:
+        shutil.copyfileobj(reader, writer, 1 << 20)
 
 
 def _open_text(path: Path):
-    return gzip.open(path, "rt") if path.name.lower().endswith(".gz") else path.open("r")
+    """A table's text; a .gz one within the memory a parsed table of that text would take."""
+    if not path.name.lower().endswith(".gz"):
+        return path.open("r")
+    budget = int(limits.memory_budget() * limits.TEXT_BYTES_PER_VALUE / 8)
+    return io.TextIOWrapper(limits.open_gzip(path, budget), encoding="utf-8")
 
 
 def _refuse_text_values(table: pd.DataFrame, name: str) -> None:

@@ -96,14 +96,23 @@ def test_zero_inflation_search_and_gene_detail(page, demo_run):
     page.set_viewport_size({"width": 1400, "height": 1400})
     shoot(page, "zero_inflation", full_page=False)
 
+    page.get_by_text("(the answer) asks").wait_for()  # what each of the two answers asks
+    page.get_by_text("Only where the check disagrees").click()
+    wait_until_idle(page)
+    page.get_by_text(re.compile(r"^\d+ of 100 rows")).wait_for()
+    page.get_by_text("Only where the check disagrees").click()
+    wait_until_idle(page)
+    page.get_by_text("100 of 100 rows").wait_for()
+
     page.get_by_label("Search genes").fill(GENE)
     page.get_by_label("Search genes").press("Enter")
     wait_until_idle(page)
     page.get_by_text("1 of 100 rows").wait_for()
     detail = page.get_by_role("heading", name="Gene detail")
     detail.scroll_into_view_if_needed()
-    page.get_by_text(f"Trained q(δ) for {GENE} (reference)").wait_for()  # the call is the evidence's
+    page.get_by_text(f"AutoZI's posterior of δ for {GENE}").wait_for()  # the call is AutoZI's own
     page.get_by_text(f"Counts of {GENE}").wait_for()
+    page.get_by_text("check: ZINB").first.wait_for()  # the check's own refits are drawn beside AutoZI's
     assert page.get_by_role("combobox", name="Gene", exact=True).input_value() == GENE  # the box shows the gene
     assert_no_exception(page)
     page.set_viewport_size({"width": 1400, "height": 900})
