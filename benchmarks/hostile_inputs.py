@@ -6,10 +6,11 @@ declaring 400 GB, a table header with 300,000 columns) is read in a fresh child 
 the refusal took, the child's peak resident memory above its start, and the first words of the message. Then the
 legitimate files — a ~500 MB .h5ad and a zipped, gzipped 10x triplet of 20,000 cells — are read the same way.
 
-``--root`` reads with another checkout's ``scvi_core`` (e.g. a worktree of an earlier commit: ``git worktree add
-/tmp/before <commit>``) to compare with what it did before; a kind it did not refuse is then reported as read.
+``--root`` (repeatable) reads with other checkouts' ``scvi_core`` too (e.g. a worktree of an earlier commit: ``git
+worktree add /tmp/before <commit>``), each file by each checkout in turn, to compare with what it did before; a kind
+it did not refuse is then reported as read.
 
-    python benchmarks/hostile_inputs.py [--root PATH] [--only legit|hostile]
+    python benchmarks/hostile_inputs.py [--root PATH ...] [--only legit|hostile]
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from __future__ import annotations
 import argparse
 import gzip
 import multiprocessing as mp
-import resource
 import sys
 import tempfile
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -98,11 +99,26 @@ def legit_files(folder: Path) -> dict[str, Path]:
                 folder / "tenx.zip"}
 
 
+def resident_mb() -> float:
+    with open("/proc/self/status") as handle:
+        return next(int(line.split()[1]) for line in handle if line.startswith("VmRSS:")) / 1024
+
+
 def read_in_child(root: str, path: str, queue) -> None:
+    """Read ``path`` with ``root``'s scvi_core; report the seconds, the resident memory's peak above what it was
+    before the read (sampled every 5 ms: the process's lifetime peak would be its imports'), and the outcome."""
     sys.path.insert(0, root)
     from scvi_core import io
 
-    start_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before, peak, done = resident_mb(), [0.0], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], resident_mb())
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     start = time.perf_counter()
     try:
         adata, _ = io.read_path(path)
@@ -110,34 +126,38 @@ def read_in_child(root: str, path: str, queue) -> None:
     except Exception as err:  # noqa: BLE001 - reported, whatever it is
         outcome = f"refused: {str(err)[:90]}"
     seconds = time.perf_counter() - start
-    grew = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - start_rss) / 1024
-    queue.put((seconds, grew, outcome))
+    done.set()
+    sampler.join()
+    queue.put((seconds, max(0.0, peak[0] - before), outcome))
 
 
-def measure(root: str, files: dict[str, Path], timeout: float = 300.0) -> None:
+def measure(roots: list[str], files: dict[str, Path], timeout: float = 300.0) -> None:
     context = mp.get_context("spawn")
     for name, path in files.items():
-        queue = context.Queue()
-        child = context.Process(target=read_in_child, args=(root, str(path), queue))
-        child.start()
-        child.join(timeout)
-        if child.is_alive():
-            child.kill()
-            print(f"| {name} | > {timeout:.0f} s | – | still reading, killed |", flush=True)
-            continue
-        seconds, grew, outcome = queue.get() if not queue.empty() else (float("nan"), float("nan"), "crashed")
-        print(f"| {name} | {seconds:.2f} s | {grew:,.0f} MB | {outcome} |", flush=True)
+        for root in roots:
+            queue = context.Queue()
+            child = context.Process(target=read_in_child, args=(root, str(path), queue))
+            child.start()
+            child.join(timeout)
+            label = name if len(roots) == 1 else f"{name}, {root}"
+            if child.is_alive():
+                child.kill()
+                print(f"| {label} | > {timeout:.0f} s | – | still reading, killed |", flush=True)
+                continue
+            seconds, grew, outcome = queue.get() if not queue.empty() else (float("nan"), float("nan"), "crashed")
+            print(f"| {label} | {seconds:.2f} s | {grew:,.0f} MB | {outcome} |", flush=True)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", default=str(REPO), help="the checkout whose scvi_core reads the files")
+    parser.add_argument("--root", action="append", default=[], help="another checkout whose scvi_core reads them")
     parser.add_argument("--only", choices=["legit", "hostile"])
     args = parser.parse_args()
+    roots = [str(REPO), *args.root]
     with tempfile.TemporaryDirectory(prefix="hostile_") as tmp:
         folder = Path(tmp)
-        print(f"Reading with {args.root}\n\n| file | time | peak memory growth | outcome |\n|---|---|---|---|")
+        print(f"Reading with {', '.join(roots)}\n\n| file | time | peak memory growth | outcome |\n|---|---|---|---|")
         if args.only != "legit":
-            measure(args.root, hostile_files(folder))
+            measure(roots, hostile_files(folder))
         if args.only != "hostile":
-            measure(args.root, legit_files(folder))
+            measure(roots, legit_files(folder))

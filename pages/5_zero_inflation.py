@@ -147,7 +147,7 @@ def table_section(table: pd.DataFrame, group_key: str | None, run_id: str) -> pd
                                help="The AutoZI authors interpret only genes with mean count > 1.")
     calls = c3.multiselect("AutoZI calls", [ZI, UNDETERMINED, NOT_ZI], default=[ZI, UNDETERMINED, NOT_ZI],
                            key="zi_calls")
-    disagreeing = c4.checkbox("Only where the check disagrees", key="zi_disagree",
+    disagreeing = c4.checkbox("Disagreements only", key="zi_disagree",
                               disabled=CHECK + "call" not in table.columns,
                               help="Genes whose AutoZI call and NB vs ZINB check call differ.")
     shown = zi_summary.filter_table(table, search, min_mean, calls, disagreeing)

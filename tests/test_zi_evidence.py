@@ -59,9 +59,9 @@ def test_evidence_finds_the_extra_zeros_and_their_share_given_the_expected_count
     np.testing.assert_allclose(empty.log10_bayes_factor, 0.0, atol=1e-4)
 
 
-@pytest.mark.parametrize(("epochs", "lr"), [(50, 1e-3), (200, 1e-2)])
+@pytest.mark.parametrize(("epochs", "lr"), [(50, 1e-3), (120, 1e-2)])
 def test_the_checks_calls_do_not_depend_on_how_long_or_fast_one_trains(epochs, lr):
-    """The shortest and the longest, fastest training of the earlier grid (the middle two gave the same calls)."""
+    """Short and slow against long and fast (the earlier grid of 50–200 epochs at 1e-3 and 1e-2 gave the same calls)."""
     adata = simulate(n_cells=2000, n_genes=300, zi_fraction=0.3, seed=2)
     AUTOZI.setup_anndata(adata, batch_key="batch")
     model = AUTOZI(adata)

@@ -97,10 +97,10 @@ def test_zero_inflation_search_and_gene_detail(page, demo_run):
     shoot(page, "zero_inflation", full_page=False)
 
     page.get_by_text("(the answer) asks").wait_for()  # what each of the two answers asks
-    page.get_by_text("Only where the check disagrees").click()
+    page.get_by_text("Disagreements only").click()
     wait_until_idle(page)
     page.get_by_text(re.compile(r"^\d+ of 100 rows")).wait_for()
-    page.get_by_text("Only where the check disagrees").click()
+    page.get_by_text("Disagreements only").click()
     wait_until_idle(page)
     page.get_by_text("100 of 100 rows").wait_for()
 
