@@ -16,7 +16,6 @@ it did not refuse is then reported as read.
 from __future__ import annotations
 
 import argparse
-import gzip
 import multiprocessing as mp
 import sys
 import tempfile
@@ -28,40 +27,18 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-ZERO_ROW = b"c," + b"0," * 999 + b"0\n"
-HEADER = b"cell," + b",".join(b"g%d" % i for i in range(1000)) + b"\n"
-
-
-def zeros_csv(n_bytes: int):
-    yield HEADER
-    block = ZERO_ROW * 1000
-    for _ in range(n_bytes // len(block) + 1):
-        yield block
-
-
-def write_zip_bomb(path: Path, n_bytes: int = 1 << 30) -> None:
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive, \
-            archive.open("counts.csv", "w", force_zip64=True) as member:
-        for chunk in zeros_csv(n_bytes):
-            member.write(chunk)
-
-
-def write_gzip_bomb(path: Path, n_bytes: int = 1 << 30) -> None:
-    with gzip.open(path, "wb") as stream:
-        for chunk in zeros_csv(n_bytes):
-            stream.write(chunk)
 
 
 def hostile_files(folder: Path) -> dict[str, Path]:
     sys.path.insert(0, str(REPO))
     from tests import datafiles
-    from tests.test_hostile_inputs import hdf5_declaring, lying_zip, mtx_triplet
+    from tests.test_hostile_inputs import gzip_bomb, hdf5_declaring, lying_zip, mtx_triplet, zip_bomb
 
     files = {}
     files["zip bomb (1 GiB CSV)"] = folder / "bomb.zip"
-    write_zip_bomb(files["zip bomb (1 GiB CSV)"])
+    files["zip bomb (1 GiB CSV)"].write_bytes(zip_bomb(1 << 30))
     files["gzip bomb (1 GiB CSV)"] = folder / "bomb.csv.gz"
-    write_gzip_bomb(files["gzip bomb (1 GiB CSV)"])
+    files["gzip bomb (1 GiB CSV)"].write_bytes(gzip_bomb(1 << 30))
     nested = folder / "nested.zip"
     with zipfile.ZipFile(nested, "w") as archive:
         archive.write(files["zip bomb (1 GiB CSV)"], "inner.zip")

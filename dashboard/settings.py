@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from scvi_core.limits import available_memory_bytes
+
 DATA_DIR_ENV = "SCVI_DASHBOARD_DATA_DIR"
 RUNS_DIR_ENV = "SCVI_DASHBOARD_RUNS_DIR"
 DEMO_ENV = "SCVI_DASHBOARD_DEMO"
@@ -121,12 +123,3 @@ def worker_memory_bytes(slots: int) -> int:
     return int(0.8 * available_memory_bytes() / slots)
 
 
-def available_memory_bytes() -> int:
-    """MemAvailable of /proc/meminfo (Linux); without it, the physical memory."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
