@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from scvi_core import embedding, export, groups
-from scvi_core.zero_inflation import CHECK_METHOD, CHECK_PREFIX, POSTERIOR_METHODS
+from scvi_core.zero_inflation import CHECK_COLUMNS, CHECK_METHOD, CHECK_PREFIX, POSTERIOR_METHODS
 from dashboard.runs import RunStore
 
 
@@ -123,3 +123,19 @@ def test_data_opened_on_disk_export_their_results_without_x_and_code_that_reads_
     exec(snippet.replace('model.save("my_model")', "pass  #"), namespace)  # trains on the file itself
     assert namespace["model"].data.on_disk and namespace["adata"].obsm["X_scVI"].shape == (120, 10)
 
+
+
+def test_a_table_saved_before_the_methods_were_recorded_is_made_again(runs_copy):
+    """Runs saved before issue 18 hold the NB vs ZINB check under AutoZI's names and no zero_inflation.json: reading
+    one makes the table again from the run's model (AutoZI's answer, the check beside it) and records its methods."""
+    store, run_id = RunStore(runs_copy["root"]), runs_copy["AUTOZI"]
+    results = store.results_dir(run_id)
+    old = store.read_zero_inflation(run_id).drop(columns=[c for c in CHECK_COLUMNS if c != CHECK_PREFIX + "call"])
+    old.drop(columns=CHECK_PREFIX + "call").to_csv(results / "zero_inflation.csv", index=False)
+    (results / "zero_inflation.json").unlink()
+    table = store.read_zero_inflation(run_id)
+    assert (results / "zero_inflation.json").exists()
+    assert set(CHECK_COLUMNS) <= set(table.columns)
+    assert table.attrs["methods"]["prob_zero_inflated"] == POSTERIOR_METHODS["variational"]
+    alphas = store.load_model(run_id).get_alphas_betas()
+    assert table["alpha_posterior"].to_numpy() == pytest.approx(alphas["alpha_posterior"])
