@@ -60,8 +60,9 @@ def main():
     if saved:
         written.append(", ".join(f"`obs['{groups.obs_column(name)}']`" for name in saved) + " (saved groups)")
     if config.get("model") == "AUTOZI":
-        written.append(f"`var['autozi_*']`: the zero-inflation table (calls at P(ZI) > {threshold:g}, evidence "
-                       f"≥ {min_bf:g})")
+        written.append(f"`var['autozi_*']`: AutoZI's zero-inflation answer and the counts (calls at P(ZI) > "
+                       f"{threshold:g}, evidence ≥ {min_bf:g}); `var['nb_zinb_check_*']`: the NB vs ZINB check beside "
+                       "it; `uns['autozi_zero_inflation']`: which method made each column, the prior, the threshold")
     de_groupby = None
     if differential is not None:
         obs = adata.obs.assign(leiden=emb.leiden) if emb is not None else adata.obs

@@ -110,7 +110,7 @@ def test_export_page_lists_what_the_h5ad_holds_and_the_snippet(runs_copy, app):
     open_page(app, "Export")
     listing = texts(app)
     for key in ("obsm['X_scVI']", "obsm['X_umap']", "obs['leiden']", "obs['group_first']", "var['autozi_*']",
-                "uns['scvi_dashboard']"):
+                "var['nb_zinb_check_*']", "uns['autozi_zero_inflation']", "uns['scvi_dashboard']"):
         assert key in listing
     downloads = [e for e in app.get("download_button")]
     assert len(downloads) == 4  # h5ad, cells CSV, zero-inflation CSV, model zip
