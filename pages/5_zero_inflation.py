@@ -1,7 +1,7 @@
 """Zero-inflation: AutoZI's per-gene answer (P(ZI) = q(δ < ½), evidence, call at a chosen threshold) with the NB vs
 ZINB check beside it, its plots, a gene detail that shows *why* each calls a gene zero-inflated, and recovery of the
-truth on simulated data. Widgets and layout
-only: the numbers come from ``scvi_core.zero_inflation``, ``scvi_core.zi_summary`` and ``scvi_core.gene_detail``."""
+truth on simulated data. Widgets and layout only: the numbers come from ``scvi_core.zero_inflation``,
+``scvi_core.zi_summary`` and ``scvi_core.gene_detail``."""
 
 import pandas as pd
 import plotly.graph_objects as go

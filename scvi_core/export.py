@@ -4,8 +4,8 @@
   ``obsm["X_scVI"]`` (latent), ``obsm["X_umap"]``, ``obs["leiden"]``, one boolean ``obs["group_<name>"]`` per saved
   group, the zero-inflation table as ``var["autozi_<column>"]`` columns (AutoZI's posterior and the counts; the NB
   vs ZINB check as ``var["nb_zinb_check_<column>"]``; one set per batch / label in those modes) with what made each
-  column in ``uns["autozi_zero_inflation"]["methods"]``, and in ``uns["scvi_dashboard"]`` the run id, its configuration (as JSON: h5ad cannot store None) and the package
-  versions it ran with.
+  column in ``uns["autozi_zero_inflation"]["methods"]``, and in ``uns["scvi_dashboard"]`` the run id, its
+  configuration (as JSON: h5ad cannot store None) and the package versions it ran with.
 - A differential-expression answer (:mod:`scvi_core.de_results`): its whole table as ``uns["scvi_de"]`` (one row
   per gene and comparison, the gene in a column, its ``method`` column naming the method), the question and
   settings (``method`` included) in ``uns["scvi_de_params"]``, and a

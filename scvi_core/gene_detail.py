@@ -1,4 +1,5 @@
-"""Why AutoZI calls a gene zero-inflated (or not), and why the NB vs ZINB check does: what a biologist can check by eye.
+"""Why AutoZI calls a gene zero-inflated (or not), and why the NB vs ZINB check does: what a biologist can check by
+eye.
 
 Three pieces for one gene (in one batch / label group in those modes):
 
@@ -7,9 +8,9 @@ Three pieces for one gene (in one batch / label group in those modes):
   π'_ng = m + (1 − m)·σ(h_g(z_n)); the expected share of cells with count k is the average over cells of
   NB(k; μ_ng, θ_g) and of π'_ng·[k = 0] + (1 − π'_ng)·NB(k; μ_ng, θ_g). The check's are its own refits
   (:mod:`scvi_core.zi_evidence`), as the table row keeps them: NB(ĉ·m_n, θ̂) and the ZINB with component mean
-  ĉ'·m_n, θ̂' and one π̂ for all cells, m_n the model's expected count. High counts are pooled in wider bins (zero always alone) and the last bin
-  collects every count ≥ K, so each column sums to 1. When the ZINB's zeros match the observed ones and the NB's
-  fall short, the gene is zero-inflated;
+  ĉ'·m_n, θ̂' and one π̂ for all cells, m_n the model's expected count. High counts are pooled in wider bins
+  (zero always alone) and the last bin collects every count ≥ K, so each column sums to 1. When the ZINB's zeros
+  match the observed ones and the NB's fall short, the gene is zero-inflated;
 - the posterior density of δ_g (the probability of the plain NB) against its prior: AutoZI's P(ZI) is the posterior
   mass below ½;
 - its row of the zero-inflation table (both answers and their calls).
@@ -101,8 +102,9 @@ def fitted_parameters(model: AUTOZI, gene: str, cells: np.ndarray | None = None)
         mu = torch.exp(gen["log_mu"][:, g])
         theta = gen["theta"].expand_as(gen["log_mu"])
         pi = D.floored_dropout(gen["zi_logits"], model.module.minimal_dropout)
+        expected = model.expected_counts(batch, (inf, gen))
         for key, value in (("cells", batch.index), ("counts", batch.x[:, g]), ("mu", mu),
-                           ("theta", theta[:, g]), ("pi", pi[:, g]), ("expected", model.expected_counts(batch)[:, g])):
+                           ("theta", theta[:, g]), ("pi", pi[:, g]), ("expected", expected[:, g])):
             parts[key].append(value.cpu().numpy())
     return {key: np.concatenate(values) for key, values in parts.items()}
 

@@ -502,8 +502,7 @@ def _read_mtx_triplet(parts: dict[str, Path]) -> tuple[ad.AnnData, list[str]]:
 def _copy_uncompressed(source: Path, target: Path, budget: int) -> None:
     """Decompress ``source`` (when .gz) into ``target``, refused past ``budget`` bytes or a ratio no count matrix
     has (:class:`scvi_core.limits.CappedStream`)."""
-    reader = limits.open_gzip(source, budget) if source.name.lower().endswith(".gz") else source.open("rb")
-    with reader, target.open("wb") as writer:
+    with limits.open_binary(source, budget) as reader, target.open("wb") as writer:
         shutil.copyfileobj(reader, writer, 1 << 20)
 
 

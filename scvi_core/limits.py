@@ -115,9 +115,9 @@ def open_gzip(path: Path, budget: int | None = None) -> io.BufferedReader:
     return io.BufferedReader(capped, buffer_size=1 << 20)
 
 
-def open_binary(path: Path) -> io.BufferedIOBase:
-    """A file's bytes, decompressed within limits when its name ends in .gz."""
-    return open_gzip(path) if path.name.lower().endswith(".gz") else path.open("rb")
+def open_binary(path: Path, budget: int | None = None) -> io.BufferedIOBase:
+    """A file's bytes, decompressed within limits (``budget``: default the memory budget) when its name ends in .gz."""
+    return open_gzip(path, budget) if path.name.lower().endswith(".gz") else path.open("rb")
 
 
 def check_zip_member(member: zipfile.ZipInfo, archive_name: str, budget: int, already: int) -> None:

@@ -94,6 +94,11 @@ class AUTOZI(BaseModel):
             self.module.zero_inflation
         )
 
+    def _group_codes(self, data) -> np.ndarray:
+        """Each cell's δ group: its batch (gene-batch), its label (gene-label), else 0."""
+        return {"gene-batch": data.batch_codes, "gene-label": data.label_codes}.get(
+            self.module.zero_inflation, np.zeros(data.n_cells, dtype=np.int64))
+
     def _group_names(self) -> list[str]:
         mode = self.module.zero_inflation
         if mode == "gene-batch":
@@ -184,14 +189,11 @@ class AUTOZI(BaseModel):
         if self.module.zero_inflation == "gene-cell":
             raise ValueError("In the gene-cell mode q(δ | z) is a network; it is trained with the others.")
         trained_on = np.arange(self.data.n_cells) if self.train_indices is None else np.asarray(self.train_indices)
-        cells = trained_on
-        if len(cells) > max_cells:
-            cells = np.sort(np.random.default_rng(seed).choice(cells, max_cells, replace=False))
+        cells = trained_on if len(trained_on) <= max_cells else np.sort(
+            np.random.default_rng(seed).choice(trained_on, max_cells, replace=False))
         self.module.eval()
         log_lik, n_cells = self._grid_log_likelihood(grid_centres(grid_size), indices=cells)
-        codes = {"gene-batch": self.data.batch_codes, "gene-label": self.data.label_codes}.get(
-            self.module.zero_inflation, np.zeros(self.data.n_cells, dtype=np.int64))
-        whole = np.bincount(codes[trained_on], minlength=len(n_cells))  # the sample's sum stands for these cells
+        whole = np.bincount(self._group_codes(self.data)[trained_on], minlength=len(n_cells))  # what the sample is for
         log_lik = log_lik * (whole / np.maximum(n_cells, 1))[None, :, None]
         alpha_prior, beta_prior = (float(t[0]) for t in self.module.prior_params())
         alpha, beta = (t.cpu().numpy() for t in self.module.posterior_params())
@@ -201,10 +203,13 @@ class AUTOZI(BaseModel):
         self.module.set_posterior_params(torch.as_tensor(alpha), torch.as_tensor(beta))
 
     @torch.no_grad()
-    def expected_counts(self, batch) -> torch.Tensor:
-        """E[x_ng] under the fitted model at the posterior mean of z: μ_ng·(1 − (1 − δ̄_g)·π'_ng), δ̄ = E_q[δ]."""
-        inf = self.module.inference(batch)
-        gen = self.module.generative(inf["z_mean"], inf["log_library"], batch.batch, batch.label)
+    def expected_counts(self, batch, decoded: tuple[dict, dict] | None = None) -> torch.Tensor:
+        """E[x_ng] under the fitted model at the posterior mean of z: μ_ng·(1 − (1 − δ̄_g)·π'_ng), δ̄ = E_q[δ].
+        ``decoded``: the batch's inference and generative outputs at the posterior mean, when the caller has them."""
+        if decoded is None:
+            inf = self.module.inference(batch)
+            decoded = inf, self.module.generative(inf["z_mean"], inf["log_library"], batch.batch, batch.label)
+        inf, gen = decoded
         alpha, beta = self.module.posterior_params(inf["z_mean"])
         delta = self.module.per_cell(alpha / (alpha + beta), batch)
         dropout = D.floored_dropout(gen["zi_logits"], self.module.minimal_dropout)
@@ -221,8 +226,7 @@ class AUTOZI(BaseModel):
         A group with no cells keeps the prior (Bayes factor 0). In the gene-cell mode one check per gene, on all
         cells."""
         data = self._data_for(adata)
-        codes = {"gene-batch": data.batch_codes, "gene-label": data.label_codes}.get(
-            self.module.zero_inflation, np.zeros(data.n_cells, dtype=np.int64))
+        codes = self._group_codes(data)
         alpha_prior, beta_prior = (float(t[0]) for t in self.module.prior_params())
         prior_odds = float(log10_odds_zero_inflated(alpha_prior, beta_prior))
         rng = np.random.default_rng(seed)
