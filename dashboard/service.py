@@ -33,6 +33,7 @@ from scvi_core.io import working_copy
 from . import config as cfg
 from . import estimates, settings
 from .job_queue import JobQueue
+from .processes import is_running, process_tree_resident_bytes
 from .runs import DONE_STATES, MODELS, RunStore, now
 from .worker import STOP_SIGNAL
 
@@ -310,25 +311,9 @@ def _worker_alive(pid: int | None) -> bool:
         return False
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
-    return b"dashboard.worker" in cmdline and stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def process_tree_resident_bytes(pid: int) -> int:
-    """Resident memory of ``pid`` and of every process it started, and they started (Linux ``/proc``; 0 for a
-    process that is gone)."""
-    total = 0
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                total = int(line.split()[1]) * 1024
-        children = [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
-                    for child in (task / "children").read_text().split()]
-    except OSError:
-        return total
-    return total + sum(process_tree_resident_bytes(child) for child in children)
+    return b"dashboard.worker" in cmdline and is_running(pid)
 
 
 _SERVICES: dict[Path, TrainingService] = {}

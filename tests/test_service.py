@@ -15,8 +15,8 @@ import torch
 from dashboard import config as cfg
 from dashboard import settings, worker
 from dashboard.runs import MODELS, RunStore, where_it_trains
-from dashboard.service import (INTERRUPTED, MemoryBudgetError, TrainingService, device_for_slot,
-                               process_tree_resident_bytes, service_for)
+from dashboard.processes import process_tree_resident_bytes
+from dashboard.service import INTERRUPTED, MemoryBudgetError, TrainingService, device_for_slot, service_for
 from scvi_core import SCVI, simulate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
