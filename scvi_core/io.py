@@ -152,9 +152,16 @@ def read_uploaded(files: Sequence[tuple[str, bytes]], orientation: str = "auto")
             path = Path(tmp) / Path(name).name  # keep only the base name: no folder in a name can escape tmp
             path.write_bytes(content)
             paths.append(path)
-        if len(paths) == 1 and not (file_kind(paths[0].name) or "").startswith("mtx:"):
-            return read_path(paths[0], orientation)
-        return read_mtx_files(paths)
+        return read_files(paths, orientation)
+
+
+def read_files(paths: Sequence[Path], orientation: str = "auto") -> tuple[ad.AnnData, list[str]]:
+    """Read what a user gave together: one file of any supported format, or the three files of a 10x matrix."""
+    if not paths:
+        raise DataLoadError("No file was given.")
+    if len(paths) == 1 and not (file_kind(paths[0].name) or "").startswith("mtx:"):
+        return read_path(paths[0], orientation)
+    return read_mtx_files(paths)
 
 
 @_refusals_as_load_errors
@@ -199,7 +206,7 @@ def read_table(path: Path, orientation: str = "auto") -> tuple[ad.AnnData, list[
             table = pd.read_csv(handle, sep=sep, index_col=0)
     except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError, gzip.BadGzipFile) as err:
         raise DataLoadError(
-            f"Could not read '{path.name}' as a table ({_short(err)}). Expected a text table with gene or cell names "
+            f"Could not read '{path.name}' as a table ({describe_error(err)}). Expected a text table with gene or cell names "
             "in the first column and a header row, separated by commas (.csv) or tabs (.tsv)."
         ) from err
     except pd.errors.EmptyDataError as err:
@@ -323,7 +330,7 @@ def open_on_disk(path: str | Path, layer: str | None = None) -> tuple[ad.AnnData
         raise
     except Exception as err:  # h5py/anndata raise many types for damaged files
         raise DataLoadError(
-            f"Could not open '{path.name}' as an .h5ad file: it looks truncated or corrupt ({_short(err)}). "
+            f"Could not open '{path.name}' as an .h5ad file: it looks truncated or corrupt ({describe_error(err)}). "
             "Export it again, or copy it again in full."
         ) from err
     adata.uns[ON_DISK_KEY] = {"path": str(path.resolve()), **({"layer": layer} if layer else {})}
@@ -360,7 +367,7 @@ def load_pbmc3k(download_dir: str | Path) -> ad.AnnData:
         return sc.datasets.pbmc3k()
     except Exception as err:  # urllib, SSL, HTTP or a broken partial download: all mean "could not get it"
         raise DataLoadError(
-            f"Could not download PBMC 3k from 10x Genomics ({_short(err)}). This machine seems to be offline. "
+            f"Could not download PBMC 3k from 10x Genomics ({describe_error(err)}). This machine seems to be offline. "
             "Use the built-in demo data, or copy the file into the data directory and open it from there."
         ) from err
     finally:
@@ -372,9 +379,11 @@ def _read_h5ad(path: Path) -> ad.AnnData:
     _check_hdf5(path)
     try:
         return ad.read_h5ad(path)
+    except MemoryError:
+        raise  # not a damaged file: the reader's memory ran out (dashboard.reading says so)
     except Exception as err:  # h5py/anndata raise many types for damaged files
         raise DataLoadError(
-            f"Could not read '{path.name}' as an .h5ad file: it looks truncated or corrupt ({_short(err)}). "
+            f"Could not read '{path.name}' as an .h5ad file: it looks truncated or corrupt ({describe_error(err)}). "
             "Export it again, or copy it again in full."
         ) from err
 
@@ -386,9 +395,11 @@ def _read_10x_h5(path: Path) -> ad.AnnData:
         with warnings.catch_warnings():  # duplicate gene symbols are usual in 10x files: make_names_unique reports them
             warnings.filterwarnings("ignore", message="Variable names are not unique")
             return sc.read_10x_h5(path)
+    except MemoryError:
+        raise
     except Exception as err:
         raise DataLoadError(
-            f"Could not read '{path.name}' as a 10x Genomics .h5 matrix ({_short(err)}). Use Cell Ranger's "
+            f"Could not read '{path.name}' as a 10x Genomics .h5 matrix ({describe_error(err)}). Use Cell Ranger's "
             "filtered_feature_bc_matrix.h5; if the file is an AnnData file, its name must end in .h5ad."
         ) from err
 
@@ -398,7 +409,7 @@ def _check_hdf5(path: Path) -> None:
     try:
         limits.check_hdf5_size(path, path.name)
     except OSError as err:
-        raise DataLoadError(f"Could not open '{path.name}' as HDF5: it looks truncated or corrupt ({_short(err)}). "
+        raise DataLoadError(f"Could not open '{path.name}' as HDF5: it looks truncated or corrupt ({describe_error(err)}). "
                             "Export it again, or copy it again in full.") from err
 
 
@@ -449,7 +460,7 @@ def _read_zip(path: Path, orientation: str) -> tuple[ad.AnnData, list[str]]:
                 return read_mtx_files(extracted)
             return read_path(extracted[0], orientation)
     except (zipfile.BadZipFile, EOFError) as err:
-        raise DataLoadError(f"'{path.name}' is not a readable .zip archive ({_short(err)}). Create it again.") from err
+        raise DataLoadError(f"'{path.name}' is not a readable .zip archive ({describe_error(err)}). Create it again.") from err
 
 
 def _extract(archive: zipfile.ZipFile, member: zipfile.ZipInfo, folder: Path) -> Path:
@@ -481,11 +492,11 @@ def _read_mtx_triplet(parts: dict[str, Path]) -> tuple[ad.AnnData, list[str]]:
             names = features[1] if features.shape[1] > 1 else features[0]
             pd.DataFrame({0: features[0], 1: names}).to_csv(folder / "genes.tsv", sep="\t", header=False, index=False)
             adata = sc.read_10x_mtx(folder, make_unique=False)
-    except limits.ExpansionRefused:
+    except (limits.ExpansionRefused, MemoryError):
         raise
     except Exception as err:  # scipy's mmread, pandas and gzip errors, mismatched lengths
         raise DataLoadError(
-            f"Could not read the 10x matrix ({', '.join(p.name for p in parts.values())}): {_short(err)}. Check that "
+            f"Could not read the 10x matrix ({', '.join(p.name for p in parts.values())}): {describe_error(err)}. Check that "
             "the three files belong to the same sample and are complete (matrix.mtx in MatrixMarket format)."
         ) from err
     if features.shape[1] < 3:
@@ -550,7 +561,7 @@ def _unsupported_message(name: str, kind: str | None) -> str:
     )
 
 
-def _short(err: BaseException) -> str:
+def describe_error(err: BaseException) -> str:
     """A one-line description of a library error, for inclusion in a message."""
     text = str(err).strip().splitlines()[0] if str(err).strip() else ""
     return f"{type(err).__name__}: {text[:200]}" if text else type(err).__name__
