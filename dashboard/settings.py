@@ -8,6 +8,7 @@ and deployments can point them elsewhere without restarting Python.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from scvi_core.limits import available_memory_bytes
@@ -123,3 +124,40 @@ def worker_memory_bytes(slots: int) -> int:
     return int(0.8 * available_memory_bytes() / slots)
 
 
+
+
+READER_MEMORY_ENV = "SCVI_DASHBOARD_READER_MEMORY_GB"
+READ_TIMEOUT_ENV = "SCVI_DASHBOARD_READ_TIMEOUT_S"
+SESSIONS_DIR_ENV = "SCVI_DASHBOARD_SESSIONS_DIR"
+READERS_AT_ONCE = 2
+"""Files read at the same time (other sessions' reads wait their turn): each reader may use a share of the memory
+guard, so that two of them together stay within what one training process may use."""
+
+
+def reader_memory_bytes() -> int:
+    """The most memory reading one file may take above the reader's imports (``SCVI_DASHBOARD_READER_MEMORY_GB``):
+    by default the memory guard of a training process (:func:`worker_memory_bytes`) shared by the readers that
+    may run at once."""
+    value = os.environ.get(READER_MEMORY_ENV, "").strip()
+    if not value:
+        return worker_memory_bytes(training_slots()) // READERS_AT_ONCE
+    try:
+        return int(float(value) * 2**30)
+    except ValueError:
+        raise ValueError(f"{READER_MEMORY_ENV} must be a number of gigabytes (got {value!r}).") from None
+
+
+def read_timeout_seconds() -> float:
+    """How long reading one file may take before it is stopped (``SCVI_DASHBOARD_READ_TIMEOUT_S``, default 600 s)."""
+    value = os.environ.get(READ_TIMEOUT_ENV, "").strip()
+    try:
+        return float(value) if value else 600.0
+    except ValueError:
+        raise ValueError(f"{READ_TIMEOUT_ENV} must be a number of seconds (got {value!r}).") from None
+
+
+def sessions_dir() -> Path:
+    """Where each browser session keeps its uploads and what was read from them (``SCVI_DASHBOARD_SESSIONS_DIR``,
+    default a folder in the system's temporary directory); a session's folder goes when the session ends."""
+    default = Path(tempfile.gettempdir()) / "scvi-dashboard-sessions"
+    return Path(os.environ.get(SESSIONS_DIR_ENV, default)).expanduser().resolve()

@@ -17,6 +17,8 @@ from scvi_core.counts import CountsError
 from scvi_core.io import is_opened_on_disk
 from scvi_core.preprocess import DatasetSummary, counts_locations, inspect_counts, prepare
 
+from .session_folder import SessionFolder
+
 DEMO_NAME = "Demo (quick)"
 
 
@@ -70,6 +72,14 @@ class Workspace:
     def _use_counts(self, layer: str | None, summary: DatasetSummary | None, problem: str | None) -> None:
         self.counts_layer, self.summary, self.counts_problem = layer, summary, problem
         self.set_prepared(None, None, None)
+
+    @property
+    def folder(self) -> SessionFolder:
+        """This session's folder on disk (its upload, what was read from files), made on first use and removed with
+        the session. Not a field: :meth:`load` keeps it."""
+        if "_folder" not in self.__dict__:
+            self.__dict__["_folder"] = SessionFolder()
+        return self.__dict__["_folder"]
 
     @property
     def on_disk(self) -> bool:

@@ -6,6 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import settings
+from dashboard.reading import reading_service
 from scvi_core import io, preprocess
 from scvi_core.counts import CountsError
 
@@ -14,6 +15,7 @@ SOURCES = ["Demo data", "Upload files", "Data directory", "Public dataset (downl
 ORIENTATIONS = ["auto", io.CELLS_BY_GENES, io.GENES_BY_CELLS]
 
 workspace = st.session_state["workspace"]
+reading_service().start()  # the reader's imports take seconds: done before the first Read
 
 
 @st.cache_resource(max_entries=2, show_spinner="Preparing the demo data…")
@@ -21,22 +23,22 @@ def demo(size: str):
     return io.demo_dataset(size), []
 
 
-def read_upload(files: tuple[tuple[str, bytes], ...], orientation: str):
-    """Not cached: an upload belongs to the session that sent it (a server-wide cache kept whole uploads resident and
-    gave two sessions with the same bytes one live object). Read within :mod:`scvi_core.limits`."""
-    with st.spinner("Reading the uploaded files…"):
-        return io.read_uploaded(files, orientation)
-
-
-@st.cache_resource(max_entries=2, show_spinner="Reading the file…")
-def read_server_file(path: str, modified: float, size: int, orientation: str):
-    """Cached by path, modification time and size, so a changed file is read again."""
-    return io.read_path(path, orientation)
+def read_bounded(paths, orientation: str):
+    """Read in a process of its own (:mod:`dashboard.reading`), showing how it goes; nothing is cached: what a
+    session reads belongs to it, in its folder."""
+    shown = st.empty()
+    try:
+        return reading_service().read(paths, workspace.folder.path, orientation,
+                                      on_progress=lambda progress: shown.info(progress.text(),
+                                                                               icon=":material/hourglass_top:"))
+    finally:
+        shown.empty()
 
 
 @st.cache_resource(max_entries=2, show_spinner="Opening the file on disk…")
 def open_server_file_on_disk(path: str, modified: float, size: int):
-    """A file too large to load, opened on disk (its counts are read chunk by chunk); cached like read_server_file."""
+    """A file too large to load, opened on disk (its counts are read chunk by chunk, nothing is loaded); cached by
+    path, modification time and size, so a changed file is opened again."""
     return io.open_on_disk(path)
 
 
@@ -66,7 +68,8 @@ def choose_source():
         if files and st.button("Read uploaded files", type="primary", key="read_upload"):
             io.check_upload_size(max(f.size for f in files), limit)
             name = files[0].name if len(files) == 1 else "10x matrix (" + ", ".join(f.name for f in files) + ")"
-            return name, *read_upload(tuple((f.name, f.getvalue()) for f in files), orientation)
+            paths = workspace.folder.store_upload([(f.name, f.getbuffer()) for f in files])
+            return name, *read_bounded(paths, orientation)
     elif source == "Data directory":
         folder = settings.data_dir()
         found = io.list_data_files(folder)
@@ -82,7 +85,7 @@ def choose_source():
             stat = path.stat()
             if path.name.lower().endswith(".h5ad") and stat.st_size > on_disk_above:
                 return path.name, *open_server_file_on_disk(str(path), stat.st_mtime, stat.st_size)
-            return path.name, *read_server_file(str(path), stat.st_mtime, stat.st_size, orientation)
+            return path.name, *read_bounded([path], orientation)
     else:
         st.caption("PBMC 3k from 10x Genomics via scanpy: needs an internet connection.")
         if st.button("Download PBMC 3k", type="primary", key="download_pbmc3k"):

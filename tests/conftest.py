@@ -25,11 +25,12 @@ def close_training_services():
 
 @pytest.fixture
 def data_dir(tmp_path, monkeypatch) -> Path:
-    """An empty server-side data directory (SCVI_DASHBOARD_DATA_DIR), and a runs directory next to it."""
+    """An empty server-side data directory (SCVI_DASHBOARD_DATA_DIR), and runs and sessions directories next to it."""
     folder = tmp_path / "data"
     folder.mkdir()
     monkeypatch.setenv("SCVI_DASHBOARD_DATA_DIR", str(folder))
     monkeypatch.setenv("SCVI_DASHBOARD_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("SCVI_DASHBOARD_SESSIONS_DIR", str(tmp_path / "sessions"))
     monkeypatch.setenv("SCVI_DASHBOARD_DEMO", "0")  # page tests start empty; test_app_starts_on_demo checks the default
     return folder
 

@@ -70,7 +70,8 @@ def dashboard(tmp_path_factory) -> Dashboard:
     tmp = tmp_path_factory.mktemp("dashboard")
     (tmp / "data").mkdir()
     port = free_port()
-    env = os.environ | {"SCVI_DASHBOARD_DATA_DIR": str(tmp / "data"), "SCVI_DASHBOARD_RUNS_DIR": str(tmp / "runs")}
+    env = os.environ | {"SCVI_DASHBOARD_DATA_DIR": str(tmp / "data"), "SCVI_DASHBOARD_RUNS_DIR": str(tmp / "runs"),
+                        "SCVI_DASHBOARD_SESSIONS_DIR": str(tmp / "sessions")}
     log = tmp / "streamlit.log"
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
                str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
