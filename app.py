@@ -6,11 +6,14 @@ the sidebar what is loaded, configured and trained, so that it reflects what the
 """
 
 import streamlit as st
+from streamlit.runtime import Runtime
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from dashboard import settings
 from dashboard.service import service_for
-from scvi_core import io
+from dashboard.session_folder import SessionFolder, remove_ended
 from dashboard.workspace import Workspace
+from scvi_core import io
 
 st.set_page_config(page_title="scVI dashboard", page_icon=":material/biotech:", layout="wide")
 
@@ -22,7 +25,10 @@ def quick_demo():
 
 
 if "workspace" not in st.session_state:
+    if Runtime.exists() and settings.sessions_dir().is_dir():  # a server, not a test harness
+        remove_ended(settings.sessions_dir(), Runtime.instance().is_active_session)  # sessions that have ended
     workspace = Workspace()
+    workspace.use_folder(SessionFolder(key=get_script_run_ctx().session_id))
     if settings.start_with_demo():
         workspace.start_with_demo(quick_demo())
     st.session_state["workspace"] = workspace

@@ -3,9 +3,9 @@
 Why: an upload belongs to the session that sent it. Kept in the server's memory (a cache shared by every session)
 it stayed resident for as long as the server ran, and two sessions that uploaded the same bytes got one live object.
 On disk, in a folder of the session's own, it costs no memory, a reader process can open it (:mod:`dashboard.reading`),
-and it goes when the session ends: the folder is removed when its :class:`SessionFolder` is garbage-collected (the
-session's state is dropped), or when the server exits; folders left by a server process that is gone are removed
-when the next one makes its first folder.
+and it goes when the session ends: when a new session starts, the folders of sessions no longer connected are
+removed (:func:`remove_ended`), and so is a folder whose :class:`SessionFolder` is garbage-collected or whose server
+exits; folders left by a server process that is gone are removed when the next one makes a folder.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import os
 import secrets
 import shutil
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import processes, settings
@@ -24,14 +24,16 @@ UPLOADS = "uploads"
 
 
 class SessionFolder:
-    """``<sessions_dir>/<server pid>-<random>/``, removed with this object."""
+    """``<sessions_dir>/<server pid>-<key>/``, removed with this object. ``key``: the browser session's id (so that
+    :func:`remove_ended` can tell whose folder it is), or a random one."""
 
-    def __init__(self, root: str | Path | None = None):
-        root = Path(settings.sessions_dir() if root is None else root)
-        root.mkdir(parents=True, exist_ok=True)
-        _remove_orphans(root)
-        self.path = root / f"{os.getpid()}-{secrets.token_hex(8)}"
-        self.path.mkdir()
+    def __init__(self, root: str | Path | None = None, key: str | None = None):
+        self.root = Path(settings.sessions_dir() if root is None else root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        remove_ended(self.root)
+        self.key = key or secrets.token_hex(8)
+        self.path = self.root / f"{os.getpid()}-{self.key}"
+        self.path.mkdir(exist_ok=True)
         self._remove = weakref.finalize(self, shutil.rmtree, self.path, True)
 
     def store_upload(self, files: Sequence[tuple[str, bytes | memoryview]]) -> list[Path]:
@@ -42,8 +44,9 @@ class SessionFolder:
         for name, content in files:
             digest.update(Path(name).name.encode() + b"\0")
             digest.update(content)
-        folder = self.path / UPLOADS / digest.hexdigest()[:16]
-        for other in (self.path / UPLOADS).glob("*"):
+        uploads = self.ready() / UPLOADS
+        folder = uploads / digest.hexdigest()[:16]
+        for other in uploads.glob("*"):
             if other != folder:
                 shutil.rmtree(other, ignore_errors=True)
         if not folder.is_dir():
@@ -55,14 +58,23 @@ class SessionFolder:
             partial.rename(folder)
         return [folder / Path(name).name for name, _ in files]
 
+    def ready(self) -> Path:
+        """The folder, made again if it was removed while its session was away (:func:`remove_ended`)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        return self.path
+
     def remove(self) -> None:
         """Remove the folder now (it is also removed when this object goes)."""
         self._remove()
 
 
-def _remove_orphans(root: Path) -> None:
-    """Folders of server processes that are gone (a server that was killed could not remove its own)."""
-    for folder in root.iterdir():
-        owner = folder.name.split("-", 1)[0]
-        if folder.is_dir() and owner.isdigit() and not processes.is_running(int(owner)):
+def remove_ended(root: str | Path, is_live: Callable[[str], bool] | None = None) -> None:
+    """Remove the folders of server processes that are gone (a killed server could not remove its own) and, given
+    ``is_live`` (whether a session key belongs to a session still connected), those of this server's sessions that
+    have ended: their objects may wait for the garbage collector long after the session went."""
+    for folder in Path(root).iterdir():
+        owner, _, key = folder.name.partition("-")
+        if not (folder.is_dir() and owner.isdigit()):
+            continue
+        if not processes.is_running(int(owner)) or (int(owner) == os.getpid() and is_live and not is_live(key)):
             shutil.rmtree(folder, ignore_errors=True)

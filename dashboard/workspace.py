@@ -75,11 +75,15 @@ class Workspace:
 
     @property
     def folder(self) -> SessionFolder:
-        """This session's folder on disk (its upload, what was read from files), made on first use and removed with
-        the session. Not a field: :meth:`load` keeps it."""
+        """This session's folder on disk (its upload, what was read from files), made on first use (see
+        :meth:`use_folder`) and removed with the session. Not a field: :meth:`load` keeps it."""
         if "_folder" not in self.__dict__:
-            self.__dict__["_folder"] = SessionFolder()
+            self.use_folder(SessionFolder())
         return self.__dict__["_folder"]
+
+    def use_folder(self, folder: SessionFolder) -> None:
+        """Keep this session's files in ``folder`` (``app.py`` names it after the browser session)."""
+        self.__dict__["_folder"] = folder
 
     @property
     def on_disk(self) -> bool:

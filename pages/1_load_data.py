@@ -28,7 +28,7 @@ def read_bounded(paths, orientation: str):
     session reads belongs to it, in its folder."""
     shown = st.empty()
     try:
-        return reading_service().read(paths, workspace.folder.path, orientation,
+        return reading_service().read(paths, workspace.folder.ready(), orientation,
                                       on_progress=lambda progress: shown.info(progress.text(),
                                                                                icon=":material/hourglass_top:"))
     finally:

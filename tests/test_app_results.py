@@ -1,7 +1,6 @@
 """Results pages in AppTest, on a tiny finished run: Latent space, Zero-inflation, Export."""
 
 import numpy as np
-import pytest
 
 from scvi_core import groups
 from dashboard.runs import RunStore

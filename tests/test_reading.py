@@ -21,7 +21,7 @@ import pytest
 
 from dashboard import processes, reading
 from dashboard.reading import ReadingService
-from dashboard.session_folder import SessionFolder
+from dashboard.session_folder import SessionFolder, remove_ended
 from dashboard.workspace import Workspace
 from scvi_core import io, simulate
 from tests import datafiles
@@ -162,13 +162,14 @@ def test_an_upload_is_stored_in_the_session_folder_once_and_goes_with_it(tmp_pat
     assert not path.exists()
 
 
-def test_folders_of_a_server_that_is_gone_are_removed(tmp_path):
+def test_folders_of_a_server_that_is_gone_and_of_ended_sessions_are_removed(tmp_path):
     orphan = tmp_path / "999999999-0123456789abcdef"  # above Linux's largest pid: no such process
     (orphan / "uploads").mkdir(parents=True)
-    alive = tmp_path / f"{os.getpid()}-0123456789abcdef"
-    alive.mkdir()
-    SessionFolder(tmp_path)
-    assert not orphan.exists() and alive.exists()
+    connected, ended = SessionFolder(tmp_path, key="connected-1"), SessionFolder(tmp_path, key="ended-2")
+    assert not orphan.exists() and connected.path.exists() and ended.path.exists()
+    remove_ended(tmp_path, is_live=lambda key: key == "connected-1")
+    assert connected.path.exists() and not ended.path.exists()
+    assert ended.store_upload([("a.csv", b"cell,g\nc,1\n")])[0].is_file()  # a session that comes back writes again
 
 
 def test_a_workspace_keeps_its_folder_when_new_data_are_loaded(data_dir):

@@ -31,6 +31,7 @@ SCREENSHOTS = ROOT / "docs" / "screenshots"
 class Dashboard:
     url: str
     data_dir: Path
+    sessions_dir: Path
     log: Path
 
 
@@ -80,7 +81,7 @@ def dashboard(tmp_path_factory) -> Dashboard:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_healthy(url, process, log)
-        yield Dashboard(url=url, data_dir=tmp / "data", log=log)
+        yield Dashboard(url=url, data_dir=tmp / "data", sessions_dir=tmp / "sessions", log=log)
     finally:
         process.terminate()
         try:
