@@ -1,22 +1,24 @@
-"""Hostile and legitimate input files through ``scvi_core.io``: time to refusal and the reading process's memory.
+"""Hostile and legitimate uploads the way the Load data page reads them, before and after issue 23's reader.
 
-Each hostile kind (a 1.7 MB zip of a CSV that expands to 1 GiB, a gzip bomb, a nested archive, a zip member that
-lies about its size, a matrix header declaring more genes than a genome or a trillion counts, an HDF5 file
-declaring 400 GB, a table header with 300,000 columns) is read in a fresh child process; the script prints how long
-the refusal took, the child's peak resident memory above its start, and the first words of the message. Then the
-legitimate files — a ~500 MB .h5ad and a zipped, gzipped 10x triplet of 20,000 cells — are read the same way.
+Each file is read twice, in turn: "in the server" (``io.read_uploaded`` in this process, what the page did before)
+and by the "bounded reader" (stored in a session folder and read by ``dashboard.reading``: a forked reader within a
+memory ceiling and a time limit, whose result this process reads back). For each the script prints the median time
+and the peak growth of the memory of this process and every process below it (Pss, sampled every 10 ms: the
+server's memory with its readers). Hostile kinds: a 1.7 MB zip of a CSV that expands to 1 GiB, a gzip bomb, a nested
+archive, a zip member that lies about its size, matrix headers declaring more genes than a genome or a trillion
+counts, an HDF5 file declaring 400 GB, a table header with 300,000 columns. Legitimate ones: a ~400 MB .h5ad and a
+zipped, gzipped 10x triplet of 20,000 cells. Then 5 AppTest sessions in turn upload 2 different files each through
+the page, and the server's memory is printed after each session has ended.
 
-``--root`` (repeatable) reads with other checkouts' ``scvi_core`` too (e.g. a worktree of an earlier commit: ``git
-worktree add /tmp/before <commit>``), each file by each checkout in turn, to compare with what it did before; a kind
-it did not refuse is then reported as read.
-
-    python benchmarks/hostile_inputs.py [--root PATH ...] [--only legit|hostile]
+    python benchmarks/hostile_inputs.py [--only legit|hostile|sessions] [--repeats N]
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
+import ctypes
+import gc
+import os
 import sys
 import tempfile
 import threading
@@ -76,65 +78,138 @@ def legit_files(folder: Path) -> dict[str, Path]:
                 folder / "tenx.zip"}
 
 
-def resident_mb() -> float:
-    with open("/proc/self/status") as handle:
-        return next(int(line.split()[1]) for line in handle if line.startswith("VmRSS:")) / 1024
+def tree_pss_mb(pid: int | None = None) -> float:
+    """Proportional memory (Pss: shared pages split between their processes, so that a forked reader is not counted
+    twice) of this process and every process below it: the server with its reader processes."""
+    pid = os.getpid() if pid is None else pid
+    total = 0.0
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                total = int(line.split()[1]) / 1024
+        children = [int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
+    except OSError:
+        return total
+    return total + sum(tree_pss_mb(child) for child in children)
 
 
-def read_in_child(root: str, path: str, queue) -> None:
-    """Read ``path`` with ``root``'s scvi_core; report the seconds, the resident memory's peak above what it was
-    before the read (sampled every 5 ms: the process's lifetime peak would be its imports'), and the outcome."""
-    sys.path.insert(0, root)
+class PeakSampler:
+    """The tree's Pss sampled every 10 ms while a block runs: its peak above what it was before."""
+
+    def __enter__(self):
+        self.before, self.peak, self._done = tree_pss_mb(), 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._done.is_set():
+            self.peak = max(self.peak, tree_pss_mb())
+            time.sleep(0.01)
+
+    def __exit__(self, *_):
+        self._done.set()
+        self._thread.join()
+        self.grew = max(0.0, self.peak - self.before)
+
+
+def read_both_ways(path: Path, folder: Path) -> dict[str, tuple[float, float, str]]:
+    """The upload path of the page before this change (io.read_uploaded in the server) and now (stored in a session
+    folder, read by a bounded reader): seconds, peak growth of the tree's memory, outcome."""
+    from dashboard.reading import reading_service
+    from dashboard.session_folder import SessionFolder
     from scvi_core import io
 
-    before, peak, done = resident_mb(), [0.0], threading.Event()
+    content = path.read_bytes()
+    session = SessionFolder(folder)
 
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], resident_mb())
-            time.sleep(0.005)
+    def in_server():
+        return io.read_uploaded([(path.name, content)])
 
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    start = time.perf_counter()
-    try:
-        adata, _ = io.read_path(path)
-        outcome = f"read: {adata.n_obs:,} × {adata.n_vars:,}"
-    except Exception as err:  # noqa: BLE001 - reported, whatever it is
-        outcome = f"refused: {str(err)[:90]}"
-    seconds = time.perf_counter() - start
-    done.set()
-    sampler.join()
-    queue.put((seconds, max(0.0, peak[0] - before), outcome))
+    def bounded():
+        return reading_service().read(session.store_upload([(path.name, content)]), session.ready())
+
+    results = {}
+    for way, read in (("in the server", in_server), ("bounded reader", bounded)):
+        with PeakSampler() as sampler:
+            start = time.perf_counter()
+            try:
+                adata, _ = read()
+                outcome = f"read: {adata.n_obs:,} × {adata.n_vars:,}"
+                del adata
+            except Exception as err:  # noqa: BLE001 - reported, whatever it is
+                outcome = f"refused: {str(err)[:90]}"
+            seconds = time.perf_counter() - start
+        gc.collect()
+        results[way] = (seconds, sampler.grew, outcome)
+    return results
 
 
-def measure(roots: list[str], files: dict[str, Path], timeout: float = 300.0) -> None:
-    context = mp.get_context("spawn")
+def measure(files: dict[str, Path], folder: Path, repeats: int) -> None:
+    print("| file | in the server: time, peak memory | bounded reader: time, peak memory | outcome |\n|---|---|---|---|")
     for name, path in files.items():
-        for root in roots:
-            queue = context.Queue()
-            child = context.Process(target=read_in_child, args=(root, str(path), queue))
-            child.start()
-            child.join(timeout)
-            label = name if len(roots) == 1 else f"{name}, {root}"
-            if child.is_alive():
-                child.kill()
-                print(f"| {label} | > {timeout:.0f} s | – | still reading, killed |", flush=True)
-                continue
-            seconds, grew, outcome = queue.get() if not queue.empty() else (float("nan"), float("nan"), "crashed")
-            print(f"| {label} | {seconds:.2f} s | {grew:,.0f} MB | {outcome} |", flush=True)
+        runs = [read_both_ways(path, folder) for _ in range(repeats)]
+        cells = []
+        for way in ("in the server", "bounded reader"):
+            seconds = sorted(run[way][0] for run in runs)[len(runs) // 2]
+            grew = max(run[way][1] for run in runs)
+            cells.append(f"{seconds:.2f} s, {grew:,.0f} MB")
+        print(f"| {name} | {cells[0]} | {cells[1]} | {runs[0]['bounded reader'][2]} |", flush=True)
+
+
+def sessions_memory(folder: Path, sessions: int = 5, per_session: int = 2) -> None:
+    """``sessions`` AppTest sessions in turn each upload ``per_session`` different .h5ad files (10,000 × 1,000)
+    through the Load data page, and end; the server's memory (Pss of the tree) after the first upload, after each
+    session, and once the allocator has given back what it kept (so that what remains is memory still held)."""
+    os.environ.update({"SCVI_DASHBOARD_DEMO": "0", "SCVI_DASHBOARD_DATA_DIR": str(folder),
+                       "SCVI_DASHBOARD_RUNS_DIR": str(folder / "runs"), "SCVI_DASHBOARD_SESSIONS_DIR": str(folder / "s")})
+    import scipy.sparse as sp
+    from streamlit.testing.v1 import AppTest
+
+    from scvi_core import simulate
+    from tests import datafiles
+
+    uploads = []
+    for seed in range(sessions * per_session):
+        adata = simulate(n_cells=10_000, n_genes=1000, seed=seed)
+        adata.X = sp.csr_matrix(adata.X)
+        uploads.append(datafiles.h5ad_bytes(adata))
+    print(f"\n{len(uploads)} different uploads of {len(uploads[0]) / 2**20:,.0f} MB by {sessions} sessions in turn:")
+    base = tree_pss_mb()
+    for number in range(sessions):
+        at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+        at.run()
+        at.radio(key="source").set_value("Upload files").run()
+        for index in range(per_session):
+            content = uploads[number * per_session + index]
+            at.file_uploader(key="upload").set_value([(f"u{number}-{index}.h5ad", content, "application/octet-stream")]).run()
+            at.button(key="read_upload").click().run()
+            assert not at.error, at.error[0].value
+            if number == 0 and index == 0:
+                first = tree_pss_mb()
+                print(f"- after the first upload: {first - base:,.0f} MB above the server's start")
+        del at
+        gc.collect()
+        print(f"- after session {number + 1} ({(number + 1) * per_session} uploads) ended: "
+              f"{tree_pss_mb() - base:,.0f} MB above the start", flush=True)
+    ctypes.CDLL("libc.so.6").malloc_trim(0)  # what is left is glibc's free heap kept for reuse, or objects still held
+    print(f"- after malloc_trim (memory freed but kept by the allocator given back): {tree_pss_mb() - base:,.0f} MB")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", action="append", default=[], help="another checkout whose scvi_core reads them")
-    parser.add_argument("--only", choices=["legit", "hostile"])
+    parser.add_argument("--only", choices=["legit", "hostile", "sessions"])
+    parser.add_argument("--repeats", type=int, default=3, help="reads of each file each way (medians are printed)")
     args = parser.parse_args()
-    roots = [str(REPO), *args.root]
+    sys.path.insert(0, str(REPO))
+    from dashboard.reading import reading_service
+
+    reading_service().start()
     with tempfile.TemporaryDirectory(prefix="hostile_") as tmp:
         folder = Path(tmp)
-        print(f"Reading with {', '.join(roots)}\n\n| file | time | peak memory growth | outcome |\n|---|---|---|---|")
-        if args.only != "legit":
-            measure(roots, hostile_files(folder))
-        if args.only != "hostile":
-            measure(roots, legit_files(folder))
+        if args.only in (None, "hostile"):
+            measure(hostile_files(folder), folder, args.repeats)
+        if args.only in (None, "legit"):
+            measure(legit_files(folder), folder, args.repeats)
+        if args.only in (None, "sessions"):
+            sessions_memory(folder)
