@@ -28,7 +28,8 @@ if "workspace" not in st.session_state:
     if Runtime.exists() and settings.sessions_dir().is_dir():  # a server, not a test harness
         remove_ended(settings.sessions_dir(), Runtime.instance().is_active_session)  # sessions that have ended
     workspace = Workspace()
-    workspace.use_folder(SessionFolder(key=get_script_run_ctx().session_id))
+    context = get_script_run_ctx()  # None when the file is run bare (multiprocessing re-runs a test's __main__)
+    workspace.use_folder(SessionFolder(key=context.session_id if context else None))
     if settings.start_with_demo():
         workspace.start_with_demo(quick_demo())
     st.session_state["workspace"] = workspace
