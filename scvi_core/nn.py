@@ -77,8 +77,12 @@ class Encoder(nn.Module):
         h = self.trunk(x)
         mean = self.mean(h)
         var = torch.exp(self.log_var(h)) + VAR_EPS
-        sample = mean + var.sqrt() * torch.randn_like(mean)
-        return mean, var, sample
+        return mean, var, self.sample(mean, var)
+
+    @staticmethod
+    def sample(mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+        """A reparameterised draw of Normal(mean, var)."""
+        return mean + var.sqrt() * torch.randn_like(mean)
 
 
 class Decoder(nn.Module):

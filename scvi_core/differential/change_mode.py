@@ -34,7 +34,7 @@ import pandas as pd
 import torch
 
 from .calls import change_columns, estimate_delta, vanilla_columns, with_group_columns
-from .decoding import decode, rho
+from .decoding import decode_latent, encode, rho
 from .groups import Comparison, subsample
 from .raw import NOT_EXPRESSED_MEAN, raw_statistics
 
@@ -59,15 +59,22 @@ class GroupDraws:
 
 def sample_group(model, data, cells: np.ndarray, batch_codes: list[int | None], n_samples: int,
                  rng: np.random.Generator) -> GroupDraws:
-    """``n_samples`` draws (n_samples / len(batch_codes) per code, at least one) of single cells' ρ (step 1)."""
+    """``n_samples`` draws (n_samples / len(batch_codes) per code, at least one) of single cells' ρ (step 1). Of the
+    k·|G| draws of step 1, only those kept are made: N_b positions among them, uniformly with replacement, each
+    position one draw z ~ q(z | x_n) of its cell (a position kept twice, one draw twice), so the draws are those of
+    step 1 and the encoder runs once per cell."""
     per_code = max(1, n_samples // len(batch_codes))
+    posteriors = encode(model, data, cells)
     hidden, log_partition = [], []
     for code in batch_codes:
-        draws = [decode(model, data, cells, code) for _ in range(per_code // len(cells) + 1)]
-        h, lp = torch.cat([d[0] for d in draws]), torch.cat([d[1] for d in draws])
-        keep = torch.as_tensor(rng.integers(0, len(lp), per_code), device=lp.device)
-        hidden.append(h[keep])
-        log_partition.append(lp[keep])
+        k = per_code // len(cells) + 1
+        positions, repeat = np.unique(rng.integers(0, k * len(cells), per_code), return_inverse=True)
+        rows = torch.as_tensor(positions % len(cells), device=posteriors.mean.device)  # position = pass · |G| + cell
+        codes = posteriors.batch[rows] if code is None else torch.full_like(rows, code)
+        h, lp = decode_latent(model, posteriors.sample(rows), codes)
+        repeat = torch.as_tensor(repeat.reshape(-1), device=lp.device)
+        hidden.append(h[repeat])
+        log_partition.append(lp[repeat])
     return GroupDraws(torch.cat(hidden), torch.cat(log_partition), model.module.decoder.frequency)
 
 
@@ -160,6 +167,8 @@ def _chunk_columns(rho1: torch.Tensor, rho2: torch.Tensor, pc: float, delta: flo
     out |= {"lfc_mean": effect.mean(0), "lfc_std": effect.std(0, unbiased=False), "lfc_min": effect.amin(0),
             "lfc_max": effect.amax(0)}
     out = {name: _numpy(values) for name, values in out.items()}
-    median = np.median(effect.cpu().numpy(), axis=0).astype(np.float64)  # numpy's partition: torch's sort is slow
+    # numpy's partition (torch's sort is slow), on each gene's draws laid out contiguously (15% faster)
+    median = np.median(np.ascontiguousarray(effect.cpu().numpy().T), axis=1).astype(np.float64)
     return {name: median if name == "lfc_median" else out[name]
             for name in [*out][:-4] + ["lfc_mean", "lfc_median", "lfc_std", "lfc_min", "lfc_max"]}
+

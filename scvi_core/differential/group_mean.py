@@ -55,7 +55,7 @@ import torch
 from scipy import special
 
 from .calls import change_columns, estimate_delta, vanilla_columns, with_group_columns
-from .decoding import DECODE_BATCH, rho
+from .decoding import DECODE_BATCH, encode, rho
 from .groups import Comparison, subsample
 from .raw import NOT_EXPRESSED_MEAN, raw_statistics, rows, shares
 
@@ -83,12 +83,14 @@ class _Decoded:
         self.frequency = decoder.frequency
         hidden, log_partition = [], []  # per z draw: (n_codes, n, H) and (n_codes, n)
         scale = torch.zeros(data.n_genes, dtype=torch.float64)
+        posteriors = encode(model, data, cells)  # once: each z draw below is a fresh sample of the same q(z | x_n)
         for _ in range(Z_DRAWS):
             h_draw, lp_draw = [[] for _ in batch_codes], [[] for _ in batch_codes]
-            for batch in data.minibatches(cells, DECODE_BATCH, model.device):
-                z = module.inference(batch)["z"]
+            for start in range(0, len(cells), DECODE_BATCH):
+                rows = torch.arange(start, min(start + DECODE_BATCH, len(cells)), device=posteriors.mean.device)
+                z = posteriors.sample(rows)
                 for i, code in enumerate(batch_codes):
-                    codes = batch.batch if code is None else torch.full_like(batch.batch, code)
+                    codes = posteriors.batch[rows] if code is None else torch.full_like(rows, code)
                     h = decoder.trunk(z, module.batch_onehot(codes))
                     logits = self.frequency(h)
                     lp = torch.logsumexp(logits, dim=-1)
