@@ -10,7 +10,7 @@ counts, an HDF5 file declaring 400 GB, a table header with 300,000 columns. Legi
 zipped, gzipped 10x triplet of 20,000 cells. Then 5 AppTest sessions in turn upload 2 different files each through
 the page, and the server's memory is printed after each session has ended.
 
-    python benchmarks/hostile_inputs.py [--only legit|hostile|sessions] [--repeats N]
+    python benchmarks/hostile_inputs.py [--only legit|hostile|sessions] [--repeats N] [--large]
 """
 
 from __future__ import annotations
@@ -58,7 +58,9 @@ def hostile_files(folder: Path) -> dict[str, Path]:
     return files
 
 
-def legit_files(folder: Path) -> dict[str, Path]:
+def legit_files(folder: Path, large: bool = False) -> dict[str, Path]:
+    """A ~400 MB .h5ad and a zipped 10x triplet of 20,000 cells; with ``large`` also a 10x .h5 of 50,000 cells and a
+    ~1 GB .h5ad (150,000 cells), the files issue 23 names."""
     import anndata as ad
     import scipy.sparse as sp
 
@@ -73,9 +75,18 @@ def legit_files(folder: Path) -> dict[str, Path]:
     tenx.var_names = [f"GENE{i}" for i in range(tenx.n_vars)]
     (folder / "tenx.zip").write_bytes(datafiles.zip_bytes(datafiles.mtx_files(ad.AnnData(tenx.X, obs=tenx.obs[[]],
                                                                                           var=tenx.var[[]]))))
-    return {f".h5ad, {(folder / 'big.h5ad').stat().st_size / 2**20:,.0f} MB (60,000 × 2,000)": folder / "big.h5ad",
-            f"zipped 10x triplet, {(folder / 'tenx.zip').stat().st_size / 2**20:,.0f} MB (20,000 × 2,000)":
-                folder / "tenx.zip"}
+    files = {f".h5ad, {(folder / 'big.h5ad').stat().st_size / 2**20:,.0f} MB (60,000 × 2,000)": folder / "big.h5ad",
+             f"zipped 10x triplet, {(folder / 'tenx.zip').stat().st_size / 2**20:,.0f} MB (20,000 × 2,000)":
+                 folder / "tenx.zip"}
+    if large:
+        cells = simulate(n_cells=50_000, n_genes=2000, seed=2)
+        (folder / "cells.h5").write_bytes(datafiles.tenx_h5_bytes(cells, [f"GENE{i}" for i in range(cells.n_vars)]))
+        files[f"10x .h5, {(folder / 'cells.h5').stat().st_size / 2**20:,.0f} MB (50,000 × 2,000)"] = folder / "cells.h5"
+        huge = simulate(n_cells=150_000, n_genes=2000, seed=3)
+        huge.X = sp.csr_matrix(huge.X, dtype=np.float32)
+        huge.write_h5ad(folder / "huge.h5ad")
+        files[f".h5ad, {(folder / 'huge.h5ad').stat().st_size / 2**20:,.0f} MB (150,000 × 2,000)"] = folder / "huge.h5ad"
+    return files
 
 
 def tree_pss_mb(pid: int | None = None) -> float:
@@ -200,6 +211,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=["legit", "hostile", "sessions"])
     parser.add_argument("--repeats", type=int, default=3, help="reads of each file each way (medians are printed)")
+    parser.add_argument("--large", action="store_true", help="also a 10x .h5 of 50,000 cells and a ~1 GB .h5ad")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
     from dashboard.reading import reading_service
@@ -210,6 +222,6 @@ if __name__ == "__main__":
         if args.only in (None, "hostile"):
             measure(hostile_files(folder), folder, args.repeats)
         if args.only in (None, "legit"):
-            measure(legit_files(folder), folder, args.repeats)
+            measure(legit_files(folder, args.large), folder, args.repeats)
         if args.only in (None, "sessions"):
             sessions_memory(folder)
