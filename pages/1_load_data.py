@@ -1,6 +1,7 @@
 """Load data: get counts in (demo, upload, server data directory, public download), see what they are, and prepare
-them for the model. Widgets and layout only: reading, checking, summarising and preparing live in ``scvi_core``;
-the result goes to the session's Workspace (``st.session_state["workspace"]``)."""
+them for the model. Widgets and layout only: files are read by a bounded process (``dashboard.reading``, with
+``scvi_core``'s readers) from the session's folder; checking, summarising and preparing live in ``scvi_core``; the
+result goes to the session's Workspace (``st.session_state["workspace"]``)."""
 
 import plotly.graph_objects as go
 import streamlit as st
