@@ -49,13 +49,9 @@ def on_disk_above_bytes() -> int:
     disk, summarised and trained on chunk by chunk, never loaded whole. Default: a fifth of the available memory,
     since a run on data in memory holds about four times its count matrix (``dashboard.estimates``), so a larger file
     could not train within the default memory guard."""
-    value = os.environ.get(ON_DISK_ABOVE_ENV, "").strip()
-    if not value:
+    megabytes = _number(ON_DISK_ABOVE_ENV, "megabytes")
+    if megabytes is None:
         return int(0.2 * available_memory_bytes())
-    try:
-        megabytes = float(value)
-    except ValueError:
-        raise ValueError(f"{ON_DISK_ABOVE_ENV} must be a number of megabytes (got {value!r}).") from None
     return int(max(megabytes, 0.0) * 2**20)
 
 
@@ -101,6 +97,17 @@ def worker_threads(slots: int) -> int:
     return max(1, (len(os.sched_getaffinity(0)) - 1) // slots)
 
 
+def _number(name: str, unit: str) -> float | None:
+    """The environment variable ``name`` as a number of ``unit``; None when it is not set."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of {unit} (got {value!r}).") from None
+
+
 def _whole_number(name: str) -> int | None:
     """The environment variable ``name`` as a whole number ≥ 1; None when it is not set."""
     value = os.environ.get(name, "").strip()
@@ -114,16 +121,10 @@ def _whole_number(name: str) -> int | None:
 def worker_memory_bytes(slots: int) -> int:
     """The most memory one training process may use (``SCVI_DASHBOARD_WORKER_MEMORY_GB``): by default 80% of the
     memory the machine has available when the service starts, shared by the slots."""
-    value = os.environ.get(WORKER_MEMORY_ENV, "").strip()
-    if value:
-        try:
-            gigabytes = float(value)
-        except ValueError:
-            raise ValueError(f"{WORKER_MEMORY_ENV} must be a number of gigabytes (got {value!r}).") from None
+    gigabytes = _number(WORKER_MEMORY_ENV, "gigabytes")
+    if gigabytes is not None:
         return int(gigabytes * 2**30)
     return int(0.8 * available_memory_bytes() / slots)
-
-
 
 
 READER_MEMORY_ENV = "SCVI_DASHBOARD_READER_MEMORY_GB"
@@ -138,22 +139,16 @@ def reader_memory_bytes() -> int:
     """The most memory reading one file may take above the reader's imports (``SCVI_DASHBOARD_READER_MEMORY_GB``):
     by default the memory guard of a training process (:func:`worker_memory_bytes`) shared by the readers that
     may run at once."""
-    value = os.environ.get(READER_MEMORY_ENV, "").strip()
-    if not value:
+    gigabytes = _number(READER_MEMORY_ENV, "gigabytes")
+    if gigabytes is None:
         return worker_memory_bytes(training_slots()) // READERS_AT_ONCE
-    try:
-        return int(float(value) * 2**30)
-    except ValueError:
-        raise ValueError(f"{READER_MEMORY_ENV} must be a number of gigabytes (got {value!r}).") from None
+    return int(gigabytes * 2**30)
 
 
 def read_timeout_seconds() -> float:
     """How long reading one file may take before it is stopped (``SCVI_DASHBOARD_READ_TIMEOUT_S``, default 600 s)."""
-    value = os.environ.get(READ_TIMEOUT_ENV, "").strip()
-    try:
-        return float(value) if value else 600.0
-    except ValueError:
-        raise ValueError(f"{READ_TIMEOUT_ENV} must be a number of seconds (got {value!r}).") from None
+    seconds = _number(READ_TIMEOUT_ENV, "seconds")
+    return 600.0 if seconds is None else seconds
 
 
 def sessions_dir() -> Path:
