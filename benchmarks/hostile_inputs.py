@@ -92,16 +92,17 @@ def legit_files(folder: Path, large: bool = False) -> dict[str, Path]:
 def tree_pss_mb(pid: int | None = None) -> float:
     """Proportional memory (Pss: shared pages split between their processes, so that a forked reader is not counted
     twice) of this process and every process below it: the server with its reader processes."""
+    from dashboard.processes import children
+
     pid = os.getpid() if pid is None else pid
     total = 0.0
     try:
         for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
             if line.startswith("Pss:"):
                 total = int(line.split()[1]) / 1024
-        children = [int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
     except OSError:
         return total
-    return total + sum(tree_pss_mb(child) for child in children)
+    return total + sum(tree_pss_mb(child) for child in children(pid))
 
 
 class PeakSampler:

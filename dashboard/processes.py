@@ -15,26 +15,35 @@ def is_running(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def resident_bytes(pid: int) -> int:
-    """Resident memory of ``pid`` alone (0 for a process that is gone)."""
+def status_bytes(pid: int, field: str) -> int:
+    """A size in ``/proc/<pid>/status`` (``VmRSS``, ``VmSize``, …) in bytes; 0 for a process that is gone."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024
     except OSError:
         pass
     return 0
 
 
+def resident_bytes(pid: int) -> int:
+    """Resident memory of ``pid`` alone (0 for a process that is gone)."""
+    return status_bytes(pid, "VmRSS")
+
+
+def children(pid: int) -> list[int]:
+    """The processes ``pid`` started that are still there (none for a process that is gone)."""
+    try:
+        return [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+                for child in (task / "children").read_text().split()]
+    except OSError:
+        return []
+
+
 def process_tree_resident_bytes(pid: int) -> int:
     """Resident memory of ``pid`` and of every process it started, and they started (0 for a process that is
     gone)."""
-    try:
-        children = [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
-                    for child in (task / "children").read_text().split()]
-    except OSError:
-        children = []
-    return resident_bytes(pid) + sum(process_tree_resident_bytes(child) for child in children)
+    return resident_bytes(pid) + sum(process_tree_resident_bytes(child) for child in children(pid))
 
 
 def bytes_read(pid: int) -> int | None:

@@ -27,6 +27,8 @@ from pathlib import Path
 
 from scvi_core import io  # the readers' imports (scanpy, anndata, h5py) happen here, once
 
+from . import processes
+
 ADDRESS_MARGIN_BYTES = 256 * 2**20
 """Address space a reader may take beyond its memory budget: the libraries a first read of a format loads."""
 
@@ -70,10 +72,8 @@ def run_forked(request: dict) -> None:
 
 
 def _limit_address_space(memory_bytes: int) -> None:
-    with open("/proc/self/status") as handle:
-        size = next(int(line.split()[1]) * 1024 for line in handle if line.startswith("VmSize:"))
     hard = resource.getrlimit(resource.RLIMIT_AS)[1]
-    soft = size + memory_bytes + ADDRESS_MARGIN_BYTES
+    soft = processes.status_bytes(os.getpid(), "VmSize") + memory_bytes + ADDRESS_MARGIN_BYTES
     resource.setrlimit(resource.RLIMIT_AS, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
 
 

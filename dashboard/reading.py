@@ -187,15 +187,7 @@ class PreparedReader:
 
     def forked(self) -> list[int]:
         """The readers forked from it that are reading now."""
-        if self._process is None:
-            return []
-        return [int(pid) for task in Path(f"/proc/{self._process.pid}/task").iterdir()
-                for pid in (task / "children").read_text().split()]
-
-    def close(self) -> None:
-        """End the prepared reader (reads under way finish on their own)."""
-        with self._lock:
-            self._end()
+        return [] if self._process is None else processes.children(self._process.pid)
 
     def _running(self) -> subprocess.Popen:
         if self._process is None or self._process.poll() is not None:
