@@ -64,14 +64,13 @@ def sample_group(model, data, cells: np.ndarray, batch_codes: list[int | None], 
     position one draw z ~ q(z | x_n) of its cell (a position kept twice, one draw twice), so the draws are those of
     step 1 and the encoder runs once per cell."""
     per_code = max(1, n_samples // len(batch_codes))
+    k = per_code // len(cells) + 1
     posteriors = encode(model, data, cells)
     hidden, log_partition = [], []
     for code in batch_codes:
-        k = per_code // len(cells) + 1
         positions, repeat = np.unique(rng.integers(0, k * len(cells), per_code), return_inverse=True)
         rows = torch.as_tensor(positions % len(cells), device=posteriors.mean.device)  # position = pass · |G| + cell
-        codes = posteriors.batch[rows] if code is None else torch.full_like(rows, code)
-        h, lp = decode_latent(model, posteriors.sample(rows), codes)
+        h, lp = decode_latent(model, posteriors.sample(rows), posteriors.codes(rows, code))
         repeat = torch.as_tensor(repeat.reshape(-1), device=lp.device)
         hidden.append(h[repeat])
         log_partition.append(lp[repeat])
@@ -171,4 +170,3 @@ def _chunk_columns(rho1: torch.Tensor, rho2: torch.Tensor, pc: float, delta: flo
     median = np.median(np.ascontiguousarray(effect.cpu().numpy().T), axis=1).astype(np.float64)
     return {name: median if name == "lfc_median" else out[name]
             for name in [*out][:-4] + ["lfc_mean", "lfc_median", "lfc_std", "lfc_min", "lfc_max"]}
-

@@ -30,6 +30,10 @@ class CellPosteriors:
         """One fresh draw z ~ q(z | x_n) for each entry of ``rows`` (cell positions; repeats get draws of their own)."""
         return Encoder.sample(self.mean[rows], self.var[rows])
 
+    def codes(self, rows: torch.Tensor, batch_code: int | None) -> torch.Tensor:
+        """The batch each of ``rows`` is decoded under: its own (``batch_code`` None), or ``batch_code`` for all."""
+        return self.batch[rows] if batch_code is None else torch.full_like(rows, batch_code)
+
 
 def encode(model, data, cells: np.ndarray) -> CellPosteriors:
     """Encode ``cells`` once. Call under ``torch.no_grad()`` with the module in eval."""

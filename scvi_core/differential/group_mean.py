@@ -90,8 +90,7 @@ class _Decoded:
                 rows = torch.arange(start, min(start + DECODE_BATCH, len(cells)), device=posteriors.mean.device)
                 z = posteriors.sample(rows)
                 for i, code in enumerate(batch_codes):
-                    codes = posteriors.batch[rows] if code is None else torch.full_like(rows, code)
-                    h = decoder.trunk(z, module.batch_onehot(codes))
+                    h = decoder.trunk(z, module.batch_onehot(posteriors.codes(rows, code)))
                     logits = self.frequency(h)
                     lp = torch.logsumexp(logits, dim=-1)
                     scale += torch.exp(logits - lp[:, None]).sum(0).double().cpu()
