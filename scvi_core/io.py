@@ -206,8 +206,8 @@ def read_table(path: Path, orientation: str = "auto") -> tuple[ad.AnnData, list[
             table = pd.read_csv(handle, sep=sep, index_col=0)
     except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError, gzip.BadGzipFile) as err:
         raise DataLoadError(
-            f"Could not read '{path.name}' as a table ({describe_error(err)}). Expected a text table with gene or cell names "
-            "in the first column and a header row, separated by commas (.csv) or tabs (.tsv)."
+            f"Could not read '{path.name}' as a table ({describe_error(err)}). Expected a text table with gene or cell "
+            "names in the first column and a header row, separated by commas (.csv) or tabs (.tsv)."
         ) from err
     except pd.errors.EmptyDataError as err:
         raise DataLoadError(f"'{path.name}' holds no table (no rows or no header).") from err
@@ -409,8 +409,8 @@ def _check_hdf5(path: Path) -> None:
     try:
         limits.check_hdf5_size(path, path.name)
     except OSError as err:
-        raise DataLoadError(f"Could not open '{path.name}' as HDF5: it looks truncated or corrupt ({describe_error(err)}). "
-                            "Export it again, or copy it again in full.") from err
+        raise DataLoadError(f"Could not open '{path.name}' as HDF5: it looks truncated or corrupt "
+                            f"({describe_error(err)}). Export it again, or copy it again in full.") from err
 
 
 def _require_hdf5(path: Path, what: str) -> None:
@@ -460,7 +460,8 @@ def _read_zip(path: Path, orientation: str) -> tuple[ad.AnnData, list[str]]:
                 return read_mtx_files(extracted)
             return read_path(extracted[0], orientation)
     except (zipfile.BadZipFile, EOFError) as err:
-        raise DataLoadError(f"'{path.name}' is not a readable .zip archive ({describe_error(err)}). Create it again.") from err
+        raise DataLoadError(
+            f"'{path.name}' is not a readable .zip archive ({describe_error(err)}). Create it again.") from err
 
 
 def _extract(archive: zipfile.ZipFile, member: zipfile.ZipInfo, folder: Path) -> Path:
@@ -496,8 +497,9 @@ def _read_mtx_triplet(parts: dict[str, Path]) -> tuple[ad.AnnData, list[str]]:
         raise
     except Exception as err:  # scipy's mmread, pandas and gzip errors, mismatched lengths
         raise DataLoadError(
-            f"Could not read the 10x matrix ({', '.join(p.name for p in parts.values())}): {describe_error(err)}. Check that "
-            "the three files belong to the same sample and are complete (matrix.mtx in MatrixMarket format)."
+            f"Could not read the 10x matrix ({', '.join(p.name for p in parts.values())}): {describe_error(err)}. "
+            "Check that the three files belong to the same sample and are complete (matrix.mtx in MatrixMarket "
+            "format)."
         ) from err
     if features.shape[1] < 3:
         return adata, []
