@@ -11,7 +11,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from dashboard import settings
 from dashboard.service import service_for
-from dashboard.session_folder import SessionFolder, remove_ended
+from dashboard.session_folder import SessionFolder
 from dashboard.workspace import Workspace
 from scvi_core import io
 
@@ -25,11 +25,10 @@ def quick_demo():
 
 
 if "workspace" not in st.session_state:
-    if Runtime.exists() and settings.sessions_dir().is_dir():  # a server, not a test harness
-        remove_ended(settings.sessions_dir(), Runtime.instance().is_active_session)  # sessions that have ended
     workspace = Workspace()
     context = get_script_run_ctx()  # None when the file is run bare (multiprocessing re-runs a test's __main__)
-    workspace.use_folder(SessionFolder(key=context.session_id if context else None))
+    is_live = Runtime.instance().is_active_session if Runtime.exists() else None  # a server, not a test harness
+    workspace.use_folder(SessionFolder(key=context.session_id if context else None, is_live=is_live))
     if settings.start_with_demo():
         workspace.start_with_demo(quick_demo())
     st.session_state["workspace"] = workspace

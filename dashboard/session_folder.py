@@ -25,12 +25,14 @@ UPLOADS = "uploads"
 
 class SessionFolder:
     """``<sessions_dir>/<server pid>-<key>/``, removed with this object. ``key``: the browser session's id (so that
-    :func:`remove_ended` can tell whose folder it is), or a random one."""
+    :func:`remove_ended` can tell whose folder it is), or a random one. Making one first removes the folders that
+    have no owner any more (``is_live``: see :func:`remove_ended`)."""
 
-    def __init__(self, root: str | Path | None = None, key: str | None = None):
+    def __init__(self, root: str | Path | None = None, key: str | None = None,
+                 is_live: Callable[[str], bool] | None = None):
         self.root = Path(settings.sessions_dir() if root is None else root)
         self.root.mkdir(parents=True, exist_ok=True)
-        remove_ended(self.root)
+        remove_ended(self.root, is_live)
         self.key = key or secrets.token_hex(8)
         self.path = self.root / f"{os.getpid()}-{self.key}"
         self.path.mkdir(exist_ok=True)
