@@ -193,7 +193,8 @@ def test_scvi_change_mode_columns_from_paired_draws():
     rho1 = rng.dirichlet(np.r_[1000.0, 100.0, 5.0, 10.0], 4000).astype(np.float32)
     rho2 = rng.dirichlet(np.r_[400.0, 100.0, 60.0, 10.0], 4000).astype(np.float32)
     pc, delta = 1e-4, 0.25
-    out = change_mode._chunk_columns(torch.as_tensor(rho1), torch.as_tensor(rho2), pc, delta, "change")
+    by_gene = [torch.as_tensor(np.ascontiguousarray(r.T)) for r in (rho1, rho2)]  # (genes, draws), as decoded
+    out = change_mode._chunk_columns(*by_gene, pc, delta, "change")
     lfc = np.log2(rho1 + pc) - np.log2(rho2 + pc)
     np.testing.assert_allclose(out["proba_up"], (lfc >= delta).mean(0), atol=1e-6)
     np.testing.assert_allclose(out["proba_down"], (lfc < -delta).mean(0), atol=1e-6)
@@ -201,7 +202,7 @@ def test_scvi_change_mode_columns_from_paired_draws():
     for name, expected in (("lfc_mean", effect.mean(0)), ("lfc_median", np.median(effect, 0)),
                            ("lfc_std", effect.std(0)), ("lfc_min", effect.min(0)), ("lfc_max", effect.max(0))):
         np.testing.assert_allclose(out[name], expected, rtol=1e-4, atol=1e-4, err_msg=name)
-    vanilla = change_mode._chunk_columns(torch.as_tensor(rho1), torch.as_tensor(rho2), pc, None, "vanilla")
+    vanilla = change_mode._chunk_columns(*by_gene, pc, None, "vanilla")
     np.testing.assert_allclose(vanilla["proba_m1"], (rho1 > rho2).mean(0))
     columns = de.calls.change_columns(out["proba_up"], out["proba_down"])
     assert columns["bayes_factor"][0] > 3 and columns["bayes_factor"][2] < -3  # gene 0 up, gene 2 down

@@ -34,7 +34,7 @@ import pandas as pd
 import torch
 
 from .calls import change_columns, estimate_delta, vanilla_columns, with_group_columns
-from .decoding import decode_latent, encode, rho
+from .decoding import decode_latent, encode, rho_by_gene
 from .groups import Comparison, subsample
 from .raw import NOT_EXPRESSED_MEAN, raw_statistics
 
@@ -47,14 +47,14 @@ KEEP_ENTRIES = 10_000_000  # draws × genes of ρ kept between passes, per group
 @dataclass
 class GroupDraws:
     """One group's draws from its aggregate posterior, in pairing order (batch code by batch code): the decoder's
-    hidden layer (R, H) and log-partition (R,) of each, so ρ of a gene chunk is :meth:`rho`."""
+    hidden layer (R, H) and log-partition (R,) of each, so ρ of a gene chunk, (chunk, R), is :meth:`rho`."""
 
     hidden: torch.Tensor
     log_partition: torch.Tensor
     frequency: torch.nn.Linear
 
     def rho(self, genes: slice) -> torch.Tensor:
-        return rho(self.frequency, self.hidden, self.log_partition, genes)
+        return rho_by_gene(self.frequency, self.hidden, self.log_partition, genes)
 
 
 def sample_group(model, data, cells: np.ndarray, batch_codes: list[int | None], n_samples: int,
@@ -112,8 +112,8 @@ def _lfc(rho1: torch.Tensor, rho2: torch.Tensor, pc: float) -> torch.Tensor:
 
 
 def _share(condition: torch.Tensor) -> torch.Tensor:
-    """Per gene (column), the share of draws where ``condition`` holds."""
-    return condition.sum(0, dtype=torch.int64).double() / condition.shape[0]
+    """Per gene (row), the share of draws where ``condition`` holds."""
+    return condition.sum(1, dtype=torch.int64).double() / condition.shape[1]
 
 
 def _numpy(values: torch.Tensor) -> np.ndarray:
@@ -136,11 +136,11 @@ def compare(model, data, comparison: Comparison, *, mode: str, delta: float | No
         pairs = PairedRho(group1, group2, data.n_genes)
         scale1, max1, scale2, max2 = (np.zeros(data.n_genes) for _ in range(4))
         for g, rho1, rho2 in pairs:
-            scale1[g], max1[g], scale2[g], max2[g] = map(_numpy, (rho1.mean(0), rho1.amax(0), rho2.mean(0),
-                                                                  rho2.amax(0)))
+            scale1[g], max1[g], scale2[g], max2[g] = map(_numpy, (rho1.mean(1), rho1.amax(1), rho2.mean(1),
+                                                                  rho2.amax(1)))
         pc = pseudocount(max1, max2, raw1["raw_mean"], raw2["raw_mean"])
         if delta is None and mode == "change":
-            delta = estimate_delta(np.concatenate([_numpy(_lfc(rho1, rho2, pc).mean(0)) for _, rho1, rho2 in pairs]),
+            delta = estimate_delta(np.concatenate([_numpy(_lfc(rho1, rho2, pc).mean(1)) for _, rho1, rho2 in pairs]),
                                    seed)
         columns = [_chunk_columns(rho1, rho2, pc, delta, mode) for _, rho1, rho2 in pairs]
     table = pd.DataFrame({name: np.concatenate([c[name] for c in columns]) for name in columns[0]},
@@ -156,17 +156,27 @@ def compare(model, data, comparison: Comparison, *, mode: str, delta: float | No
 
 def _chunk_columns(rho1: torch.Tensor, rho2: torch.Tensor, pc: float, delta: float | None,
                    mode: str) -> dict[str, np.ndarray]:
-    """Steps 4–5 for a chunk of genes, from paired draws (R, chunk) of the two groups' ρ."""
+    """Steps 4–5 for a chunk of genes, from paired draws (chunk, R) of the two groups' ρ."""
     if mode == "change":
         lfc = _lfc(rho1, rho2, pc)
         out = {"proba_up": _share(lfc >= delta), "proba_down": _share(lfc < -delta)}
     else:
         out = {"proba_m1": _share(rho1 > rho2)}
     effect = _lfc(rho1, rho2, pc * EFFECT_PSEUDOCOUNT)
-    out |= {"lfc_mean": effect.mean(0), "lfc_std": effect.std(0, unbiased=False), "lfc_min": effect.amin(0),
-            "lfc_max": effect.amax(0)}
-    out = {name: _numpy(values) for name, values in out.items()}
-    # numpy's partition (torch's sort is slow), on each gene's draws laid out contiguously (15% faster)
-    median = np.median(np.ascontiguousarray(effect.cpu().numpy().T), axis=1).astype(np.float64)
-    return {name: median if name == "lfc_median" else out[name]
-            for name in [*out][:-4] + ["lfc_mean", "lfc_median", "lfc_std", "lfc_min", "lfc_max"]}
+    std, mean = torch.std_mean(effect, dim=1, correction=0)
+    low, high = torch.aminmax(effect, dim=1)
+    out |= {"lfc_mean": mean, "lfc_median": _median(effect), "lfc_std": std, "lfc_min": low, "lfc_max": high}
+    return {name: _numpy(values) for name, values in out.items()}
+
+
+def _median(values: torch.Tensor) -> torch.Tensor:
+    """numpy's median of each row (the mean of the two middle values when the count is even), from one partition
+    around the lower middle and the least value above it: numpy's partition (torch's sort is slow), once rather
+    than twice, done in place on ``values``, which the caller no longer needs."""
+    rows = values.cpu().numpy()
+    half = rows.shape[1] // 2
+    if rows.shape[1] % 2:
+        rows.partition(half, axis=1)
+        return torch.from_numpy(rows[:, half].copy())
+    rows.partition(half - 1, axis=1)
+    return torch.from_numpy((rows[:, half - 1] + rows[:, half:].min(axis=1)) / 2)

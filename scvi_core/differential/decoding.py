@@ -63,3 +63,11 @@ def rho(frequency: torch.nn.Linear, hidden: torch.Tensor, log_partition: torch.T
     """ρ of every decoded row for a chunk of genes: (…, chunk), the leading shape of ``log_partition``."""
     logits = hidden @ frequency.weight[genes].T + frequency.bias[genes]
     return torch.exp(logits - log_partition[..., None])
+
+
+def rho_by_gene(frequency: torch.nn.Linear, hidden: torch.Tensor, log_partition: torch.Tensor,
+                genes: slice) -> torch.Tensor:
+    """:func:`rho` of 2-D draws laid out gene by gene, (chunk, n): each gene's draws contiguous, so reductions over
+    the draws (sums, medians) read memory in order."""
+    logits = frequency.weight[genes] @ hidden.T + frequency.bias[genes, None]
+    return torch.exp(logits - log_partition)
