@@ -13,16 +13,9 @@ from dashboard import settings
 from dashboard.service import service_for
 from dashboard.session_folder import SessionFolder
 from dashboard.workspace import Workspace
-from scvi_core import io
+from ui import loading
 
 st.set_page_config(page_title="scVI dashboard", page_icon=":material/biotech:", layout="wide")
-
-
-@st.cache_resource(show_spinner="Loading the demo data…")
-def quick_demo():
-    """Simulated once per server; sessions never modify it (preparation works on a copy)."""
-    return io.demo_dataset("quick")
-
 
 if "workspace" not in st.session_state:
     workspace = Workspace()
@@ -30,7 +23,7 @@ if "workspace" not in st.session_state:
     is_live = Runtime.instance().is_active_session if Runtime.exists() else None  # a server, not a test harness
     workspace.use_folder(SessionFolder(key=context.session_id if context else None, is_live=is_live))
     if settings.start_with_demo():
-        workspace.start_with_demo(quick_demo())
+        workspace.start_with_demo(loading.demo("quick")[0])
     st.session_state["workspace"] = workspace
 
 PAGES = [

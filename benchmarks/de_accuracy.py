@@ -2,7 +2,7 @@
 ``method="group-mean"``) find the truly DE genes, what they say where nothing differs, and how fast they are.
 
 Simulated truth (4 cell types, 2 batches, 4,000 cells × 1,000 genes, SCVI trained 200 epochs, type_1 vs type_2,
-δ = 0.25; a gene is truly DE when |true log2 FC| ≥ δ, ``scvi_core.simulate.true_lfc``): AUROC and AUPRC of
+δ = 0.25; a gene is truly DE when |true log2 FC| ≥ δ, ``scvi_core.data.true_lfc``): AUROC and AUPRC of
 ``proba_de``, the FDR-0.05 calls' share of the truly DE genes found (TPR) and their observed false discovery proportion
 (FDP), the mean |error| of ``lfc_mean`` on the DE genes; scanpy's Wilcoxon on the same cells beside them.
 
@@ -34,7 +34,7 @@ import scanpy as sc
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from scvi_core import SCVI, embedding, simulate
-from scvi_core.simulate import true_lfc
+from scvi_core.data import true_lfc
 
 DELTA, FDR = 0.25, 0.05
 METHODS = ("scvi", "group-mean")

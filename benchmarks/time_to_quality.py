@@ -13,7 +13,7 @@ which a busy machine does not distort.
     python benchmarks/time_to_quality.py --datasets pbmc zeisel --epochs 100 400
     python benchmarks/time_to_quality.py --datasets pbmc --curve 200 --warmup 25   # held-out ELBO at every epoch
 
-Datasets: ``simulated`` (scvi_core.simulate, 2,000 cells × 1,000 genes, 2 batches), ``pbmc`` (the shipped real PBMC
+Datasets: ``simulated`` (scvi_core.data.simulate, 2,000 cells × 1,000 genes, 2 batches), ``pbmc`` (the shipped real PBMC
 demo: 2,860 cells × 2,000 HVG, 3 batches, batch key ``batch``), ``mouse`` (../shared/data mouse_10x_10k_subset, 9,999 ×
 715 after dropping all-zero cells and genes) and ``zeisel`` (../shared/data zeisel_descend_subset, 1,464 × 1,057).
 ``--curve N`` trains one run of N epochs (early stopping off, KL warm-up ``--warmup`` epochs: the trajectory the default

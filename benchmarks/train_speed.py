@@ -129,7 +129,7 @@ def measure_file(path: str, reference_cells: int | None) -> dict:
     import anndata as ad
 
     from scvi_core import SCVI
-    from scvi_core.counts import get_counts
+    from scvi_core.data import get_counts
 
     adata = ad.read_h5ad(path, backed="r")
     if reference_cells is not None:

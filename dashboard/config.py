@@ -12,16 +12,20 @@ setting that cannot work is explained and blocked instead of failing minutes lat
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 from scipy import stats
 
-from scvi_core.train import EARLY_STOPPING_PATIENCE, default_max_epochs
-from scvi_core.zero_inflation import prob_zero_inflated
+from scvi_core.model import MODELS as LIBRARY_MODELS
+from scvi_core.train import EARLY_STOPPING_PATIENCE, TrainSettings, default_max_epochs
+from scvi_core.zi import prob_zero_inflated
 
+MODEL_NAMES = {"AUTOZI": "AutoZI", "SCVI": "scVI"}
+"""How the dashboard names each model to a person."""
 MODELS = {
     "AUTOZI": "Which genes are zero-inflated, i.e. have more zeros than their expression level explains?",
     "SCVI": "A latent space of the cells for clustering and UMAP, batch correction, and denoised expression.",
@@ -30,17 +34,14 @@ MODES = ("gene", "gene-batch", "gene-label", "gene-cell")
 LIKELIHOODS = ("zinb", "nb", "poisson")
 CHOICES = {"dispersion": MODES, "zero_inflation": MODES, "gene_likelihood": LIKELIHOODS}
 
-COMMON_MODEL_PARAMS = {"n_hidden": 128, "n_latent": 10, "n_layers": 1, "dropout_rate": 0.1, "dispersion": "gene",
-                       "use_observed_lib_size": True}
-MODEL_PARAMS = {
-    "SCVI": {**COMMON_MODEL_PARAMS, "gene_likelihood": "zinb"},
-    "AUTOZI": {**COMMON_MODEL_PARAMS, "alpha_prior": 0.5, "beta_prior": 0.5, "minimal_dropout": 0.01,
-               "zero_inflation": "gene"},
-}
-SCVI_LR = 5e-3  # scvi_core.SCVI.default_lr: with early stopping, the best held-out fit in about a fifth of the epochs
-TRAIN_PARAMS = {"max_epochs": 400, "lr": SCVI_LR, "batch_size": 128, "train_size": 0.9, "early_stopping": True,
-                "early_stopping_patience": EARLY_STOPPING_PATIENCE, "n_epochs_kl_warmup": None, "seed": 0}
-LIBRARY_LR = {"SCVI": SCVI_LR, "AUTOZI": 1e-3}  # what train() uses without an lr (a file without one gets it)
+MODEL_PARAMS = {name: {p.name: p.default for p in inspect.signature(model).parameters.values() if p.name != "adata"}
+                for name, model in LIBRARY_MODELS.items()}
+"""Each model's arguments and their defaults, as the library defines them (its module's signature)."""
+LIBRARY_LR = {name: model.default_lr for name, model in LIBRARY_MODELS.items()}
+"""What train() uses without an lr (a file without one gets it): SCVI 5e-3 (with early stopping, the best held-out
+fit in about a fifth of the epochs), AUTOZI 1e-3."""
+TRAIN_PARAMS = {**{f.name: f.default for f in fields(TrainSettings)}, "max_epochs": 400, "lr": LIBRARY_LR["SCVI"]}
+"""The training settings a configuration holds, the library's defaults but a number of epochs and a rate."""
 NULLABLE = {"alpha_prior", "beta_prior", "n_epochs_kl_warmup"}
 
 PRESETS = {

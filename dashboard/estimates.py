@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scvi_core import ondisk
-from scvi_core.simulate import simulate
+from scvi_core import simulate
+from scvi_core.data import DiskMatrix, is_on_disk, resident_bytes
 
 from . import config as cfg
 from . import settings
@@ -247,8 +247,8 @@ def matrix_bytes(adata) -> int:
     """Bytes of the count matrix as the model holds it (CSR: values and column indices; dense: float32; on disk:
     what it keeps in memory, :func:`scvi_core.ondisk.resident_bytes`)."""
     x = adata.X
-    if ondisk.is_on_disk(x):
-        return ondisk.resident_bytes(ondisk.DiskMatrix(x))
+    if is_on_disk(x):
+        return resident_bytes(DiskMatrix(x))
     if hasattr(x, "nnz"):
         return int(x.nnz * (x.data.itemsize + x.indices.itemsize) + x.indptr.nbytes)
     return int(np.prod(x.shape) * max(np.asarray(x[:1]).itemsize, 4))

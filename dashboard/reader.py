@@ -2,7 +2,7 @@
 
 Why: the server is one process shared by every session, so a file that expands past what the machine holds, or a
 reader that crashes on a damaged file, must end a process of its own, never the server. The limits of
-:mod:`scvi_core.limits` refuse most such files before any work; this process is the backstop for what they cannot
+:mod:`scvi_core.io`'s limits refuse most such files before any work; this process is the backstop for what they cannot
 foresee. It imports the readers (scanpy, anndata: seconds) once; each read is then a fork of it, ready at once,
 that gives all its memory back when it exits.
 

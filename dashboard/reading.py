@@ -2,7 +2,7 @@
 
 Why: the web server is one process shared by every session. A file that needs more memory than the machine has, a
 parser that runs for minutes, or a crash in a library reading a damaged file must end one reader, never the
-server and everybody's session. The checks of :mod:`scvi_core.limits` refuse most hostile files before work; this
+server and everybody's session. The checks of :mod:`scvi_core.io`'s limits refuse most hostile files before work; this
 service is the backstop for the rest:
 
 - every read is a process forked from one that has the readers imported (:mod:`dashboard.reader`), so it starts at

@@ -1,4 +1,6 @@
-"""Training runs on disk: every run is written as it happens, so that none is ever lost.
+"""Training runs on disk: every run is written as it happens, so that none is ever lost. This module is the one that
+knows a run folder's whole layout; the modules that keep results in it (:mod:`dashboard.de_answers`,
+:mod:`dashboard.groups`, :mod:`dashboard.embeddings`) are handed their place by :class:`RunStore`.
 
 Why files rather than memory: a browser reload, a second tab or a server restart must find every run again
 (running, finished, stopped or failed), and results pages must be able to reopen any finished run.
@@ -23,16 +25,19 @@ Layout of one run, ``<runs_dir>/<run_id>/`` (the queue's table is ``<runs_dir>/q
                        layer) in the data directory and "registry" the registration, and the worker and the results
                        pages open that file on disk again
     model/             ``model.save()`` output once training ends (finished, stopped or interrupted)
-    results/           latent.npy (the latent representation, cells × n_latent), zero_inflation.csv (AUTOZI),
-                       and whatever the results pages add (groups.json, cached embeddings)
+    results/           latent.npy      the latent representation, cells × n_latent, once training ends
+                       zero_inflation.csv and .json   AUTOZI's table, and what made each column
+                       de/             differential-expression answers (:mod:`dashboard.de_answers`)
+                       groups.json     named groups of cells (:mod:`dashboard.groups`)
+                       embeddings/     UMAP and Leiden clusters (:mod:`dashboard.embeddings`)
 
-Writes go through a temporary file and ``os.replace`` so a reader never sees half a file.
+Writes go through a temporary file and ``os.replace`` (:mod:`dashboard.atomic`) so a reader never sees half a
+file.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 from datetime import datetime, timezone
@@ -42,12 +47,12 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from scvi_core.data import SETUP_KEY
-from scvi_core.io import ON_DISK_KEY, is_opened_on_disk, reopen_on_disk
-from scvi_core.model import AUTOZI, SCVI
+from scvi_core.data import ON_DISK_KEY, SETUP_KEY
+from scvi_core.io import is_opened_on_disk, reopen_on_disk
+from scvi_core.model import AUTOZI, MODELS
 
-MODELS = {"SCVI": SCVI, "AUTOZI": AUTOZI}
-STATES = ("queued", "running", "finished", "stopped", "interrupted", "failed", "cancelled")
+from . import atomic
+
 DONE_STATES = ("finished", "stopped", "interrupted", "failed", "cancelled")
 _RUN_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$")
 
@@ -57,12 +62,6 @@ def now() -> str:
 
 
 ZERO_INFLATION_META = "zero_inflation.json"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 class RunStore:
@@ -90,7 +89,7 @@ class RunStore:
         on_disk = is_opened_on_disk(adata)
         if on_disk:
             config = {**config, "on_disk": adata.uns[ON_DISK_KEY], "registry": adata.uns[SETUP_KEY]}
-        write_atomic(path / "config.json", json.dumps({**config, "created": now()}, indent=1, default=str))
+        atomic.write_text(path / "config.json", json.dumps({**config, "created": now()}, indent=1, default=str))
         if not on_disk:
             adata.write_h5ad(path / "data.h5ad")
         self.write_status(run_id, state="queued", message="Waiting to start.")
@@ -101,7 +100,7 @@ class RunStore:
         """Merge ``fields`` into status.json and return the new status."""
         status = self.read_status(run_id) if (self.root / run_id / "status.json").exists() else {}
         status.update(fields)
-        write_atomic(self.path(run_id) / "status.json", json.dumps(status, indent=1, default=float))
+        atomic.write_text(self.path(run_id) / "status.json", json.dumps(status, indent=1, default=float))
         return status
 
     def read_status(self, run_id: str) -> dict:
@@ -111,7 +110,7 @@ class RunStore:
         return json.loads((self.path(run_id) / "config.json").read_text())
 
     def write_history(self, run_id: str, history: pd.DataFrame) -> None:
-        write_atomic(self.path(run_id) / "history.csv", history.to_csv(index=False))
+        atomic.write_text(self.path(run_id) / "history.csv", history.to_csv(index=False))
 
     def read_history(self, run_id: str) -> pd.DataFrame:
         path = self.path(run_id) / "history.csv"
@@ -156,19 +155,31 @@ class RunStore:
         return adata
 
     def save_model(self, run_id: str, model) -> None:
-        model.save(self.path(run_id) / "model", overwrite=True)
+        model.save(self.model_dir(run_id), overwrite=True)
 
     def load_model(self, run_id: str, adata: ad.AnnData | None = None):
         """The trained model of a finished or stopped run, on ``adata`` (default: the run's own data)."""
         config = self.read_config(run_id)
         adata = self.load_adata(run_id) if adata is None else adata
-        return MODELS[config["model"]].load(self.path(run_id) / "model", adata)
+        return MODELS[config["model"]].load(self.model_dir(run_id), adata)
 
     def has_model(self, run_id: str) -> bool:
-        return (self.path(run_id) / "model" / "model.pt").exists()
+        return (self.model_dir(run_id) / "model.pt").exists()
+
+    def model_dir(self, run_id: str) -> Path:
+        return self.path(run_id) / "model"
 
     def results_dir(self, run_id: str) -> Path:
         return self.path(run_id) / "results"
+
+    def de_dir(self, run_id: str) -> Path:
+        return self.results_dir(run_id) / "de"
+
+    def groups_file(self, run_id: str) -> Path:
+        return self.results_dir(run_id) / "groups.json"
+
+    def embeddings_dir(self, run_id: str) -> Path:
+        return self.results_dir(run_id) / "embeddings"
 
     def save_results(self, run_id: str, model) -> None:
         """What the results pages show first, computed once when training ends."""
@@ -182,8 +193,8 @@ class RunStore:
         posterior, the methods), which a CSV cannot hold. The JSON is written last: a table without one is from
         before methods were recorded (:meth:`read_zero_inflation`)."""
         results = self.results_dir(run_id)
-        write_atomic(results / "zero_inflation.csv", table.to_csv(index=False))
-        write_atomic(results / ZERO_INFLATION_META, json.dumps(table.attrs, indent=1, default=float))
+        atomic.write_text(results / "zero_inflation.csv", table.to_csv(index=False))
+        atomic.write_text(results / ZERO_INFLATION_META, json.dumps(table.attrs, indent=1, default=float))
 
     def read_latent(self, run_id: str) -> np.ndarray:
         return np.load(self.results_dir(run_id) / "latent.npy")

@@ -29,12 +29,13 @@ import anndata as ad
 import pandas as pd
 
 from scvi_core.io import working_copy
+from scvi_core.model import MODELS
 
 from . import config as cfg
 from . import estimates, settings
 from .job_queue import JobQueue
 from .processes import is_running, process_tree_resident_bytes
-from .runs import DONE_STATES, MODELS, RunStore, now
+from .runs import DONE_STATES, RunStore, now
 from .worker import STOP_SIGNAL
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,12 @@ class TrainingService:
         self.warm_up()
         self._wake.set()
         return run_id
+
+    def device_label(self) -> str:
+        """What a run trains on here, for a person: "CPU", "2 GPUs", "1 GPU (2 data-parallel GPUs per run)"."""
+        parallel = f" ({self.devices} data-parallel {'GPUs' if self.gpus else 'processes'} per run)"
+        label = f"{self.gpus} GPU{'s' if self.gpus > 1 else ''}" if self.gpus else "CPU"
+        return label + (parallel if self.devices > 1 else "")
 
     def estimate(self, config: dict, n_cells: int, n_genes: int) -> estimates.Estimate:
         """How long ``config`` will take on this server's workers (:func:`dashboard.estimates.estimate`)."""
@@ -181,6 +188,22 @@ class TrainingService:
         for job in waiting[:place]:
             heapq.heappush(free_at, heapq.heappop(free_at) + (job.estimate_seconds or 0.0))
         return max(0.0, free_at[0] - clock)
+
+    def queue_rows(self, owner: str) -> list[dict]:
+        """One row per run training or waiting, in the order they run: whose it is (``owner``'s or another
+        session's), model, dataset, state, place in the queue and when it starts."""
+        rows = []
+        for run_id in self.active_run_ids():
+            status, config = self.status(run_id), self.store.read_config(run_id)
+            if status.get("state") not in ("queued", "running"):
+                continue  # ended a moment ago; the dispatcher frees its slot on its next tick
+            place, wait = self.queue_position(run_id), self.wait_seconds(run_id)
+            rows.append({"run": run_id, "whose": "yours" if config.get("owner") == owner else "another session",
+                         "model": cfg.MODEL_NAMES.get(config["model"]), "dataset": config.get("dataset_name"),
+                         "state": status.get("state"),
+                         "place": "training" if place is None else f"{place[0]} of {place[1]}",
+                         "starts": "now" if wait is None else cfg.format_duration(wait)})
+        return rows
 
     def wait(self, run_id: str, timeout: float = 300.0) -> dict:
         """Block until ``run_id`` has ended (for scripts and tests); its final status."""

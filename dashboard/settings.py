@@ -11,7 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from scvi_core.limits import available_memory_bytes
+from scvi_core.io import available_memory_bytes
 
 DATA_DIR_ENV = "SCVI_DASHBOARD_DATA_DIR"
 RUNS_DIR_ENV = "SCVI_DASHBOARD_RUNS_DIR"

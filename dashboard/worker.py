@@ -24,9 +24,10 @@ import time
 import pandas as pd
 import torch
 
+from scvi_core.model import MODELS
 from scvi_core.train import TrainingDivergedError, TrainingEvent
 
-from .runs import MODELS, RunStore, now  # torch and anndata load here, before a run is handed over
+from .runs import RunStore, now  # torch and anndata load here, before a run is handed over
 
 log = logging.getLogger(__name__)
 STOP_SIGNAL = signal.SIGUSR1
@@ -122,10 +123,7 @@ def _end_message(info, server_gone: bool) -> str:
     if server_gone:
         return (f"Interrupted: the dashboard server stopped during epoch {info.epochs} of {info.max_epochs}. The "
                 "model trained so far was saved and can be opened; start a new run to train it fully.")
-    if info.reason == "interrupted":
-        return (f"Stopped by you during epoch {info.epochs} of {info.max_epochs}; the model trained so far was "
-                "saved.")
-    return info.message
+    return info.describe(kept="saved")
 
 
 def _fail(store: RunStore, run_id: str, reporter: Reporter | None, message: str) -> None:

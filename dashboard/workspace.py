@@ -13,9 +13,18 @@ from typing import Any
 
 import anndata as ad
 
-from scvi_core.counts import CountsError
-from scvi_core.io import is_opened_on_disk
-from scvi_core.preprocess import DatasetSummary, counts_locations, inspect_counts, prepare
+from scvi_core.data import (
+    CountsError,
+    DatasetSummary,
+    counts_locations,
+    inspect_counts,
+    key_candidates,
+    prepare,
+    prepare_on_disk,
+    registry_of,
+    suggest_keys,
+)
+from scvi_core.io import is_opened_on_disk, working_copy
 
 from .session_folder import SessionFolder
 
@@ -97,6 +106,42 @@ class Workspace:
                                     "can go straight to Model. Load your own data above to replace it."])
         prepared, _ = prepare(demo, None, n_top_genes=None, batch_key="batch", labels_key="cell_type")
         self.set_prepared(prepared, "batch", "cell_type")
+
+    def prepared_shape(self) -> tuple[int, int]:
+        """Cells × genes of the prepared data (presets and checks depend on them)."""
+        return self.prepared.n_obs, self.prepared.n_vars
+
+    def counts_places(self) -> list[str | None]:
+        """Where the loaded data could hold counts: None (X), each layer, "raw" for ``.raw``."""
+        return counts_locations(self.original)
+
+    def key_choices(self) -> tuple[list[str], str | None, str | None]:
+        """The obs columns offered as batch or label key, and the ones pre-selected by their usual names."""
+        candidates = key_candidates(self.original)
+        return (candidates, *suggest_keys(candidates))
+
+    def prepare(self, batch_key: str | None, labels_key: str | None, *, min_counts: int = 1, min_genes: int = 0,
+                min_cells: int = 3, n_top_genes: int | None = None) -> None:
+        """Prepare the loaded data for the model: filters and highly variable genes in memory; for data opened on
+        disk, which cannot be filtered without loading them, the file's cells and genes as they are (the filter
+        arguments are then not used)."""
+        if self.on_disk:
+            prepared, _ = prepare_on_disk(self.original, self.summary, self.counts_layer, batch_key=batch_key,
+                                          labels_key=labels_key)
+        else:
+            prepared, _ = prepare(self.original, self.counts_layer, min_counts=min_counts, min_genes=min_genes,
+                                  min_cells=min_cells, n_top_genes=n_top_genes, batch_key=batch_key,
+                                  labels_key=labels_key)
+        self.set_prepared(prepared, batch_key, labels_key)
+
+    def use_run_data(self, name: str, adata: ad.AnnData) -> None:
+        """Work on the data a run trained on (already prepared and registered), e.g. to train another model on them;
+        nothing changes when they are already what is prepared (same shape)."""
+        if self.prepared is not None and self.prepared.shape == adata.shape:
+            return
+        registry = registry_of(adata)
+        self.load(name, working_copy(adata), [])
+        self.set_prepared(working_copy(adata), registry.batch_key, registry.labels_key)
 
     def set_prepared(self, prepared: ad.AnnData | None, batch_key: str | None, labels_key: str | None) -> None:
         """Store newly prepared data; a model configured or trained on earlier data no longer applies."""

@@ -1,50 +1,22 @@
 """Load data: get counts in (demo, upload, server data directory, public download), see what they are, and prepare
-them for the model. Widgets and layout only: files are read by a bounded process (``dashboard.reading``, with
-``scvi_core``'s readers) from the session's folder; checking, summarising and preparing live in ``scvi_core``; the
-result goes to the session's Workspace (``st.session_state["workspace"]``)."""
+them for the model. Widgets and layout only: files are read by a bounded process (``ui.loading``,
+``dashboard.reading``) from the session's folder; where data come from is ``dashboard.data_sources``; checking,
+summarising and preparing are the session's Workspace (``st.session_state["workspace"]``)."""
 
-import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard import settings
+from dashboard import data_sources, settings
 from dashboard.reading import reading_service
-from scvi_core import io, preprocess
-from scvi_core.counts import CountsError
+from ui import loading
 
-ERRORS = (io.DataLoadError, CountsError, preprocess.PreparationError)
 SOURCES = ["Demo data", "Upload files", "Data directory", "Public dataset (download)"]
-ORIENTATIONS = ["auto", io.CELLS_BY_GENES, io.GENES_BY_CELLS]
 
 workspace = st.session_state["workspace"]
 reading_service().start()  # the reader's imports take seconds: done before the first Read
 
 
-@st.cache_resource(max_entries=2, show_spinner="Preparing the demo data…")
-def demo(size: str):
-    return io.demo_dataset(size), []
-
-
-def read_bounded(paths, orientation: str):
-    """Read in a process of its own (:mod:`dashboard.reading`), showing how it goes; nothing is cached: what a
-    session reads belongs to it, in its folder."""
-    shown = st.empty()
-    try:
-        return reading_service().read(paths, workspace.folder.ready(), orientation,
-                                      on_progress=lambda progress: shown.info(progress.text(),
-                                                                               icon=":material/hourglass_top:"))
-    finally:
-        shown.empty()
-
-
-@st.cache_resource(max_entries=2, show_spinner="Opening the file on disk…")
-def open_server_file_on_disk(path: str, modified: float, size: int):
-    """A file too large to load, opened on disk (its counts are read chunk by chunk, nothing is loaded); cached by
-    path, modification time and size, so a changed file is opened again."""
-    return io.open_on_disk(path)
-
-
 def orientation_choice() -> str:
-    return st.radio("Orientation of .csv/.tsv tables", ORIENTATIONS, horizontal=True, key="orientation",
+    return st.radio("Orientation of .csv/.tsv tables", data_sources.ORIENTATIONS, horizontal=True, key="orientation",
                     format_func=lambda o: "guess from the names" if o == "auto" else o)
 
 
@@ -52,28 +24,28 @@ def choose_source():
     """Show the chosen source's widgets; return (name, adata, notices) when the user asked to load something."""
     source = st.radio("Where is your data?", SOURCES, horizontal=True, key="source")
     if source == "Demo data":
-        size = st.selectbox("Dataset", list(io.DEMO_CHOICES), key="demo_size",
-                            format_func=lambda s: io.DEMO_CHOICES[s]["label"])
-        st.caption(io.DEMO_CHOICES[size]["caption"])
+        choices = data_sources.DEMO_CHOICES
+        size = st.selectbox("Dataset", list(choices), key="demo_size", format_func=lambda s: choices[s]["label"])
+        st.caption(choices[size]["caption"])
         if st.button("Load demo data", type="primary", key="load_demo"):
-            return io.DEMO_CHOICES[size]["name"], *demo(size)
+            return choices[size]["name"], *loading.demo(size)
     elif source == "Upload files":
         limit = st.get_option("server.maxUploadSize")
         files = st.file_uploader(
             "An .h5ad, a 10x .h5, a 10x matrix (matrix.mtx, features.tsv, barcodes.tsv: all three, or one .zip), "
-            "or a .csv/.tsv table (optionally .gz)", type=io.UPLOAD_EXTENSIONS, accept_multiple_files=True,
+            "or a .csv/.tsv table (optionally .gz)", type=data_sources.UPLOAD_EXTENSIONS, accept_multiple_files=True,
             key="upload")
         st.caption(f"Up to {limit:,} MB per file. Bigger files: copy them into the server's data directory "
                    f"({settings.data_dir()}) and open them from 'Data directory'.")
         orientation = orientation_choice()
         if files and st.button("Read uploaded files", type="primary", key="read_upload"):
-            io.check_upload_size(max(f.size for f in files), limit)
+            data_sources.check_upload_size(max(f.size for f in files), limit)
             name = files[0].name if len(files) == 1 else "10x matrix (" + ", ".join(f.name for f in files) + ")"
             paths = workspace.folder.store_upload([(f.name, f.getbuffer()) for f in files])
-            return name, *read_bounded(paths, orientation)
+            return name, *loading.read_bounded(workspace, paths, orientation)
     elif source == "Data directory":
         folder = settings.data_dir()
-        found = io.list_data_files(folder)
+        found = data_sources.list_data_files(folder)
         on_disk_above = settings.on_disk_above_bytes()
         st.caption(f"Files in {folder} (set SCVI_DASHBOARD_DATA_DIR to use another folder). Nothing is uploaded. "
                    f".h5ad files over {on_disk_above / 2**20:,.0f} MB are opened on disk and trained on as they are, "
@@ -82,22 +54,21 @@ def choose_source():
         typed = st.text_input("…or a path inside the data directory", key="server_path")
         orientation = orientation_choice()
         if st.button("Open", type="primary", key="open_server_file"):
-            path = io.resolve_data_path(typed or picked or "", folder)
-            stat = path.stat()
-            if path.name.lower().endswith(".h5ad") and stat.st_size > on_disk_above:
-                return path.name, *open_server_file_on_disk(str(path), stat.st_mtime, stat.st_size)
-            return path.name, *read_bounded([path], orientation)
+            path = data_sources.resolve_data_path(typed or picked or "", folder)
+            if data_sources.opens_on_disk(path):
+                return path.name, *loading.server_file_on_disk(str(path), path.stat().st_mtime, path.stat().st_size)
+            return path.name, *loading.read_bounded(workspace, [path], orientation)
     else:
         st.caption("PBMC 3k from 10x Genomics via scanpy: needs an internet connection.")
         if st.button("Download PBMC 3k", type="primary", key="download_pbmc3k"):
             with st.spinner("Downloading…"):
-                return "PBMC 3k", io.load_pbmc3k(settings.data_dir() / "downloads"), []
+                return "PBMC 3k", data_sources.download_pbmc3k(), []
     return None
 
 
 def show_counts_choice():
     adata = workspace.original
-    places = ["X" if p is None else p for p in preprocess.counts_locations(adata)]  # "X" stands for None
+    places = ["X" if p is None else p for p in workspace.counts_places()]  # "X" stands for None
     current = workspace.counts_layer or "X"
     chosen = st.selectbox("Raw counts are in", places, index=places.index(current), key=f"counts_place_{id(adata)}",
                           format_func=lambda p: p if p == "X" else ".raw" if p == "raw" else f"layer '{p}'")
@@ -107,16 +78,7 @@ def show_counts_choice():
         st.error(workspace.counts_problem)
 
 
-def histogram(values, title: str, x_label: str):
-    bins = preprocess.histogram(values)
-    figure = go.Figure(go.Bar(x=(bins["left"] + bins["right"]) / 2, y=bins["cells"], width=bins["right"] - bins["left"],
-                              marker_color="#1f6f8b"))
-    figure.update_layout(title=title, xaxis_title=x_label, yaxis_title="cells", height=300,
-                         margin=dict(l=10, r=10, t=40, b=10))
-    st.plotly_chart(figure, width="stretch")
-
-
-def show_summary(summary: preprocess.DatasetSummary):
+def show_summary(summary):
     st.subheader("Summary")
     cells, genes, zeros, median = st.columns(4)
     cells.metric("Cells", f"{summary.n_cells:,}")
@@ -127,10 +89,8 @@ def show_summary(summary: preprocess.DatasetSummary):
     if empty:
         st.info(f"{empty:,} cells have no counts; 'Minimum counts per cell' below removes them.")
     left, right = st.columns(2)
-    with left:
-        histogram(summary.counts_per_cell, "Counts per cell", "total counts")
-    with right:
-        histogram(summary.genes_per_cell, "Genes per cell", "detected genes")
+    left.plotly_chart(loading.histogram(summary.counts_per_cell, "Counts per cell", "total counts"), width="stretch")
+    right.plotly_chart(loading.histogram(summary.genes_per_cell, "Genes per cell", "detected genes"), width="stretch")
     left, right = st.columns(2)
     left.markdown("**Most expressed genes**")
     left.dataframe(summary.top_genes, hide_index=True, height=300, column_config={
@@ -144,10 +104,9 @@ def show_summary(summary: preprocess.DatasetSummary):
 
 
 def show_preparation():
-    adata, summary = workspace.original, workspace.summary
+    summary = workspace.summary
     st.subheader("Prepare for the model")
-    candidates = preprocess.key_candidates(adata)
-    batch_guess, labels_guess = preprocess.suggest_keys(candidates)
+    candidates, batch_guess, labels_guess = workspace.key_choices()
     options = [None, *candidates]
     if workspace.on_disk:
         st.info("This file is opened on disk: the model trains on all its cells and genes as they are. Cell and gene "
@@ -171,15 +130,11 @@ def show_preparation():
             st.caption("Not offered as keys: " + "; ".join(f"{r.column} ({r.note})" for r in flagged.itertuples()))
         submitted = st.form_submit_button("Prepare data", type="primary")
     if submitted and workspace.on_disk:
-        prepared, _ = preprocess.prepare_on_disk(adata, summary, workspace.counts_layer, batch_key=batch_key,
-                                                 labels_key=labels_key)
-        workspace.set_prepared(prepared, batch_key, labels_key)
+        workspace.prepare(batch_key, labels_key)
     elif submitted:
         with st.spinner("Filtering and selecting genes…"):
-            prepared, _ = preprocess.prepare(
-                adata, workspace.counts_layer, min_counts=int(min_counts), min_genes=int(min_genes),
-                min_cells=int(min_cells), n_top_genes=int(n_top) or None, batch_key=batch_key, labels_key=labels_key)
-        workspace.set_prepared(prepared, batch_key, labels_key)
+            workspace.prepare(batch_key, labels_key, min_counts=int(min_counts), min_genes=int(min_genes),
+                              min_cells=int(min_cells), n_top_genes=int(n_top) or None)
     if workspace.prepared is not None:
         st.success(f"Prepared {workspace.prepared.n_obs:,} cells × {workspace.prepared.n_vars:,} genes for the model "
                    f"(batch key: {workspace.batch_key or 'none'}, label key: {workspace.labels_key or 'none'}).")
@@ -196,7 +151,7 @@ try:
     if loaded:
         with st.spinner("Checking and summarising the counts…"):
             workspace.load(*loaded)
-except ERRORS as err:
+except data_sources.LOAD_ERRORS as err:
     st.error(str(err))
 
 if workspace.original is not None:
@@ -210,5 +165,5 @@ if workspace.original is not None:
     if workspace.counts_problem is None:
         try:
             show_preparation()
-        except ERRORS as err:
+        except data_sources.LOAD_ERRORS as err:
             st.error(str(err))

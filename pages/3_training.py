@@ -10,25 +10,22 @@ benchmarks/live_view_cost.py).
 
 import secrets
 
-import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import config as cfg
 from dashboard import settings
 from dashboard.runs import where_it_trains
 from dashboard.service import service_for
+from ui.training_figures import loss_figure, overlay_figure
 
 REFRESH_SECONDS = 2.0
 CURVE_REFRESH_SECONDS = 4.0
 TABLE_REFRESH_SECONDS = 10.0
 ACTIVE = ("queued", "running")
-MODEL_NAMES = {"AUTOZI": "AutoZI", "SCVI": "scVI"}
 STATE_ICONS = {"queued": ":material/hourglass_empty:", "running": ":material/play_circle:",
                "finished": ":material/check_circle:", "stopped": ":material/stop_circle:",
                "interrupted": ":material/pause_circle:", "failed": ":material/error:",
                "cancelled": ":material/cancel:"}
-LOSS_AXIS = "−ELBO per cell (lower is better)"
-
 workspace = st.session_state["workspace"]
 service = service_for(settings.runs_dir())
 store = service.store
@@ -57,12 +54,6 @@ def followed_run() -> str | None:
     return run_id
 
 
-def device_label() -> str:
-    parallel = f" ({service.devices} data-parallel {'GPUs' if service.gpus else 'processes'} per run)"
-    label = f"{service.gpus} GPU{'s' if service.gpus > 1 else ''}" if service.gpus else "CPU"
-    return label + (parallel if service.devices > 1 else "")
-
-
 # ---- starting -----------------------------------------------------------------------------------------------------
 def start_section() -> None:
     config = workspace.model_config
@@ -78,9 +69,9 @@ def start_section() -> None:
                   f"epochs without improvement, best epoch kept)")
     else:
         length = f"{train['max_epochs']} epochs (early stopping off)"
-    st.markdown(f"**{MODEL_NAMES[config['model']]}** on **{workspace.dataset_name}** ({n_cells:,} cells × "
+    st.markdown(f"**{cfg.MODEL_NAMES[config['model']]}** on **{workspace.dataset_name}** ({n_cells:,} cells × "
                 f"{n_genes:,} genes): {length}, learning rate {train['lr']:g}, batch size {train['batch_size']}; "
-                f"{estimate.describe(train['early_stopping'])} on this server's {device_label()}.")
+                f"{estimate.describe(train['early_stopping'])} on this server's {service.device_label()}.")
     st.caption(f"Estimated from {estimate.source}.")
     check = cfg.validate(config, n_cells, n_genes, workspace.batch_key, workspace.labels_key)
     for message in check.errors:
@@ -124,7 +115,7 @@ def show_state(run_id: str) -> None:
     st.subheader(f"{STATE_ICONS.get(state, '')} Run {run_id}: {state}")
     started = f"started {status['started']}" if status.get("started") else "not started yet"
     where = f" · on {where_it_trains(status)}" if status.get("device") else ""
-    st.caption(f"{MODEL_NAMES.get(config.get('model'), config.get('model'))} on {config.get('dataset_name')} · "
+    st.caption(f"{cfg.MODEL_NAMES.get(config.get('model'), config.get('model'))} on {config.get('dataset_name')} · "
                f"{started}{where}")
     if state == "queued":
         show_queued(run_id)
@@ -191,39 +182,6 @@ def show_outcome(status: dict) -> None:
         st.success(message)
 
 
-def loss_figure(history, show_terms: bool, kept_epoch: int | None = None) -> go.Figure:
-    """−ELBO curves; a dashed line marks the epoch whose weights were kept when it is not the last (early stopping
-    restored the best one)."""
-    terms = {"elbo": "−ELBO"}
-    if show_terms:
-        terms |= {"reconstruction_loss": "reconstruction", "kl_local": "KL"}
-    figure = go.Figure()
-    for term, name in terms.items():
-        for split, dash in (("train", "solid"), ("validation", "dot")):
-            column = f"{term}_{split}"
-            if column in history and history[column].notna().any():
-                figure.add_scatter(x=history["epoch"], y=history[column], mode="lines+markers", marker_size=4,
-                                   name=f"{name}, {split} cells", line_dash=dash)
-    figure.update_layout(height=360, xaxis_title="epoch", yaxis_title=LOSS_AXIS, margin=dict(l=10, r=10, t=30, b=10),
-                         yaxis_type="log" if show_terms else "linear")
-    if not show_terms and len(history) >= 5:
-        figure.update_yaxes(range=zoomed_range(history))
-    if kept_epoch is not None and kept_epoch < int(history["epoch"].max()):
-        figure.add_vline(x=kept_epoch, line_dash="dash", line_color="#2e7d32",
-                         annotation_text=f"weights of epoch {kept_epoch} kept", annotation_position="top left")
-    return figure
-
-
-def zoomed_range(history) -> list[float]:
-    """The first epochs' loss is several times the rest and would flatten the curve; the y range is set by the
-    second half of training, where progress is judged (the autoscale button shows everything)."""
-    columns = [c for c in ("elbo_train", "elbo_validation") if c in history]
-    later = history[columns].iloc[len(history) // 2:]
-    low, high = float(history[columns].min().min()), float(later.max().max())
-    margin = (high - low) or 1.0
-    return [low - 0.05 * margin, high + margin]
-
-
 # ---- the queue -----------------------------------------------------------------------------------------------------
 def queue_section(followed: str | None) -> None:
     """Every run training or waiting on this server, in the order they run, with whose it is and when it starts;
@@ -235,16 +193,7 @@ def queue_section(followed: str | None) -> None:
 
 
 def queue_table() -> None:
-    rows = []
-    for run_id in service.active_run_ids():
-        status, config = service.status(run_id), store.read_config(run_id)
-        if status.get("state") not in ACTIVE:
-            continue  # ended a moment ago; the dispatcher frees its slot on its next tick
-        place, wait = service.queue_position(run_id), service.wait_seconds(run_id)
-        rows.append({"run": run_id, "whose": "yours" if config.get("owner") == owner else "another session",
-                     "model": MODEL_NAMES.get(config["model"]), "dataset": config.get("dataset_name"),
-                     "state": status.get("state"), "place": "training" if place is None else f"{place[0]} of {place[1]}",
-                     "starts": "now" if wait is None else cfg.format_duration(wait)})
+    rows = service.queue_rows(owner)
     if not rows:
         st.caption("The queue is empty.")
         return
@@ -265,7 +214,7 @@ def runs_section(followed: str | None) -> None:
         return
     # While runs train, their rows (epochs, message) follow on a slow clock: a table is cheap to redraw, unlike a chart
     st.fragment(run_every=TABLE_REFRESH_SECONDS if service.active_run_ids() else None)(runs_table)()
-    labels = dict(zip(runs["run_id"], [f"{r.run_id} · {MODEL_NAMES.get(r.model, r.model)} · {r.state}"
+    labels = dict(zip(runs["run_id"], [f"{r.run_id} · {cfg.MODEL_NAMES.get(r.model, r.model)} · {r.state}"
                                        for r in runs.itertuples()], strict=True))
     left, right = st.columns(2)
     with left:
@@ -281,33 +230,18 @@ def runs_section(followed: str | None) -> None:
         compared = st.multiselect("Compare runs (overlay their curves)", list(labels), format_func=labels.get,
                                   key="compare", max_selections=5)
     if len(compared) >= 2:
-        st.plotly_chart(overlay_figure(compared), width="stretch", key="overlay")
+        differences = cfg.differences([store.read_config(run_id) for run_id in compared])
+        histories = {run_id: service.history(run_id) for run_id in compared}
+        st.plotly_chart(overlay_figure(histories, differences), width="stretch", key="overlay")
 
 
 def runs_table() -> None:
     runs = service.list_runs()
-    st.dataframe(runs.assign(model=runs["model"].map(MODEL_NAMES)), hide_index=True, column_config={
+    st.dataframe(runs.assign(model=runs["model"].map(cfg.MODEL_NAMES)), hide_index=True, column_config={
         "max_epochs": st.column_config.NumberColumn("of"),
         "final_elbo": st.column_config.NumberColumn("final −ELBO", format="%.1f",
                                                     help="Validation cells, at the epoch whose weights were kept "
                                                          "(the best one with early stopping); lower is better.")})
-
-
-def overlay_figure(run_ids: list[str]) -> go.Figure:
-    """Validation curves (training when there is no validation) of several runs, named by what differs."""
-    differences = cfg.differences([store.read_config(run_id) for run_id in run_ids])
-    figure = go.Figure()
-    for run_id, difference in zip(run_ids, differences, strict=True):
-        history = service.history(run_id)
-        if history.empty:
-            continue
-        has_validation = "elbo_validation" in history and history["elbo_validation"].notna().any()
-        column = "elbo_validation" if has_validation else "elbo_train"
-        figure.add_scatter(x=history["epoch"], y=history[column], mode="lines",
-                           name=f"{run_id[-6:]}: {difference or 'same settings'} ({column.split('_')[1]})")
-    figure.update_layout(height=380, xaxis_title="epoch", yaxis_title=LOSS_AXIS, margin=dict(l=10, r=10, t=30, b=10),
-                         legend=dict(orientation="h", y=-0.25))
-    return figure
 
 
 st.title("Training")

@@ -1,16 +1,24 @@
 """Latent space: UMAP and Leiden clusters of the cells on the learned latent space (``X_scVI``), coloured by any
 annotation, cluster, batch, counts per cell or gene; lasso cells into named groups and re-embed a group on its own.
-Widgets and layout only: the embedding, groups and figure live in ``scvi_core.embedding``, ``scvi_core.groups`` and
-``ui/``."""
+Widgets and layout only: the embedding and the groups are kept with the run (``dashboard.embeddings``,
+``dashboard.groups``, through ``ui.results``), the figure and its colourings are ``ui.umap_figure``."""
 
-import numpy as np
-import pandas as pd
 import streamlit as st
 
-from scvi_core import embedding, groups
-from scvi_core.data import registry_of
+from dashboard import groups
 from ui import results
-from ui.umap_figure import Colouring, figure, selected_cells, too_many_categories
+from ui.umap_figure import (
+    Colouring,
+    category_values,
+    cells_with,
+    colouring_of_column,
+    figure,
+    leiden_for_all,
+    selectable_columns,
+    selected_cells,
+    shown_cells,
+    too_many_categories,
+)
 
 SELECT_BY_CHART, SELECT_BY_CATEGORY = "lasso or box on the chart", "clusters or annotations"
 
@@ -26,15 +34,14 @@ def settings_form():
             resolution = c3.number_input("Leiden resolution", 0.05, 5.0, current.resolution, 0.1, key="resolution",
                                          help="Higher: more, smaller clusters.")
             if st.form_submit_button("Recompute"):
-                st.session_state[results.EMBEDDING_PARAMS] = embedding.EmbeddingParams(
-                    int(n_neighbors), float(min_dist), float(resolution))
+                results.set_embedding_params(int(n_neighbors), float(min_dist), float(resolution))
                 st.rerun()
         st.caption("Neighbours are found on the model's latent space (`use_rep='X_scVI'`), then UMAP and Leiden "
                    "(scanpy). Each result is cached with the run, so switching back is instant.")
 
 
-def choose_colouring(run_id: str, adata, emb: embedding.Embedding) -> Colouring:
-    registry = registry_of(adata)
+def choose_colouring(run_id: str, adata, emb) -> Colouring:
+    registry = results.registry(run_id)
     keys = [k for k in (registry.batch_key, registry.labels_key) if k]
     columns = keys + [c for c in adata.obs.columns if c not in keys]
     options = ["leiden", *[f"obs:{c}" for c in columns], "counts", "gene"]
@@ -54,25 +61,15 @@ def choose_colouring(run_id: str, adata, emb: embedding.Embedding) -> Colouring:
         if kind == "raw counts":
             return Colouring(f"{gene} (counts)", results.counts(run_id, gene), False)
         return Colouring(f"{gene} (denoised)", results.denoised(run_id, gene), False)
-    column = choice.removeprefix("obs:")
-    values = adata.obs[column].to_numpy()
-    categorical = not pd.api.types.is_numeric_dtype(adata.obs[column]) or pd.api.types.is_bool_dtype(adata.obs[column])
-    return Colouring(column, values, categorical)
+    return colouring_of_column(adata.obs, choice.removeprefix("obs:"))
 
 
-def leiden_for_all(emb: embedding.Embedding, n_cells: int) -> np.ndarray:
-    """Cluster of each of the run's cells ("" for cells not in ``emb``), so colourings are always indexed by cell."""
-    values = np.full(n_cells, "", dtype=object)
-    values[emb.cells] = emb.leiden
-    return values
-
-
-def chart(emb: embedding.Embedding, adata, colouring: Colouring, key: str) -> np.ndarray:
-    """Draw the UMAP of ``emb`` (a stated subsample above embedding.MAX_POINTS) and return the selected cells."""
+def chart(emb, adata, colouring: Colouring, key: str):
+    """Draw the UMAP of ``emb`` (a stated subsample above the drawing limit) and return the selected cells."""
     if colouring.categorical and too_many_categories(colouring.values[emb.cells]):
         st.warning(f"{colouring.label} has more than 60 different values: choose a column with fewer categories.")
-        return np.array([], dtype=np.int64)
-    shown = embedding.display_subsample(len(emb.cells))
+        return selected_cells(None)
+    shown = shown_cells(len(emb.cells))
     if len(shown) < len(emb.cells):
         st.caption(f"Showing a random {len(shown):,} of {len(emb.cells):,} cells so the browser stays responsive; "
                    "neighbours, UMAP, clusters and groups use every cell.")
@@ -94,21 +91,19 @@ def display_controls():
              format_func=str.upper)
 
 
-def category_selection(adata, emb: embedding.Embedding) -> np.ndarray:
+def category_selection(run_id: str, adata, emb):
     """Cells whose cluster / annotation is among the chosen values (an alternative to drawing a lasso)."""
-    registry = registry_of(adata)
-    columns = ["leiden"] + [c for c in adata.obs.columns if not pd.api.types.is_numeric_dtype(adata.obs[c])
-                            or c in (registry.batch_key, registry.labels_key)]
+    registry = results.registry(run_id)
+    columns = ["leiden", *selectable_columns(adata.obs, (registry.batch_key, registry.labels_key))]
     c1, c2 = st.columns([1, 2])
     column = c1.selectbox("Column", columns, key="select_column")
-    values = leiden_for_all(emb, adata.n_obs) if column == "leiden" else adata.obs[column].astype(str).to_numpy()
-    present = sorted(set(values) - {""}, key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v))
+    values, present = category_values(adata.obs, column, emb)
     chosen = c2.multiselect("Values", present, key=f"select_values_{column}")
-    return np.flatnonzero(np.isin(values, chosen))
+    return cells_with(values, chosen)
 
 
-def groups_section(run_id: str, adata, selected: np.ndarray, by_category: np.ndarray | None):
-    folder = results.store().results_dir(run_id)
+def groups_section(run_id: str, adata, selected, by_category):
+    folder = results.store().groups_file(run_id)
     cells = selected if by_category is None else by_category
     hint = " Use the lasso or box tool of the chart's toolbar to select cells." if by_category is None else ""
     st.caption(f"**{len(cells):,} cells selected.**{hint if not len(cells) else ''}")
@@ -155,11 +150,9 @@ def reembedded_section(run_id: str, adata, colouring: Colouring, saved_groups: d
 
 
 def main():
-    st.title("Latent space (UMAP)")
-    run_id = results.choose_run()
+    run_id, adata = results.page("Latent space (UMAP)")
     if run_id is None:
         return
-    adata = results.adata(run_id)
     settings_form()
     emb = results.run_embedding(run_id)
     colouring = choose_colouring(run_id, adata, emb)
@@ -167,7 +160,7 @@ def main():
     display_controls()
     st.subheader("Groups of cells")
     source = st.radio("Select cells by", [SELECT_BY_CHART, SELECT_BY_CATEGORY], horizontal=True, key="select_by")
-    by_category = category_selection(adata, emb) if source == SELECT_BY_CATEGORY else None
+    by_category = category_selection(run_id, adata, emb) if source == SELECT_BY_CATEGORY else None
     saved_groups = groups_section(run_id, adata, selected, by_category)
     reembedded_section(run_id, adata, colouring, saved_groups)
 

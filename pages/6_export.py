@@ -1,11 +1,10 @@
 """Export: take a run home — an annotated ``.h5ad`` for scanpy, CSV tables, the trained model as a zip that
 ``scvi_core`` loads, and the Python code that reproduces the run. Widgets only: everything is built by
-``scvi_core.export``, on demand when a download button is clicked (large files are never built for nothing)."""
+``dashboard.export``, on demand when a download button is clicked (large files are never built for nothing)."""
 
 import streamlit as st
 
-from scvi_core import de_results, export, groups, zi_summary
-from scvi_core.io import ON_DISK_KEY
+from dashboard import export, groups
 from ui import results
 
 NO_DE = ""
@@ -14,8 +13,7 @@ NO_DE = ""
 def choose_differential(run_id: str):
     """The differential-expression answer to include: one of those kept with the run (default: the one last shown
     on the Differential expression page, else the newest), or none."""
-    folder = results.store().results_dir(run_id)
-    kept = {m["key"]: m for m in de_results.saved(folder)}
+    kept = {m["key"]: m for m in results.kept_answers(run_id)}
     if not kept:
         st.caption("No differential-expression answer yet: the Differential expression page computes them.")
         return None
@@ -27,28 +25,25 @@ def choose_differential(run_id: str):
                        format_func=lambda k: "none" if k == NO_DE else
                        f"{kept[k]['title']} · δ {kept[k]['settings']['delta']:g} · {kept[k]['created']}",
                        help="Answers kept with this run (computed on the Differential expression page).")
-    return None if key == NO_DE else de_results.load(folder, key)
+    return None if key == NO_DE else results.stored_answer(run_id, key)
 
 
 def main():
-    st.title("Export")
-    run_id = results.choose_run()
+    run_id, adata = results.page("Export")
     if run_id is None:
         return
     store, config = results.store(), results.config(run_id)
-    adata = results.adata(run_id)
     with_umap = st.checkbox("Include the UMAP and Leiden clusters (computed now if not yet)", value=True,
                             key="export_umap")
     emb = results.run_embedding(run_id) if with_umap else None
-    saved = groups.read_groups(store.results_dir(run_id))
+    saved = results.saved_groups(run_id)
     table = results.zero_inflation_table(run_id)
     threshold, min_bf = results.zi_decision()
     differential = choose_differential(run_id)
 
     def annotated():
         """Built only when a download is clicked (outside the script run: no Streamlit calls in here)."""
-        group_key = None if table is None else zi_summary.group_column(table)
-        return export.annotated_adata(adata, store.read_latent(run_id), run_id, config, emb, saved, table, group_key,
+        return export.annotated_adata(adata, store.read_latent(run_id), run_id, config, emb, saved, table,
                                       differential)
 
     st.subheader("AnnData for scanpy")
@@ -72,7 +67,7 @@ def main():
                        f"(`sc.pl.rank_genes_groups_dotplot(adata)`; its scores and p-values are posterior "
                        "quantities, explained in its `params['note']`)")
     written.append("`uns['scvi_dashboard']`: run id, configuration, package versions")
-    counts_file = adata.uns.get(ON_DISK_KEY, {}).get("path")
+    counts_file = export.counts_file(adata)
     counts = "raw counts in X" if counts_file is None else \
         f"without X (the counts stay in `{counts_file}`, the same cells in the same order)"
     st.markdown(f"{adata.n_obs:,} cells × {adata.n_vars:,} genes, {counts}, with:\n" +
@@ -93,12 +88,12 @@ def main():
             mime="text/csv", icon=":material/table:", key="download_de")
 
     st.subheader("Trained model")
-    st.download_button("Download the model (.zip)", lambda: export.model_zip_bytes(store.path(run_id) / "model"),
+    st.download_button("Download the model (.zip)", lambda: export.model_zip_bytes(store.model_dir(run_id)),
                        file_name=f"model_{run_id}.zip", mime="application/zip", icon=":material/download:",
                        key="download_model")
     model_name = config.get("model", "SCVI")
     st.caption(f"Weights and configuration. Load it on the exported data with "
-               f"`scvi_core.export.load_model_zip('model_{run_id}.zip', adata)` (or unzip it and call "
+               f"`scvi_core.model.load_model_zip('model_{run_id}.zip', adata)` (or unzip it and call "
                f"`{model_name}.load(folder, adata)`).")
 
     st.subheader("Reproduce this run in Python")

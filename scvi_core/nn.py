@@ -11,7 +11,7 @@ from torch import nn
 import torch.distributed as dist
 from torch.distributed._functional_collectives import all_reduce  # differentiable (torch's own advice)
 
-from .distributed import is_data_parallel
+from .train import is_data_parallel
 
 VAR_EPS = 1e-4
 

@@ -66,14 +66,15 @@ def finished_runs(tmp_path_factory) -> dict:
     """A runs directory with one finished AUTOZI run and one finished SCVI run (tiny models, trained once per test
     session), the AUTOZI run's default UMAP already cached: ``{"root": Path, "AUTOZI": run_id, "SCVI": run_id}``.
     Shared: tests that write into it (groups, embeddings) work on a copy, see :func:`runs_copy`."""
-    from scvi_core import embedding
+    from dashboard import embeddings
     from dashboard.runs import RunStore
+    from scvi_core import embedding
     from tests.tiny_run import write_tiny_run
 
     root = tmp_path_factory.mktemp("finished_runs")
     runs = {"root": root, "AUTOZI": write_tiny_run(root, "AUTOZI"), "SCVI": write_tiny_run(root, "SCVI")}
     store = RunStore(root)
-    embedding.cached(store.results_dir(runs["AUTOZI"]), store.read_latent(runs["AUTOZI"]), embedding.EmbeddingParams())
+    embeddings.cached(store.embeddings_dir(runs["AUTOZI"]), store.read_latent(runs["AUTOZI"]), embedding.EmbeddingParams())
     return runs
 
 

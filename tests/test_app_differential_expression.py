@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 from streamlit.runtime.media_file_manager import MediaFileManager
 
-from scvi_core import de_results, groups
+from dashboard import de_answers, groups
 from dashboard.runs import RunStore
-from scvi_core.simulate import true_lfc
+from scvi_core.data import true_lfc
 from tests.tiny_run import write_tiny_run
 
 PAGE = "pages/7_differential_expression.py"
@@ -138,7 +138,7 @@ def test_markers_of_cell_types_truth_filters_csv_and_dot_plot(de_copy, app, down
 
     # truth check on the simulated cell types, as counted from the kept table and the simulator's fold changes
     store = RunStore(de_copy["root"])
-    answer = de_results.load(store.results_dir(run_id), de_results.saved(store.results_dir(run_id))[0]["key"])
+    answer = de_answers.load(store.de_dir(run_id), de_answers.saved(store.de_dir(run_id))[0]["key"])
     type_1 = answer.table[answer.table["group1"] == "type_1"]
     truth = true_lfc(store.load_adata(run_id), "type_1")
     is_true, called = truth.loc[type_1.index].abs() >= 0.25, type_1["is_de_fdr_0.05"]
@@ -202,7 +202,7 @@ def test_markers_of_cell_types_truth_filters_csv_and_dot_plot(de_copy, app, down
     assert dot["marker"]["colorbar"]["title"]["text"] == "log2 FC vs rest"
 
     # a new session after a server restart (caches emptied) shows the kept answer without computing again
-    monkeypatch.setattr(de_results, "answer", lambda *a, **k: pytest.fail("recomputed a kept answer"))
+    monkeypatch.setattr(de_answers, "answer", lambda *a, **k: pytest.fail("recomputed a kept answer"))
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
@@ -227,16 +227,16 @@ def test_the_method_is_scvi_change_mode_by_default_and_group_mean_one_click_away
     ask_markers(app, "cell_type")
     assert "scVI change mode (Boyeau et al.): δ = 0.25" in texts(app)
     store = RunStore(de_copy["root"])
-    kept = de_results.saved(store.results_dir(run_id))
+    kept = de_answers.saved(store.de_dir(run_id))
     assert [m["settings"]["method"] for m in kept] == ["scvi"]
-    assert (de_results.load(store.results_dir(run_id), kept[0]["key"]).table["method"] == "scvi").all()
+    assert (de_answers.load(store.de_dir(run_id), kept[0]["key"]).table["method"] == "scvi").all()
 
     app.radio(key="de_method").set_value("group-mean")
     run_clean(app)
     assert "A's mean expression" in texts(app) and "Not computed yet" in texts(app)  # another question
     run_clean(app.button(key="de_run").click())
     assert "group-mean test (this project's): δ = 0.25" in texts(app)
-    kept = de_results.saved(store.results_dir(run_id))
+    kept = de_answers.saved(store.de_dir(run_id))
     assert [m["settings"]["method"] for m in kept] == ["group-mean", "scvi"]
     listing = app.dataframe[0].value  # the kept answers, newest first
     assert list(listing["method"]) == ["group-mean test (this project's)", "scVI change mode (Boyeau et al.)"]
@@ -247,7 +247,7 @@ def test_compare_a_saved_group_then_two_leiden_clusters_and_colour_the_umap(de_c
     store = RunStore(de_copy["root"])
     adata = store.load_adata(run_id)
     type_2 = np.flatnonzero(adata.obs["cell_type"] == "type_2")
-    groups.save_group(store.results_dir(run_id), "my cells", type_2, adata.n_obs)
+    groups.save_group(store.groups_file(run_id), "my cells", type_2, adata.n_obs)
     open_page(app, run_id)
     app.radio(key="de_question").set_value("Compare two groups")
     run_clean(app)
@@ -296,7 +296,7 @@ def test_compare_a_saved_group_then_two_leiden_clusters_and_colour_the_umap(de_c
     run_clean(app.button(key="de_run").click())
     assert [h.value for h in app.subheader][0] == "cluster 0 vs cluster 1"
     assert chart_titles(app)[0].startswith("cluster 0 vs cluster 1")
-    kept = de_results.saved(store.results_dir(run_id))
+    kept = de_answers.saved(store.de_dir(run_id))
     assert [m["title"] for m in kept] == ["cluster 0 vs cluster 1", "my cells vs rest"]
 
 
@@ -311,7 +311,7 @@ def test_kept_answers_can_be_shown_again_and_deleted(de_copy, app):
     assert app.selectbox(key="de_groupby").value == "cell_type" and "Markers of every cell_type" in \
         [h.value for h in app.subheader]
     run_clean(app.button(key="de_delete_kept").click())
-    assert "Not computed yet" in texts(app) and len(de_results.saved(RunStore(de_copy["root"]).results_dir(run_id))) == 1
+    assert "Not computed yet" in texts(app) and len(de_answers.saved(RunStore(de_copy["root"]).de_dir(run_id))) == 1
 
 
 def test_markers_of_an_autozi_run(runs_copy, app):
@@ -329,7 +329,7 @@ def test_export_page_writes_the_answer_into_the_h5ad_for_scanpy(de_copy, app, do
     app.switch_page("pages/6_export.py")
     run_clean(app)
     picker = app.selectbox(key=f"export_de_{run_id}")
-    kept = de_results.saved(RunStore(de_copy["root"]).results_dir(run_id))
+    kept = de_answers.saved(RunStore(de_copy["root"]).de_dir(run_id))
     assert picker.value == kept[0]["key"] and picker.options[0].startswith("Markers of every cell_type")
     assert "uns['rank_genes_groups']` by `obs['cell_type']`" in texts(app)
     assert "model.differential_expression(groupby='cell_type'" in app.code[0].value

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scanpy as sc
 import scipy.sparse as sp
 from streamlit import config
 
@@ -228,7 +229,7 @@ def test_public_download_offline_shows_a_message(app, monkeypatch):
     def offline():
         raise OSError("<urlopen error [Errno -2] Name or service not known>")
 
-    monkeypatch.setattr(io.sc.datasets, "pbmc3k", offline)
+    monkeypatch.setattr(sc.datasets, "pbmc3k", offline)
     app.radio(key="source").set_value("Public dataset (download)").run()
     app.button(key="download_pbmc3k").click().run()
     assert_clean(app)

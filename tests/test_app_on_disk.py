@@ -7,8 +7,9 @@ import pytest
 
 from dashboard import settings
 from dashboard.runs import RunStore
-from scvi_core import ondisk, simulate
-from scvi_core.counts import get_counts
+from scvi_core import simulate
+from scvi_core.data import _ondisk as ondisk
+from scvi_core.data import get_counts
 from tests.test_app_differential_expression import array, charts
 from tests.test_app_load_data import metrics, open_server_file, texts
 from tests.test_app_model_training import assert_clean, poll, start, state_of, stop_everything, tiny_settings

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from scvi_core import groups
+from dashboard import groups
 from dashboard.runs import RunStore
 
 
@@ -45,7 +45,7 @@ def test_latent_space_page_shows_the_run_and_saves_a_group(runs_copy, app):
     app.button[[b.label for b in app.button].index("Save selected cells as a group")].click().run()
     assert not app.exception
     assert "Saved group 'cluster zero'" in texts(app)
-    saved = groups.read_groups(RunStore(runs_copy["root"]).results_dir(runs_copy["AUTOZI"]))
+    saved = groups.read_groups(RunStore(runs_copy["root"]).groups_file(runs_copy["AUTOZI"]))
     assert list(saved) == ["cluster zero"] and len(saved["cluster zero"]) > 10
     # re-embed it
     app.button(key="reembed").click().run()
@@ -104,7 +104,7 @@ def test_zero_inflation_page_for_an_scvi_run_offers_autozi(runs_copy, app):
 
 def test_export_page_lists_what_the_h5ad_holds_and_the_snippet(runs_copy, app):
     store = RunStore(runs_copy["root"])
-    groups.save_group(store.results_dir(runs_copy["AUTOZI"]), "first", np.arange(20), 300)
+    groups.save_group(store.groups_file(runs_copy["AUTOZI"]), "first", np.arange(20), 300)
     app.session_state["workspace"].current_run_id = runs_copy["AUTOZI"]
     open_page(app, "Export")
     listing = texts(app)

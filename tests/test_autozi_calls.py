@@ -10,7 +10,7 @@ from scipy import integrate, optimize, special, stats
 
 from scvi_core import AUTOZI, simulate
 from scvi_core import distributions as D
-from scvi_core.delta_posterior import (
+from scvi_core.zi._delta_posterior import (
     FIT_GRID_SIZE,
     best_beta,
     delta_grid,
@@ -19,7 +19,7 @@ from scvi_core.delta_posterior import (
     grid_log_likelihood,
     summarize,
 )
-from scvi_core.zero_inflation import CHECK_PREFIX, COUNTS_METHOD, POSTERIOR_METHODS
+from scvi_core.zi import CHECK_PREFIX, COUNTS_METHOD, POSTERIOR_METHODS
 
 
 def _posterior(log_ratio, alpha, beta, size=400):

@@ -127,7 +127,7 @@ def test_torchrun_command_of_the_docs_trains_and_saves(tmp_path):
     adata.write_h5ad(tmp_path / "data.h5ad")
     done = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
-         "scvi_core.data_parallel", str(tmp_path / "data.h5ad"), str(tmp_path / "saved"), "--batch-key", "batch",
+         "scvi_core.torchrun", str(tmp_path / "data.h5ad"), str(tmp_path / "saved"), "--batch-key", "batch",
          "--max-epochs", "3", "--device", "cpu"],
         cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-3000:]

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from scvi_core import SCVI, datasets, io, preprocess
+from dashboard import data_sources
+from scvi_core import SCVI, datasets
+from scvi_core.data import _preprocess as preprocess
 from scvi_core.datasets import _build_pbmc
 
 SOURCE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "pbmc_3batches_10x" / "pbmc_3batches_10x.h5ad"
@@ -69,9 +71,9 @@ def test_prepared_with_the_page_defaults_nothing_is_lost(pbmc):
 
 
 def test_offered_as_a_demo():
-    assert io.DEMO_CHOICES["pbmc"]["name"] == "PBMC 3 batches (real)"
-    assert "real" in io.DEMO_CHOICES["pbmc"]["caption"].lower()
-    assert io.demo_dataset("pbmc").shape == (2860, 2000)
+    assert data_sources.DEMO_CHOICES["pbmc"]["name"] == "PBMC 3 batches (real)"
+    assert "real" in data_sources.DEMO_CHOICES["pbmc"]["caption"].lower()
+    assert data_sources.demo_dataset("pbmc").shape == (2860, 2000)
 
 
 def test_missing_markers_replace_the_lowest_ranked_genes(pbmc):

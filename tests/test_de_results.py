@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scvi_core import SCVI, de_results, export, simulate
-from scvi_core.de_results import MARKERS, PAIR, DESettings, Question
+from dashboard import de_answers, export
+from scvi_core import SCVI, de, simulate
+from scvi_core.de import MARKERS, PAIR, DESettings, Question
 
 FAST = DESettings(n_samples=100, max_cells_per_group=200)
 
@@ -22,36 +23,36 @@ def model():
 
 
 def test_group_labels_of_both_questions_and_their_errors():
-    labels = de_results.pair_labels(6, "A", [0, 1], "B", [4, 5])
+    labels = de.pair_labels(6, "A", [0, 1], "B", [4, 5])
     assert list(labels) == ["A", "A", "", "", "B", "B"]
-    assert list(de_results.pair_labels(4, "A", [3])) == ["rest", "rest", "rest", "A"]
+    assert list(de.pair_labels(4, "A", [3])) == ["rest", "rest", "rest", "A"]
     for args, message in ((("A", []), "has no cells"), (("A", [0], "A", [1]), "both A"),
                           (("A", [0, 1], "B", [1, 2]), "share 1 cells"), (("A", [0, 1], "B", [0, 1]), "same cells"),
                           (("A", range(6)), "holds every cell")):
         with pytest.raises(ValueError, match=message):
-            de_results.pair_labels(6, *args)
-    assert list(de_results.column_labels(pd.Series(["x", None, "y"]))) == ["x", "", "y"]
-    assert de_results.sort_groups(["10", "2", "1", ""]) == ["1", "2", "10"]
-    assert de_results.comparisons(Question(MARKERS, "leiden"), np.array(["1", "0", "1", ""])) == [("0", None),
+            de.pair_labels(6, *args)
+    assert list(de.column_labels(pd.Series(["x", None, "y"]))) == ["x", "", "y"]
+    assert de.sort_groups(["10", "2", "1", ""]) == ["1", "2", "10"]
+    assert de.question_comparisons(Question(MARKERS, "leiden"), np.array(["1", "0", "1", ""])) == [("0", None),
                                                                                                     ("1", None)]
     with pytest.raises(ValueError, match="at least two groups"):
-        de_results.comparisons(Question(MARKERS, "x"), np.array(["a", "a"]))
+        de.question_comparisons(Question(MARKERS, "x"), np.array(["a", "a"]))
     with pytest.raises(ValueError, match="different values"):
-        de_results.comparisons(Question(MARKERS, "barcode"), np.array([f"c{i}" for i in range(100)]))
-    first, rest = de_results.masks(np.array(["a", "b", "", "a"]), "a", None)
+        de.question_comparisons(Question(MARKERS, "barcode"), np.array([f"c{i}" for i in range(100)]))
+    first, rest = de.masks(np.array(["a", "b", "", "a"]), "a", None)
     assert list(first) == [True, False, False, True] and list(rest) == [False, True, False, False]  # "" is no group
 
 
 def test_groupable_columns():
     obs = pd.DataFrame({"count": np.arange(6.0), "type": list("aabbcc"), "flag": [True, False] * 3,
                         "same": ["x"] * 6, "batch": [0, 1] * 3})
-    assert de_results.groupable_columns(obs, ("batch",)) == ["batch", "type", "flag"]
+    assert de.groupable_columns(obs, ("batch",)) == ["batch", "type", "flag"]
 
 
 def test_markers_answer_is_the_core_one_vs_rest_call(model):
-    labels = de_results.column_labels(model.adata.obs["cell_type"])
+    labels = de.column_labels(model.adata.obs["cell_type"])
     calls = []
-    table = de_results.answer(model, Question(MARKERS, "cell_type"), FAST, labels,
+    table = de.answer(model, Question(MARKERS, "cell_type"), FAST, labels,
                               progress=lambda done, total: calls.append((done, total)))
     assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
     assert list(pd.unique(table["comparison"])) == [f"type_{i} vs rest" for i in range(1, 5)]
@@ -64,44 +65,44 @@ def test_markers_answer_is_the_core_one_vs_rest_call(model):
 
 
 def test_answers_are_kept_with_the_run_and_found_again(model, tmp_path):
-    labels = de_results.pair_labels(model.adata.n_obs, "cluster x", np.arange(40), "cluster y", np.arange(100, 160))
+    labels = de.pair_labels(model.adata.n_obs, "cluster x", np.arange(40), "cluster y", np.arange(100, 160))
     question = Question(PAIR, "groups", "cluster x", "cluster y")
-    assert de_results.find(tmp_path, question, FAST, labels) is None and de_results.saved(tmp_path) == []
-    first = de_results.answer_and_save(model, tmp_path, question, FAST, labels, controls={"de_delta": 0.25})
+    assert de_answers.find(tmp_path, question, FAST, labels) is None and de_answers.saved(tmp_path) == []
+    first = de_answers.answer_and_save(model, tmp_path, question, FAST, labels, controls={"de_delta": 0.25})
     assert list(pd.unique(first.table["comparison"])) == ["cluster x vs cluster y"]
     assert first.table["n_cells1"].iloc[0] == 40 and first.table["n_cells2"].iloc[0] == 60
-    again = de_results.find(tmp_path, question, FAST, labels)
+    again = de_answers.find(tmp_path, question, FAST, labels)
     assert again is not None and again.key == first.key and again.question == question and again.settings == FAST
     pd.testing.assert_frame_equal(again.table, first.table, check_dtype=False)
     assert again.table["is_de_fdr_0.05"].dtype == bool and list(again.labels) == list(labels)
-    meta = de_results.saved(tmp_path)
+    meta = de_answers.saved(tmp_path)
     assert [m["key"] for m in meta] == [first.key] and meta[0]["controls"] == {"de_delta": 0.25}
     assert meta[0]["group_sizes"] == {"cluster x": 40, "cluster y": 60}
-    second = de_results.answer_and_save(model, tmp_path, Question(PAIR, "groups", "cluster y", "cluster x"), FAST,
-                                        de_results.pair_labels(model.adata.n_obs, "cluster y", np.arange(100, 160),
+    second = de_answers.answer_and_save(model, tmp_path, Question(PAIR, "groups", "cluster y", "cluster x"), FAST,
+                                        de.pair_labels(model.adata.n_obs, "cluster y", np.arange(100, 160),
                                                                "cluster x", np.arange(40)))
-    assert [m["key"] for m in de_results.saved(tmp_path)] == [second.key, first.key]  # newest first, same second
-    de_results.delete(tmp_path, second.key)
+    assert [m["key"] for m in de_answers.saved(tmp_path)] == [second.key, first.key]  # newest first, same second
+    de_answers.delete(tmp_path, second.key)
     # other settings, or the same names on other cells (a re-clustering), are another answer
-    assert de_results.find(tmp_path, question, DESettings(n_samples=100, max_cells_per_group=200, delta=0.5),
+    assert de_answers.find(tmp_path, question, DESettings(n_samples=100, max_cells_per_group=200, delta=0.5),
                            labels) is None
-    moved = de_results.pair_labels(model.adata.n_obs, "cluster x", np.arange(1, 41), "cluster y", np.arange(100, 160))
-    assert de_results.find(tmp_path, question, FAST, moved) is None
+    moved = de.pair_labels(model.adata.n_obs, "cluster x", np.arange(1, 41), "cluster y", np.arange(100, 160))
+    assert de_answers.find(tmp_path, question, FAST, moved) is None
     assert not list((tmp_path / "de").glob(".*.tmp"))  # written through temporary files, none left behind
-    de_results.delete(tmp_path, first.key)
-    assert de_results.saved(tmp_path) == [] and de_results.find(tmp_path, question, FAST, labels) is None
+    de_answers.delete(tmp_path, first.key)
+    assert de_answers.saved(tmp_path) == [] and de_answers.find(tmp_path, question, FAST, labels) is None
 
 
 def test_bad_groups_raise_messages_for_users(model):
     labels = np.where(np.arange(model.adata.n_obs) == 0, "lonely", "rest")
     with pytest.raises(ValueError, match="single cell"):
-        de_results.answer(model, Question(PAIR, "groups", "lonely"), FAST, labels)
+        de.answer(model, Question(PAIR, "groups", "lonely"), FAST, labels)
 
 
 @pytest.fixture(scope="module")
 def markers_answer(model, tmp_path_factory):
-    labels = de_results.column_labels(model.adata.obs["cell_type"])
-    return de_results.answer_and_save(model, tmp_path_factory.mktemp("de"), Question(MARKERS, "cell_type"), FAST,
+    labels = de.column_labels(model.adata.obs["cell_type"])
+    return de_answers.answer_and_save(model, tmp_path_factory.mktemp("de"), Question(MARKERS, "cell_type"), FAST,
                                       labels)
 
 
@@ -146,8 +147,8 @@ def test_exported_markers_are_readable_and_plottable_by_scanpy(model, markers_an
 
 
 def test_exported_pair_writes_its_groups_into_obs(model, tmp_path):
-    labels = de_results.pair_labels(model.adata.n_obs, "first", np.arange(50))
-    answer = de_results.answer_and_save(model, tmp_path, Question(PAIR, "groups", "first"), FAST, labels)
+    labels = de.pair_labels(model.adata.n_obs, "first", np.arange(50))
+    answer = de_answers.answer_and_save(model, tmp_path, Question(PAIR, "groups", "first"), FAST, labels)
     back = exported(model, answer, tmp_path)
     rgg = back.uns["rank_genes_groups"]
     assert rgg["params"]["groupby"] == "de_groups" and rgg["params"]["reference"] == "rest"
@@ -161,7 +162,7 @@ def test_exported_pair_writes_its_groups_into_obs(model, tmp_path):
 
 def test_leiden_markers_use_the_exported_leiden_column_only_when_it_holds_the_same_clusters(model, tmp_path):
     leiden = np.where(np.arange(model.adata.n_obs) % 3 == 0, "0", "1")
-    answer = de_results.answer_and_save(model, tmp_path, Question(MARKERS, "leiden"), FAST, leiden)
+    answer = de_answers.answer_and_save(model, tmp_path, Question(MARKERS, "leiden"), FAST, leiden)
     assert export.de_groupby_name(pd.DataFrame({"leiden": leiden}), answer) == "leiden"
     other = np.where(np.arange(model.adata.n_obs) % 2 == 0, "0", "1")  # clustered again with other settings
     assert export.de_groupby_name(pd.DataFrame({"leiden": other}), answer) == "de_groups"

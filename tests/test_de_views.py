@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scvi_core import de_views
+from scvi_core import de
 from ui import de_figures
 
 GENES = ["up_strong", "up_rare", "down", "flat", "up_weak"]
@@ -34,16 +34,16 @@ def markers_table():
 
 def test_directions_follow_the_call_and_the_sign_of_the_fold_change():
     table = block()
-    assert de_views.call_column(table) == "is_de_fdr_0.05"
-    assert list(de_views.directions(table)) == ["up", "up", "down", "not DE", "not DE"]
-    assert list(de_views.pct_higher(table)) == pytest.approx([80, 2, 90, 50, 60])
+    assert de.call_column(table) == "is_de_fdr_0.05"
+    assert list(de.directions(table)) == ["up", "up", "down", "not DE", "not DE"]
+    assert list(de.pct_higher(table)) == pytest.approx([80, 2, 90, 50, 60])
     with pytest.raises(ValueError, match="change mode"):
-        de_views.call_column(table.drop(columns="is_de_fdr_0.05"))
+        de.call_column(table.drop(columns="is_de_fdr_0.05"))
 
 
 def test_posterior_fdr_is_the_smallest_expected_fdr_of_a_top_set_holding_the_gene():
     table = block(p=(0.99, 0.97, 0.9, 0.2, 0.6))
-    q = de_views.posterior_qvalues(table)
+    q = de.posterior_qvalues(table)
     # sets by P(DE): {0.99} 0.01, +0.97 → 0.02, +0.9 → 0.0467, +0.6 → 0.135, +0.2 → 0.268
     assert q.to_numpy() == pytest.approx([0.01, 0.02, 0.14 / 3, 1.34 / 5, 0.54 / 4])
     # calling every gene with q ≤ t is the change-mode rule (mean of 1 − P(DE) over the set ≤ t)
@@ -51,7 +51,7 @@ def test_posterior_fdr_is_the_smallest_expected_fdr_of_a_top_set_holding_the_gen
 
 
 def test_shown_table_ranks_by_probability_then_fold_change_and_converts_units():
-    shown = de_views.shown_table(block(p=(0.99, 0.99, 0.98, 0.05, 0.6)))
+    shown = de.shown_table(block(p=(0.99, 0.99, 0.98, 0.05, 0.6)))
     # tie at 0.99: up_rare's LFC (3) is larger, but damped at the median gene's expression (2e-4) it is ~0, since it
     # is expressed at 1e-5: the well-expressed up_strong comes first
     assert list(shown["gene"]) == ["up_strong", "up_rare", "down", "up_weak", "flat"]
@@ -66,30 +66,30 @@ def test_direction_of_a_call_is_its_larger_tail():
     table = block(called=(True, True, True, True, False))
     table["proba_up"] = [0.999, 0.01, 0.0, 0.6, 0.3]
     table["proba_down"] = [0.0, 0.99, 0.98, 0.6, 0.3]
-    assert list(de_views.directions(table)) == ["up", "down", "down", "up", "not DE"]  # equal tails: by the mean
+    assert list(de.directions(table)) == ["up", "down", "down", "up", "not DE"]  # equal tails: by the mean
 
 
 def test_filters_search_direction_min_pct_and_calls():
-    shown = de_views.shown_table(block())
-    assert list(de_views.filter_table(shown, search="UP_")["gene"]) == ["up_strong", "up_rare", "up_weak"]
-    assert set(de_views.filter_table(shown, direction="down")["gene"]) == {"down"}
-    assert all(de_views.filter_table(shown, direction="up")["lfc_mean"] > 0)
+    shown = de.shown_table(block())
+    assert list(de.filter_table(shown, search="UP_")["gene"]) == ["up_strong", "up_rare", "up_weak"]
+    assert set(de.filter_table(shown, direction="down")["gene"]) == {"down"}
+    assert all(de.filter_table(shown, direction="up")["lfc_mean"] > 0)
     # up_rare is higher in A but expressed in 2% of A's cells: it must not top the list
-    kept = de_views.filter_table(shown, min_pct=10)
+    kept = de.filter_table(shown, min_pct=10)
     assert "up_rare" not in set(kept["gene"]) and "down" in set(kept["gene"])  # down: 90% of the rest
-    assert set(de_views.filter_table(shown, called_only=True)["gene"]) == {"up_strong", "up_rare", "down"}
-    assert len(de_views.filter_table(shown)) == 5
+    assert set(de.filter_table(shown, called_only=True)["gene"]) == {"up_strong", "up_rare", "down"}
+    assert len(de.filter_table(shown)) == 5
 
 
 def test_top_markers_are_higher_in_the_group_expressed_and_called_first():
-    markers = de_views.top_markers(markers_table(), 2, min_pct=10)
+    markers = de.top_markers(markers_table(), 2, min_pct=10)
     assert markers == {"A": ["up_strong", "up_weak"], "B": ["down", "up_weak"]}
-    assert de_views.top_markers(markers_table(), 1, min_pct=0)["A"] == ["up_strong"]  # called, P 0.999
+    assert de.top_markers(markers_table(), 1, min_pct=0)["A"] == ["up_strong"]  # called, P 0.999
 
 
 def test_dot_plot_data_has_one_row_per_group_and_gene():
     table = markers_table()
-    data = de_views.dot_plot_data(table, {"A": ["up_strong"], "B": ["down", "up_strong"]})
+    data = de.dot_plot_data(table, {"A": ["up_strong"], "B": ["down", "up_strong"]})
     assert len(data) == 4 and list(data["gene"][:2]) == ["up_strong", "down"]
     a = data[(data["group"] == "A") & (data["gene"] == "up_strong")].iloc[0]
     assert a["pct"] == pytest.approx(80) and a["expression"] == pytest.approx(10) and a["lfc"] == 2.0
@@ -100,20 +100,20 @@ def test_dot_plot_data_has_one_row_per_group_and_gene():
 
 def test_truth_recovery_counts_found_false_and_wrong_way_calls():
     truth = pd.Series({"up_strong": 2.2, "up_rare": 0.1, "down": 1.0, "flat": 0.0, "up_weak": 0.6})
-    found = de_views.truth_recovery(block(), truth, 0.25)
+    found = de.truth_recovery(block(), truth, 0.25)
     # truly DE: up_strong, down, up_weak; called: up_strong, up_rare, down; down was called with the wrong sign
     assert found == {"true_de": 3, "found": 2, "called": 3, "false_calls": 1, "wrong_direction": 1, "genes": 5}
 
 
 def test_sample_cells_keeps_group_order_and_caps_each_group():
     labels = np.array(["b"] * 10 + ["a"] * 3 + [""] * 2)
-    cells = de_views.sample_cells(labels, ["a", "b"], 4)
+    cells = de.sample_cells(labels, ["a", "b"], 4)
     assert list(cells[:3]) == [10, 11, 12] and len(cells) == 7 and set(labels[cells[3:]]) == {"b"}
-    assert np.array_equal(cells, de_views.sample_cells(labels, ["a", "b"], 4))  # seeded
+    assert np.array_equal(cells, de.sample_cells(labels, ["a", "b"], 4))  # seeded
 
 
 def test_volcano_colours_directions_counts_them_and_carries_gene_names():
-    shown = de_views.shown_table(block())
+    shown = de.shown_table(block())
     fig = de_figures.volcano(shown, 0.25, "A", "rest", highlight="down")
     assert "2 genes up, 1 down" in fig.layout.title.text
     traces = {t.name: t for t in fig.data}
@@ -134,8 +134,8 @@ def test_volcano_axis_follows_the_genes_that_carry_information():
     called up_strong, 2, and the expressed flat / up_weak), its hover keeping the real value."""
     table = block(lfc=(2.0, -12.0, -1.5, 0.05, 0.4), called=(True, False, True, False, False),
                   pct1=(0.8, 0.01, 0.3, 0.5, 0.6), pct2=(0.2, 0.01, 0.9, 0.5, 0.4))
-    shown = de_views.shown_table(table)
-    assert de_views.informative_lfc_limit(shown, 0.25) == pytest.approx(2.0)
+    shown = de.shown_table(table)
+    assert de.informative_lfc_limit(shown, 0.25) == pytest.approx(2.0)
     fig = de_figures.volcano(shown, 0.25, "A", "rest")
     assert fig.layout.xaxis.range[1] == pytest.approx(1.03 * 1.05 * 2.0)
     rare = next(t for t in fig.data if "up_rare" in {str(row[0]) for row in t.customdata})
@@ -145,7 +145,7 @@ def test_volcano_axis_follows_the_genes_that_carry_information():
 
 def test_dot_plot_and_heatmap_figures():
     table = markers_table()
-    data = de_views.dot_plot_data(table, de_views.top_markers(table, 2, min_pct=10))
+    data = de.dot_plot_data(table, de.top_markers(table, 2, min_pct=10))
     fig = de_figures.dot_plot(data, "lfc")
     assert list(fig.layout.xaxis.categoryarray) == ["up_strong", "up_weak", "down"]
     assert len(fig.data[0].marker.size) == 6 and fig.data[0].marker.colorscale

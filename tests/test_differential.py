@@ -9,9 +9,10 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score
 
 from scvi_core import AUTOZI, SCVI, simulate
-from scvi_core import differential as de
-from scvi_core.differential import change_mode, group_mean as gm
-from scvi_core.simulate import true_lfc
+from scvi_core import de
+from scvi_core.de import _change_mode as change_mode
+from scvi_core.de import _group_mean as gm
+from scvi_core.data import true_lfc
 
 
 # ---- arithmetic on hand-made posteriors ----------------------------------------------------------------------

@@ -15,3 +15,32 @@ def test_usage_example_runs(tmp_path, monkeypatch):
     assert len(table) == adata.n_vars
     assert "X_scVI" in adata.obsm and "neighbors" in adata.uns
     assert (tmp_path / "my_autozi" / "model.pt").exists()
+
+
+def test_math_to_code_table_names_code_that_exists():
+    """Every ``module.name`` of docs/models.md's math-to-code table that starts with a module of ``scvi_core`` (e.g.
+    ``zi._calls.prob_zero_inflated``, ``de._change_mode.sample_group``) is found there, so the table follows the
+    code when files move or are renamed."""
+    import importlib
+    import pkgutil
+
+    import scvi_core
+
+    modules = {name.removeprefix("scvi_core.") for _, name, _ in pkgutil.walk_packages(scvi_core.__path__, "scvi_core.")}
+    table = DOC.read_text().split("| symbol (seeds) |")[1].split("\n\n")[0]
+    checked, missing = 0, []
+    for token in re.findall(r"`([A-Za-z_][\w.]*)`", table):
+        parts = token.removesuffix(".py").split(".")
+        if token.endswith(".py") and len(parts) == 1:
+            continue  # a file name (``nn.py``)
+        known = [i for i in range(1, len(parts)) if ".".join(parts[:i]) in modules]
+        if not known:
+            continue
+        split = max(known)
+        target = importlib.import_module("scvi_core." + ".".join(parts[:split]))
+        for attribute in parts[split:]:
+            target = getattr(target, attribute, None)
+        checked += 1
+        if target is None:
+            missing.append(token)
+    assert checked >= 30 and missing == []

@@ -3,30 +3,31 @@
 import numpy as np
 import pytest
 
-from scvi_core import embedding
+from dashboard import embeddings
 from dashboard.runs import RunStore
+from scvi_core import embedding
 
 
 def test_cached_embedding_covers_every_cell_and_is_read_back(runs_copy, monkeypatch):
     store = RunStore(runs_copy["root"])
     run_id = runs_copy["AUTOZI"]
     latent = store.read_latent(run_id)
-    first = embedding.cached(store.results_dir(run_id), latent, embedding.EmbeddingParams())  # cached by the fixture
+    first = embeddings.cached(store.embeddings_dir(run_id), latent, embedding.EmbeddingParams())  # cached by the fixture
     assert first.umap.shape == (latent.shape[0], 2) and np.isfinite(first.umap).all()
     assert len(first.leiden) == latent.shape[0] and "0" in set(first.leiden)
 
     monkeypatch.setattr(embedding, "compute", lambda *a, **k: pytest.fail("recomputed a cached embedding"))
-    again = embedding.cached(store.results_dir(run_id), latent, embedding.EmbeddingParams())
+    again = embeddings.cached(store.embeddings_dir(run_id), latent, embedding.EmbeddingParams())
     assert np.array_equal(again.umap, first.umap) and np.array_equal(again.leiden, first.leiden)
 
 
 def test_a_group_and_other_parameters_get_their_own_cache_entries():
     cells = np.arange(50)
-    keys = {embedding.cache_key(embedding.EmbeddingParams(), cells),
-            embedding.cache_key(embedding.EmbeddingParams(), cells[:40]),
-            embedding.cache_key(embedding.EmbeddingParams(resolution=0.5), cells)}
+    keys = {embeddings.cache_key(embedding.EmbeddingParams(), cells),
+            embeddings.cache_key(embedding.EmbeddingParams(), cells[:40]),
+            embeddings.cache_key(embedding.EmbeddingParams(resolution=0.5), cells)}
     assert len(keys) == 3
-    assert embedding.cache_key(embedding.EmbeddingParams(), cells) == embedding.cache_key(
+    assert embeddings.cache_key(embedding.EmbeddingParams(), cells) == embeddings.cache_key(
         embedding.EmbeddingParams(), cells.copy())
 
 
@@ -35,7 +36,7 @@ def test_re_embedding_a_group_and_progress_messages(runs_copy):
     run_id = runs_copy["AUTOZI"]
     messages = []
     group = np.arange(0, 300, 3)
-    sub = embedding.cached(store.results_dir(run_id), store.read_latent(run_id), embedding.EmbeddingParams(), group,
+    sub = embeddings.cached(store.embeddings_dir(run_id), store.read_latent(run_id), embedding.EmbeddingParams(), group,
                            progress=messages.append)
     assert sub.umap.shape == (100, 2) and np.array_equal(sub.cells, group)
     assert any("UMAP" in m for m in messages) and any("Leiden" in m for m in messages)

@@ -8,8 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scvi_core import embedding, export, groups
-from scvi_core.zero_inflation import CHECK_COLUMNS, CHECK_METHOD, CHECK_PREFIX, POSTERIOR_METHODS
+from dashboard import embeddings, export, groups
+from scvi_core import embedding
+from scvi_core.model import load_model_zip, model_zip_bytes
+from scvi_core.zi import CHECK_COLUMNS, CHECK_METHOD, CHECK_PREFIX, POSTERIOR_METHODS
 from dashboard.runs import RunStore
 
 
@@ -20,27 +22,27 @@ def autozi_run(runs_copy):
 
 
 def test_groups_are_saved_validated_and_deleted(tmp_path):
-    assert groups.read_groups(tmp_path) == {}
-    cells = groups.save_group(tmp_path, " T cells ", [5, 3, 3, 9], n_cells=10)
+    assert groups.read_groups(tmp_path / "groups.json") == {}
+    cells = groups.save_group(tmp_path / "groups.json", " T cells ", [5, 3, 3, 9], n_cells=10)
     assert list(cells) == [3, 5, 9]
-    assert list(groups.read_groups(tmp_path)["T cells"]) == [3, 5, 9]
+    assert list(groups.read_groups(tmp_path / "groups.json")["T cells"]) == [3, 5, 9]
     for name, chosen, message in (("", [1], "Name the group"), ("../x", [1], "Name the group"),
                                   ("ok", [], "at least one cell"), ("ok", [10], "between 0 and 9")):
         with pytest.raises(groups.GroupError, match=message):
-            groups.save_group(tmp_path, name, chosen, n_cells=10)
-    assert groups.group_sizes(groups.read_groups(tmp_path)).to_dict("records") == [{"group": "T cells", "cells": 3}]
-    groups.delete_group(tmp_path, "T cells")
-    assert groups.read_groups(tmp_path) == {}
+            groups.save_group(tmp_path / "groups.json", name, chosen, n_cells=10)
+    assert groups.group_sizes(groups.read_groups(tmp_path / "groups.json")).to_dict("records") == [{"group": "T cells", "cells": 3}]
+    groups.delete_group(tmp_path / "groups.json", "T cells")
+    assert groups.read_groups(tmp_path / "groups.json") == {}
 
 
 def test_exported_h5ad_holds_every_result(autozi_run, tmp_path):
     store, run_id = autozi_run
     adata, latent = store.load_adata(run_id), store.read_latent(run_id)
-    emb = embedding.cached(store.results_dir(run_id), latent, embedding.EmbeddingParams())
-    groups.save_group(store.results_dir(run_id), "first ten", range(10), adata.n_obs)
+    emb = embeddings.cached(store.embeddings_dir(run_id), latent, embedding.EmbeddingParams())
+    groups.save_group(store.groups_file(run_id), "first ten", range(10), adata.n_obs)
     table = store.read_zero_inflation(run_id)
     annotated = export.annotated_adata(adata, latent, run_id, store.read_config(run_id), emb,
-                                       groups.read_groups(store.results_dir(run_id)), table)
+                                       groups.read_groups(store.groups_file(run_id)), table)
     path = tmp_path / "out.h5ad"
     path.write_bytes(export.h5ad_bytes(annotated))
     back = ad.read_h5ad(path)
@@ -82,14 +84,14 @@ def test_cells_table_has_coordinates(autozi_run):
 def test_model_zip_loads_back_with_the_same_latent_space(autozi_run, tmp_path):
     store, run_id = autozi_run
     archive = tmp_path / "model.zip"
-    archive.write_bytes(export.model_zip_bytes(store.path(run_id) / "model"))
-    model = export.load_model_zip(archive, store.load_adata(run_id))
+    archive.write_bytes(model_zip_bytes(store.path(run_id) / "model"))
+    model = load_model_zip(archive, store.load_adata(run_id))
     assert type(model).__name__ == "AUTOZI"
     assert np.allclose(model.get_latent_representation(), store.read_latent(run_id), atol=1e-5)
     (tmp_path / "not_a_model").mkdir()
     (tmp_path / "not_a_model" / "notes.txt").write_text("hello")
     with pytest.raises(ValueError, match="no scvi_core model"):
-        export.load_model_zip(export.model_zip_bytes(tmp_path / "not_a_model"), store.load_adata(run_id))
+        load_model_zip(model_zip_bytes(tmp_path / "not_a_model"), store.load_adata(run_id))
 
 
 def test_snippet_is_valid_python_naming_the_run_settings(autozi_run):

@@ -5,8 +5,8 @@ import pytest
 from scipy import stats
 
 from dashboard.runs import RunStore
-from scvi_core import gene_detail
-from scvi_core.zero_inflation import CHECK_PREFIX
+from scvi_core.zi import _gene_detail as gene_detail
+from scvi_core.zi import CHECK_PREFIX
 
 
 def test_bins_pool_high_counts_but_keep_zero_alone():

@@ -12,7 +12,8 @@ import h5py
 import numpy as np
 import pytest
 
-from scvi_core import io, limits
+from scvi_core import io
+from scvi_core.io import _limits as limits
 from tests import datafiles
 from tests.conftest import new_app
 from tests.test_app_load_data import assert_clean, sidebar, texts, upload

@@ -5,8 +5,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scanpy as sc
 
+from dashboard import data_sources
 from scvi_core import io
+from scvi_core.datasets import load_pbmc3k
 from tests import datafiles
 
 
@@ -112,34 +115,34 @@ def test_resolve_data_path_refuses_anything_outside(tmp_path):
     outside.write_bytes(b"x")
     (data / "ok.h5ad").write_bytes(b"x")
     os.symlink(outside, data / "link.h5ad")
-    assert io.resolve_data_path("ok.h5ad", data) == (data / "ok.h5ad").resolve()
+    assert data_sources.resolve_data_path("ok.h5ad", data) == (data / "ok.h5ad").resolve()
     for name in ("../secret.h5ad", str(outside), "link.h5ad", "sub/../../secret.h5ad"):
         with pytest.raises(io.DataLoadError, match="outside the data directory"):
-            io.resolve_data_path(name, data)
+            data_sources.resolve_data_path(name, data)
     with pytest.raises(io.DataLoadError, match="no file 'missing.h5ad'"):
-        io.resolve_data_path("missing.h5ad", data)
-    assert io.list_data_files(data) == ["ok.h5ad"]
+        data_sources.resolve_data_path("missing.h5ad", data)
+    assert data_sources.list_data_files(data) == ["ok.h5ad"]
     with pytest.raises(io.DataLoadError, match="does not exist"):
-        io.resolve_data_path("ok.h5ad", tmp_path / "nowhere")
+        data_sources.resolve_data_path("ok.h5ad", tmp_path / "nowhere")
 
 
 def test_upload_size_limit_message():
-    io.check_upload_size(1024**2, 1)
+    data_sources.check_upload_size(1024**2, 1)
     with pytest.raises(io.DataLoadError, match="over the limit of 1 MB.*data directory"):
-        io.check_upload_size(2 * 1024**2, 1)
+        data_sources.check_upload_size(2 * 1024**2, 1)
 
 
 def test_public_download_fails_clearly_offline(tmp_path, monkeypatch):
     def offline():
         raise OSError("[Errno -2] Name or service not known")
 
-    monkeypatch.setattr(io.sc.datasets, "pbmc3k", offline)
+    monkeypatch.setattr(sc.datasets, "pbmc3k", offline)
     with pytest.raises(io.DataLoadError, match="offline.*demo data"):
-        io.load_pbmc3k(tmp_path)
+        load_pbmc3k(tmp_path)
 
 
 def test_demo_datasets_have_ground_truth():
-    adata = io.demo_dataset("quick")
+    adata = data_sources.demo_dataset("quick")
     assert adata.shape == (2000, 500)
     assert {"cell_type", "batch"} <= set(adata.obs.columns)
     assert adata.var["is_zero_inflated"].any()

@@ -9,7 +9,7 @@ from scipy import stats
 import torch
 
 from scvi_core import AUTOZI, SCVI, TrainingDivergedError, simulate
-from scvi_core.zero_inflation import ZI
+from scvi_core.zi import ZI
 
 QUICK = {"max_epochs": 2, "batch_size": 64}
 
@@ -470,7 +470,7 @@ def test_stop_info_is_saved_with_the_model(default_run, tmp_path):
 def test_epoch_sums_hold_no_autograd_graph(small):
     """A running sum that required grad chained every step's graph to the next, so an epoch held all its graphs
     (about 0.9 GB over a 1M-cell epoch)."""
-    from scvi_core.train import _EpochSums
+    from scvi_core.train._loop import _EpochSums
 
     model = SCVI(_registered(small), n_hidden=32)
     batch = next(model.data.minibatches(np.arange(64), 64, torch.device("cpu")))

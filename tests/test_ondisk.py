@@ -13,8 +13,9 @@ from anndata._core.sparse_dataset import BaseCompressedSparseDataset
 from anndata.abc import CSRDataset
 from anndata.io import sparse_dataset
 
-from scvi_core import AUTOZI, SCVI, ondisk, simulate
-from scvi_core.counts import CountsError
+from scvi_core import AUTOZI, SCVI, simulate
+from scvi_core.data import _ondisk as ondisk
+from scvi_core.data import CountsError
 from scvi_core.data import CountData, minibatch_starts
 
 TRAIN = dict(max_epochs=3, early_stopping=False, batch_size=64, seed=4)

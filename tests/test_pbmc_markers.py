@@ -8,7 +8,7 @@ import pytest
 
 from scvi_core import SCVI, embedding
 from scvi_core.datasets import pbmc_3batches
-from scvi_core.de_views import top_markers
+from scvi_core.de import top_markers
 
 # cell type: (its textbook markers, how many of them one cluster must show among its top markers), per method.
 # The group-mean test, at Leiden resolution 0.4 (at scanpy's default of 1.0 the T cells split into subtypes whose

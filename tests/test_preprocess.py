@@ -1,4 +1,4 @@
-"""Summaries and preparation (scvi_core.preprocess) and the session state built on them (dashboard.workspace)."""
+"""Summaries and preparation (scvi_core.data._preprocess) and the session state built on them (dashboard.workspace)."""
 
 import time
 
@@ -6,15 +6,17 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from scvi_core import io, preprocess
-from scvi_core.counts import CountsError
+from dashboard import data_sources
+from scvi_core import io
+from scvi_core.data import _preprocess as preprocess
+from scvi_core.data import CountsError
 from dashboard.workspace import Workspace
 from tests import datafiles
 
 
 @pytest.fixture(scope="module")
 def demo():
-    return io.demo_dataset("quick")
+    return data_sources.demo_dataset("quick")
 
 
 def test_summary_of_the_demo(demo):

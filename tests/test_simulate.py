@@ -1,12 +1,9 @@
 """The simulator: structure of its output, and block-wise drawing (which keeps its memory bounded)."""
 
-import importlib
-
 import numpy as np
 
 from scvi_core import simulate
-
-simulate_module = importlib.import_module("scvi_core.simulate")  # the package's `simulate` is the function
+from scvi_core.data import _simulate as simulate_module
 
 
 def test_simulated_counts_and_ground_truth():

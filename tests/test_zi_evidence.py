@@ -12,8 +12,8 @@ from scipy import stats
 from scipy.special import gammaln
 
 from scvi_core import AUTOZI, simulate
-from scvi_core.zero_inflation import CHECK_METHOD, CHECK_PREFIX, ZI
-from scvi_core.zi_evidence import _ChunkFit, gene_evidence
+from scvi_core.zi import CHECK_METHOD, CHECK_PREFIX, ZI
+from scvi_core.zi._check import _ChunkFit, gene_evidence
 
 
 def test_nb_and_zinb_likelihoods_match_scipy():

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from scvi_core.de_views import DOWN, NOT_DE, UP, informative_lfc_limit
+from scvi_core.de import DOWN, NOT_DE, UP, informative_lfc_limit
 
 DIRECTION_COLOURS = {UP: "#c0392b", DOWN: "#1f6fb4", NOT_DE: "#b3b6b7"}
 MARGIN = dict(l=10, r=10, t=50, b=10)

@@ -14,6 +14,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
+from scvi_core.embedding import display_subsample
+
 PALETTE = qualitative.Plotly + qualitative.D3 + qualitative.Set3 + qualitative.Dark24
 MAX_CATEGORIES = 60
 
@@ -76,3 +78,41 @@ def selected_cells(selection) -> np.ndarray:
     points = (selection or {}).get("points", []) if isinstance(selection, dict) else getattr(selection, "points", [])
     cells = [int(np.ravel(point["customdata"])[0]) for point in points if point.get("customdata") is not None]
     return np.unique(np.asarray(cells, dtype=np.int64))
+
+
+def colouring_of_column(obs: pd.DataFrame, column: str) -> Colouring:
+    """An obs column as colours: categories unless it holds numbers (booleans are categories)."""
+    values = obs[column]
+    categorical = not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)
+    return Colouring(column, values.to_numpy(), categorical)
+
+
+def leiden_for_all(emb, n_cells: int) -> np.ndarray:
+    """Cluster of each of the run's cells ("" for cells not in ``emb``), so colourings are always indexed by cell."""
+    values = np.full(n_cells, "", dtype=object)
+    values[emb.cells] = emb.leiden
+    return values
+
+
+def shown_cells(n_cells: int) -> np.ndarray:
+    """Which of ``n_cells`` points are drawn: all up to the browser's limit, else a fixed random subsample."""
+    return display_subsample(n_cells)
+
+
+def selectable_columns(obs: pd.DataFrame, keys: tuple[str | None, ...]) -> list[str]:
+    """The obs columns whose values can select cells: text or categories, and the batch / label ``keys``."""
+    return [c for c in obs.columns if not pd.api.types.is_numeric_dtype(obs[c]) or c in keys]
+
+
+def category_values(obs: pd.DataFrame, column: str, emb) -> tuple[np.ndarray, list[str]]:
+    """Each cell's value of ``column`` as text ("leiden": its cluster in ``emb``), and the values present, clusters in
+    numeric order."""
+    values = leiden_for_all(emb, len(obs)) if column == "leiden" else obs[column].astype(str).to_numpy()
+    present = sorted(set(values) - {""}, key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v))
+    return values, present
+
+
+def cells_with(values: np.ndarray, chosen: list[str]) -> np.ndarray:
+    """Positions of the cells whose value is among ``chosen``."""
+    return np.flatnonzero(np.isin(values, chosen))
+

@@ -1,6 +1,9 @@
-"""User-facing models (the scvi-tools API): SCVI and AUTOZI."""
+"""User-facing models (the scvi-tools API): SCVI and AUTOZI, what they share (``_base``), and a saved model as one
+zip file (``_zip``)."""
 
-from .autozi import AUTOZI
-from .scvi import SCVI
+from ._autozi import AUTOZI
+from ._base import BaseModel
+from ._scvi import SCVI
+from ._zip import MODELS, load_model_zip, model_zip_bytes
 
-__all__ = ["SCVI", "AUTOZI"]
+__all__ = ["AUTOZI", "BaseModel", "SCVI", "MODELS", "load_model_zip", "model_zip_bytes"]

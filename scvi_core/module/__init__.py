@@ -1,6 +1,6 @@
 """The models' mathematics: scVI's VAE and its AutoZI extension (one file each)."""
 
-from .autozivae import AutoZIVAE
-from .vae import VAE, LossTerms
+from ._autozivae import AutoZIVAE
+from ._vae import VAE, LossTerms
 
-__all__ = ["VAE", "AutoZIVAE", "LossTerms"]
+__all__ = ["AutoZIVAE", "LossTerms", "VAE"]

@@ -9,9 +9,10 @@ import re
 import pandas as pd
 import pytest
 
+from dashboard import embeddings
+from dashboard.runs import RunStore
 from scvi_core import embedding
 from scvi_core.datasets import pbmc_3batches
-from dashboard.runs import RunStore
 from tests.browser.conftest import SCREENSHOTS, assert_no_exception, wait_until_idle
 from tests.browser.test_browser_results import choose, go_to
 from tests.tiny_run import write_run
@@ -38,7 +39,7 @@ def pbmc_run(dashboard):
     store = RunStore(dashboard.data_dir.parent / "runs")
     run_id = write_run(store.root, pbmc_3batches(), "SCVI", 30, "PBMC 3 batches (real)", model_params={}, lr=3e-3,
                        batch_size=256)
-    embedding.cached(store.results_dir(run_id), store.read_latent(run_id), embedding.EmbeddingParams())
+    embeddings.cached(store.embeddings_dir(run_id), store.read_latent(run_id), embedding.EmbeddingParams())
     return store, run_id
 
 

@@ -8,7 +8,9 @@ import anndata as ad
 import numpy as np
 import pytest
 
-from scvi_core import embedding, export, groups
+from dashboard import embeddings, groups
+from scvi_core import embedding
+from scvi_core.model import load_model_zip
 from dashboard.runs import RunStore
 from tests.browser.conftest import SCREENSHOTS, assert_no_exception, wait_until_idle
 from tests.tiny_run import write_tiny_run
@@ -22,7 +24,7 @@ def demo_run(dashboard):
     so the server does not compile numba a second time)."""
     store = RunStore(dashboard.data_dir.parent / "runs")
     run_id = write_tiny_run(store.root, "AUTOZI", n_cells=600, n_genes=100, max_epochs=40)
-    embedding.cached(store.results_dir(run_id), store.read_latent(run_id), embedding.EmbeddingParams())
+    embeddings.cached(store.embeddings_dir(run_id), store.read_latent(run_id), embedding.EmbeddingParams())
     return store, run_id
 
 
@@ -77,8 +79,8 @@ def test_latent_space_chart_box_selection_and_gene_colour(page, demo_run):
     wait_until_idle(page)
     assert_no_exception(page)
     # the saved cells are exactly the leftmost ones: read from customdata, not from per-trace point indices
-    saved = groups.read_groups(store.results_dir(run_id))["left half"]
-    x = embedding.cached(store.results_dir(run_id), store.read_latent(run_id), embedding.EmbeddingParams()).umap[:, 0]
+    saved = groups.read_groups(store.groups_file(run_id))["left half"]
+    x = embeddings.cached(store.embeddings_dir(run_id), store.read_latent(run_id), embedding.EmbeddingParams()).umap[:, 0]
     others = np.setdiff1d(np.arange(len(x)), saved)
     assert 0 < len(saved) < len(x) and x[saved].max() < x[others].min()
 
@@ -136,6 +138,6 @@ def test_export_downloads_load_back(page, demo_run, tmp_path):
     with page.expect_download() as download:
         page.get_by_role("button", name="Download the model (.zip)").click()
     download.value.save_as(tmp_path / "model.zip")
-    model = export.load_model_zip(tmp_path / "model.zip", store.load_adata(run_id))
+    model = load_model_zip(tmp_path / "model.zip", store.load_adata(run_id))
     assert np.allclose(model.get_latent_representation(), exported.obsm["X_scVI"], atol=1e-5)
     assert_no_exception(page)
