@@ -18,27 +18,17 @@ LOAD_ERRORS = (DataLoadError, CountsError, PreparationError)
 """What loading or preparing data raises with a message for the user (the page shows it, never a traceback)."""
 ORIENTATIONS = ["auto", CELLS_BY_GENES, GENES_BY_CELLS]
 """How a .csv/.tsv table may be read: guessed from its names, or as the user says."""
-
 UPLOAD_EXTENSIONS = ["h5ad", "h5", "zip", "mtx", "gz", "csv", "tsv", "txt"]
-
-
+"""What the upload widget accepts (it matches the last suffix only, so ".gz" covers every gzipped file)."""
 SERVER_FILE_SUFFIXES = (".h5ad", ".h5", ".zip", *TABLE_SUFFIXES, *(s + ".gz" for s in TABLE_SUFFIXES))
-
-
 DEMO_DATASETS = {
     "quick": {"n_cells": 2000, "n_genes": 500, "seed": 0},
     "large": {"n_cells": 20000, "n_genes": 1000, "seed": 1},
 }
 """Simulation settings of the simulated demos."""
-
-
 REAL_DEMOS = {"pbmc": pbmc_3batches}
 """Real demo datasets shipped inside the package (see :mod:`scvi_core.datasets`): readers, no download."""
-
-
 _SIMULATED = "Simulated counts with known answers: 4 cell types, 2 batches, 30% zero-inflated genes."
-
-
 DEMO_CHOICES = {
     "quick": {"label": "quick: 2,000 cells × 500 genes (simulated)", "name": "Demo (quick)", "caption": _SIMULATED},
     "large": {"label": "large: 20,000 cells × 1,000 genes (simulated, ≈5 s)", "name": "Demo (large)",
@@ -52,7 +42,6 @@ DEMO_CHOICES = {
 }
 """What the Load data page offers under "Demo data": the choice's label, the name shown once it is loaded, and a
 caption saying what it is. Keys are those of :data:`DEMO_DATASETS` and :data:`REAL_DEMOS`."""
-
 
 
 def demo_dataset(size: str) -> ad.AnnData:

@@ -30,7 +30,6 @@ from scvi_core.de import DESettings, Question, answer, sort_groups
 from . import atomic
 
 
-
 @dataclass
 class Answer:
     key: str

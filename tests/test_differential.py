@@ -205,7 +205,7 @@ def test_scvi_change_mode_columns_from_paired_draws():
         np.testing.assert_allclose(out[name], expected, rtol=1e-4, atol=1e-4, err_msg=name)
     vanilla = change_mode._chunk_columns(*by_gene, pc, None, "vanilla")
     np.testing.assert_allclose(vanilla["proba_m1"], (rho1 > rho2).mean(0))
-    columns = de.calls.change_columns(out["proba_up"], out["proba_down"])
+    columns = de._calls.change_columns(out["proba_up"], out["proba_down"])
     assert columns["bayes_factor"][0] > 3 and columns["bayes_factor"][2] < -3  # gene 0 up, gene 2 down
 
 

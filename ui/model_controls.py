@@ -73,7 +73,6 @@ def config_from_controls(model: str) -> dict:
     return {"model": model, "model_params": model_params, "train_params": train_params}
 
 
-
 def prior_figure(alpha: float, beta: float) -> go.Figure:
     """The Beta(α, β) prior's density, the part that says \"zero-inflated\" (δ < ½) shaded in its own colour."""
     delta, density = cfg.beta_prior_curve(alpha, beta)

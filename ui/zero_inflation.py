@@ -11,17 +11,11 @@ from scvi_core.zi import CHECK_FITS, CHECK_PREFIX, NOT_ZI, UNDETERMINED, ZI
 from ui import results, zi_figures
 
 CHECK = CHECK_PREFIX
-
-
 CHECK_FIT_COLUMNS = {CHECK + key for key in CHECK_FITS}
-
-
 SHOWN_COLUMNS = ["gene", "prob_zero_inflated", "log10_bayes_factor", "call", CHECK + "prob_zero_inflated",
                  CHECK + "log10_bayes_factor", CHECK + "call", CHECK + "excess_zero_fraction", "alpha_posterior",
                  "beta_posterior", "mean_count", "observed_zero_fraction", "expected_zero_fraction_nb",
                  "expected_zero_fraction_zinb"]
-
-
 COLUMN_CONFIG = {
     "prob_zero_inflated": st.column_config.NumberColumn(
         "AutoZI P(ZI)", format="%.3f", help="AutoZI's answer: the posterior probability that the gene is "
@@ -45,15 +39,12 @@ COLUMN_CONFIG = {
     "expected_zero_fraction_nb": st.column_config.NumberColumn("zeros NB", format="%.3f"),
     "expected_zero_fraction_zinb": st.column_config.NumberColumn("zeros ZINB", format="%.3f"),
 }
-
-
 QUESTIONS = ("**AutoZI** (the answer) asks: given the whole model, in which the dropout may follow each cell's "
              "state, how probable is it that this gene's counts follow the zero-inflated component (δ < ½) "
              "rather than the plain negative binomial? **The NB vs ZINB check** asks: around the model's expected "
              "counts, does one extra-zero rate for all the gene's cells fit its counts better than none, by enough "
              "to pay for the extra parameter? They disagree most on genes that are off in some cell types (AutoZI "
              "may call them zero-inflated) and on zeros that follow the cell type (the check may miss them).")
-
 
 
 def one_group(table: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:

@@ -6,8 +6,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from scvi_core.zi import NOT_ZI, UNDETERMINED, ZI, GeneDetail
-from scvi_core.zi._tables import EXPRESSED_MEAN
+from scvi_core.zi import EXPRESSED_MEAN, NOT_ZI, UNDETERMINED, ZI, GeneDetail
 
 CALL_COLOURS = {ZI: "#c0392b", UNDETERMINED: "#95a5a6", NOT_ZI: "#1f6f8b"}
 PLOT_MARGIN = dict(l=10, r=10, t=40, b=10)

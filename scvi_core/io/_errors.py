@@ -12,7 +12,6 @@ class DataLoadError(ValueError):
     """A file could not be read as count data. The message names the file, what was wrong, and what to do."""
 
 
-
 def refusals_as_load_errors(reader):
     """A reader whose :class:`~scvi_core.io.ExpansionRefused` (a file past this server's limits) reaches its
     caller as the :class:`DataLoadError` every reader raises."""
@@ -23,7 +22,6 @@ def refusals_as_load_errors(reader):
         except limits.ExpansionRefused as err:
             raise DataLoadError(str(err)) from err
     return read
-
 
 
 def damaged(name: str, what: str, err: BaseException) -> DataLoadError:

@@ -18,23 +18,12 @@ from . import _limits as limits
 from ._errors import DataLoadError, describe_error, refusals_as_load_errors
 
 CELLS_BY_GENES = "cells × genes"
-
-
 GENES_BY_CELLS = "genes × cells"
-
-
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt")
 _BARCODE = re.compile(r"^([A-Za-z0-9]+[_:.-])?[ACGTN]{8,}([-_.][A-Za-z0-9]+)?$")
-
-
 _ENSEMBL = re.compile(r"^ENS[A-Z]*G\d{6,}")
-
-
 _CELL_WORDS = re.compile(r"^(cell|barcode|sample|well)", re.IGNORECASE)
-
-
 _GENE_WORDS = re.compile(r"^(gene|ercc-)", re.IGNORECASE)
-
 
 
 @refusals_as_load_errors
