@@ -245,7 +245,7 @@ def model_name(model: str) -> str:
 # ---- memory -------------------------------------------------------------------------------------------------------
 def matrix_bytes(adata) -> int:
     """Bytes of the count matrix as the model holds it (CSR: values and column indices; dense: float32; on disk:
-    what it keeps in memory, :func:`scvi_core.ondisk.resident_bytes`)."""
+    what it keeps in memory, :func:`scvi_core.data.resident_bytes`)."""
     x = adata.X
     if is_on_disk(x):
         return resident_bytes(DiskMatrix(x))

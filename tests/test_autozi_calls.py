@@ -1,4 +1,4 @@
-"""δ's posterior given AutoZI's fitted networks (scvi_core/delta_posterior.py): the grid quadrature and the
+"""δ's posterior given AutoZI's fitted networks (scvi_core/zi/_delta_posterior.py): the grid quadrature and the
 coordinate update of q(δ) against independent computations, the per-entry likelihood ratio, and the model's
 per-group posterior and tables."""
 

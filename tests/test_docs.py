@@ -44,3 +44,32 @@ def test_math_to_code_table_names_code_that_exists():
         if target is None:
             missing.append(token)
     assert checked >= 30 and missing == []
+
+
+def test_cross_references_in_docstrings_name_code_that_exists():
+    """Every Sphinx-style reference to this project's code in a docstring (``:mod:`scvi_core.de```,
+    ``:func:`~dashboard.runs.RunStore.de_dir```…) names a module or object that exists, so that moving a file shows
+    every sentence that pointed to it."""
+    import importlib
+
+    root = DOC.parents[1]
+    files = [root / "app.py", *(p for folder in ("scvi_core", "dashboard", "ui", "pages", "tests", "benchmarks")
+                                for p in (root / folder).rglob("*.py"))]
+    missing = []
+    for path in files:
+        for match in re.finditer(r":(?:mod|func|class|meth|data|attr):`~?([\w.]+)(?: <([\w.]+)>)?`", path.read_text()):
+            name = match.group(2) or match.group(1)
+            if not name.startswith(("scvi_core", "dashboard", "ui")):
+                continue
+            parts, target = name.split("."), None
+            for i in range(len(parts), 0, -1):
+                try:
+                    target, rest = importlib.import_module(".".join(parts[:i])), parts[i:]
+                    break
+                except ImportError:
+                    continue
+            for attribute in rest:
+                target = getattr(target, attribute, None)
+            if target is None:
+                missing.append(f"{path.relative_to(root)}: {name}")
+    assert missing == []

@@ -23,9 +23,9 @@ def volcano(shown: pd.DataFrame, delta: float, group1: str, group2: str, y: str 
             highlight: str | None = None) -> go.Figure:
     """x: mean log2 fold change of ``group1`` over ``group2``; y: P(DE) (``y="proba_de"``) or the log-odds of DE
     (``y="log_odds"``); dashed lines at ±δ. The x axis reaches as far as the genes that carry information
-    (:func:`scvi_core.de_views.informative_lfc_limit`); genes beyond are drawn at its edge, their hover giving the
+    (:func:`scvi_core.de.informative_lfc_limit`); genes beyond are drawn at its edge, their hover giving the
     real value. One trace per direction (up, down, not DE); hover names the gene and the % of cells expressing it in
-    each group. ``shown``: a :func:`scvi_core.de_views.shown_table`."""
+    each group. ``shown``: a :func:`scvi_core.de.shown_table`."""
     counts = shown["direction"].value_counts()
     fig = go.Figure()
     values = shown[y].clip(-LOG_ODDS_CLIP, LOG_ODDS_CLIP) if y == "log_odds" else shown[y]
@@ -78,7 +78,7 @@ def dot_plot(data: pd.DataFrame, colour: str = "expression") -> go.Figure:
     """Groups (rows) × marker genes (columns): dot size = % of the group's cells expressing the gene, colour = mean
     denoised expression scaled per gene to its highest group (``colour="expression"``, as scanpy's
     ``standard_scale="var"``; the hover gives it per 10,000 counts) or the LFC against the rest (``colour="lfc"``).
-    ``data``: a :func:`scvi_core.de_views.dot_plot_data`."""
+    ``data``: a :func:`scvi_core.de.dot_plot_data`."""
     genes = list(dict.fromkeys(data["gene"]))
     groups = list(dict.fromkeys(data["group"]))
     size = 4 + 18 * np.sqrt(np.clip(data["pct"].fillna(0).to_numpy(), 0, 100) / 100)

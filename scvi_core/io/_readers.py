@@ -169,7 +169,7 @@ def _read_10x_h5(path: Path) -> ad.AnnData:
 
 
 def _check_hdf5(path: Path) -> None:
-    """What the file declares, before anything is read (:func:`~scvi_core.io.check_hdf5_size`)."""
+    """What the file declares, before anything is read (:func:`~scvi_core.io._limits.check_hdf5_size`)."""
     try:
         limits.check_hdf5_size(path, path.name)
     except OSError as err:
@@ -277,7 +277,7 @@ def _read_mtx_triplet(parts: dict[str, Path]) -> tuple[ad.AnnData, list[str]]:
 
 def _copy_uncompressed(source: Path, target: Path, budget: int) -> None:
     """Decompress ``source`` (when .gz) into ``target``, refused past ``budget`` bytes or a ratio no count matrix
-    has (:class:`~scvi_core.io.CappedStream`)."""
+    has (:class:`~scvi_core.io._limits.CappedStream`)."""
     with limits.open_binary(source, budget) as reader, target.open("wb") as writer:
         shutil.copyfileobj(reader, writer, 1 << 20)
 

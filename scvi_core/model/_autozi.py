@@ -2,10 +2,10 @@
 
 δ_g is the probability that gene g is NOT zero-inflated (it weights the plain NB); AutoZI's answer, the table's
 default, is P(ZI) = q(δ_g < 0.5) under the trained q(δ) and the user's Beta(α, β) prior. Beside it the table carries
-the NB vs ZINB check (``scvi_core/zi_evidence.py``), a per-gene refit that asks a different question under its own
+the NB vs ZINB check (``scvi_core/zi/_check.py``), a per-gene refit that asks a different question under its own
 column names; ``get_delta_posterior()`` computes δ's exact posterior on a grid given the fitted networks, on
-held-out cells (``scvi_core/delta_posterior.py``; docs/models.md, "δ's grid posterior"), opt-in in the table.
-See ``scvi_core/module/autozivae.py`` for the equations and ``scvi_core/zero_inflation.py`` for the calls.
+held-out cells (``scvi_core/zi/_delta_posterior.py``; docs/models.md, "δ's grid posterior"), opt-in in the table.
+See ``scvi_core/module/_autozivae.py`` for the equations and ``scvi_core/zi/_calls.py`` for the calls.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Each gene's evidence of zero inflation from the fitted likelihoods (scvi_core/zi_evidence.py): the likelihoods
+"""Each gene's evidence of zero inflation from the fitted likelihoods (scvi_core/zi/_check.py): the likelihoods
 against scipy, the fits against simulated truth, and AutoZI's default calls across learning rates and lengths."""
 
 import math

@@ -1,4 +1,4 @@
-"""Reading a DE table (scvi_core.de_views) and the page's charts (ui/de_figures.py), on hand-made tables with the
+"""Reading a DE table (scvi_core.de) and the page's charts (ui/de_figures.py), on hand-made tables with the
 columns of ``model.differential_expression``: directions, filters, the posterior FDR, marker lists, dot-plot
 values, truth recovery."""
 

@@ -1,5 +1,5 @@
-"""Differential-expression questions and their answers kept with the run (scvi_core.de_results), and their export
-into the .h5ad (uns["scvi_de"], a scanpy-readable uns["rank_genes_groups"]), on a tiny trained model."""
+"""Differential-expression questions (scvi_core.de) and their answers kept with the run (dashboard.de_answers), and
+their export into the .h5ad (uns["scvi_de"], a scanpy-readable uns["rank_genes_groups"]), on a tiny trained model."""
 
 import anndata as ad
 import numpy as np
