@@ -139,8 +139,7 @@ def compute(run_id: str, question: Question, settings: DESettings, labels: np.nd
 
 def kept_answers(run_id: str, current: str | None):
     """The answers kept with this run: show one again (its question and settings are put back) or delete it."""
-    folder = results.de_folder(run_id)
-    kept = de_answers.saved(folder)
+    kept = results.kept_answers(run_id)
     if not kept:
         return
     with st.expander(f"Answers kept with this run ({len(kept)})"):
@@ -157,4 +156,4 @@ def kept_answers(run_id: str, current: str | None):
                    f"δ {by_key[k]['settings']['delta']:g} · {by_key[k]['created']}")
         controls = {"de_method": de_answers.stored_settings(by_key[key]).method, **by_key[key].get("controls", {})}
         c2.button("Show it", key="de_show_kept", on_click=put_controls, args=(controls,))
-        c3.button("Delete it", key="de_delete_kept", on_click=de_answers.delete, args=(folder, key))
+        c3.button("Delete it", key="de_delete_kept", on_click=de_answers.delete, args=(results.de_folder(run_id), key))
