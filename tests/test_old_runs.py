@@ -1,7 +1,7 @@
 """A runs folder written before the library's restructuring (issue 19) opens with today's code: its model, results,
 differential-expression answer, saved group and UMAP are read as they were written, nothing recomputed.
 
-The fixture ``tests/fixtures/runs_before_one_house`` was written by commit a2a1002 (the last before the
+The fixture ``tests/data/runs_before_one_house`` was written by commit a2a1002 (the last before the
 restructuring): a tiny AUTOZI run (120 simulated cells × 30 genes, 3 epochs) with a saved group, a UMAP of every
 cell (5 neighbours) and the markers of its cell types."""
 
@@ -15,7 +15,7 @@ from dashboard import de_answers, embeddings, groups
 from dashboard.runs import RunStore
 from scvi_core.embedding import EmbeddingParams
 
-FIXTURE = Path(__file__).parent / "fixtures" / "runs_before_one_house"
+FIXTURE = Path(__file__).parent / "data" / "runs_before_one_house"
 
 
 @pytest.fixture

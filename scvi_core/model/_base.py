@@ -17,6 +17,7 @@ from dataclasses import fields, replace
 from functools import partial
 from pathlib import Path
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 import torch
@@ -35,6 +36,7 @@ from ..train import (
     train_module,
     train_on_devices,
 )
+from . import _scvi_tools as scvi_tools
 
 CONFIG_FILE, WEIGHTS_FILE, HISTORY_FILE = "config.json", "model.pt", "history.csv"
 RESULT_BATCH_SIZE = 1024
@@ -392,43 +394,81 @@ class BaseModel:
         self.history.to_csv(path / HISTORY_FILE, index=False)
 
     @classmethod
-    def load(cls, dir_path: str | Path, adata, device: str = "cpu"):
-        """Rebuild a saved model on ``adata``, which must have the same genes in the same order. The weights are
-        read with ``weights_only=True`` (no pickle code runs). ``adata`` is registered as the model was."""
+    def load(cls, dir_path: str | Path, adata=None, device: str = "cpu", format: str = "auto", prefix: str = ""):
+        """Rebuild a saved model on ``adata``, which must have the same genes in the same order, and is registered as
+        the model was. Reads this library's folders (``config.json``, ``model.pt`` with ``weights_only=True``: no
+        pickle code runs) and those scvi-tools 1.x saves (``model.pt``, with ``adata.h5ad`` when saved with the data:
+        then ``adata`` may be left out; ``prefix`` as scvi-tools' ``save`` used it), recognised by their files or
+        forced with ``format="scvi-tools"`` (:mod:`scvi_core.model._scvi_tools` says what is read and how)."""
         path = Path(dir_path)
+        if format not in ("auto", "scvi-tools", "scvi_core"):
+            raise ValueError(f"format must be 'auto', 'scvi-tools' or 'scvi_core'; got {format!r}.")
+        if format == "scvi-tools" or (format == "auto" and scvi_tools.is_scvi_tools_folder(path, prefix)):
+            return cls._load_scvi_tools(path, adata, device, prefix)
         try:
             config = json.loads((path / CONFIG_FILE).read_text())
         except FileNotFoundError:
             raise FileNotFoundError(f"No saved model in {path}: {CONFIG_FILE} is missing.") from None
         if config.get("model") != cls.__name__:
             raise ValueError(f"{path} holds a {config.get('model')} model, not {cls.__name__}.")
+        if adata is None:
+            raise ValueError(f"Give the AnnData to load the model on: {path} does not hold one.")
+        state = torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+        model = cls._rebuilt(adata, config["gene_names"], Registry.from_uns(config["registry"]), config["params"])
+        if model.module.px_r is None:  # Poisson models saved before θ was left out of them
+            state.pop("px_r", None)
+        model._finish_loading(state, device, bool(config.get("is_trained", True)))
+        history = path / HISTORY_FILE
+        if history.exists() and history.stat().st_size > 1:
+            model.history = pd.read_csv(history)
+        model.stop_info = StopInfo.from_dict(config.get("stop"))
+        return model
+
+    @classmethod
+    def _load_scvi_tools(cls, path: Path, adata, device: str, prefix: str):
+        saved = scvi_tools.read_model_file(path / f"{prefix}model.pt")
+        if scvi_tools.model_name(saved) != cls.__name__:
+            raise ValueError(f"{path} holds a scvi-tools {scvi_tools.model_name(saved)} model, not {cls.__name__}.")
+        if adata is None:
+            data_file = path / f"{prefix}adata.h5ad"
+            if not data_file.exists():
+                raise ValueError(f"{path} holds no {data_file.name} (saved without save_anndata=True): give the "
+                                 "AnnData to load the model on.")
+            adata = ad.read_h5ad(data_file)
+        params = scvi_tools.model_arguments(saved, list(inspect.signature(cls).parameters)[1:])
+        model = cls._rebuilt(adata, [str(g) for g in saved["var_names"]], scvi_tools.registry(saved), params)
+        attributes = saved["attr_dict"]
+        model._finish_loading(scvi_tools.state_dict(saved, model.module), device, bool(attributes.get("is_trained_")))
+        model.history = scvi_tools.history(saved)
+        model.train_indices = attributes.get("train_indices_")
+        model.validation_indices = attributes.get("validation_indices_")
+        return model
+
+    @classmethod
+    def _rebuilt(cls, adata, gene_names: list[str], registry: Registry, params: dict):
+        """The model with ``params`` on ``adata``, registered as ``registry`` says, once ``adata`` is checked to
+        have the saved genes and categories."""
         genes = [str(g) for g in adata.var_names]
-        if genes != config["gene_names"]:
-            missing = sorted(set(config["gene_names"]) - set(genes))
+        if genes != gene_names:
+            missing = sorted(set(gene_names) - set(genes))
             detail = f" Missing genes: {missing[:5]}." if missing else " Same genes in another order: reorder them."
             raise ValueError(f"This AnnData's genes do not match the saved model's.{detail}")
-        registry = Registry.from_uns(config["registry"])
         setup_anndata(adata, layer=registry.layer, batch_key=registry.batch_key, labels_key=registry.labels_key)
-        model = cls(adata, **config["params"])
+        model = cls(adata, **params)
         if model.registry != registry:
             raise ValueError(
                 "The batch / label categories of this AnnData differ from the saved model's: "
                 f"saved {registry.batch_categories} / {registry.label_categories}, "
                 f"here {model.registry.batch_categories} / {model.registry.label_categories}."
             )
-        state = torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True)
-        if model.module.px_r is None:  # Poisson models saved before θ was left out of them
-            state.pop("px_r", None)
-        model.module.load_state_dict(state)
-        model.module.eval()
-        model.device = resolve_device(device)
-        model.module.to(model.device)
-        history = path / HISTORY_FILE
-        if history.exists() and history.stat().st_size > 1:
-            model.history = pd.read_csv(history)
-        model.is_trained = bool(config.get("is_trained", True))
-        model.stop_info = StopInfo.from_dict(config.get("stop"))
         return model
+
+    def _finish_loading(self, state: dict, device: str, is_trained: bool) -> None:
+        self.module.load_state_dict(state)
+        self.module.eval()
+        self.device = resolve_device(device)
+        self.module.to(self.device)
+        self.is_trained = is_trained
 
 
 BaseModel.train.__signature__ = train_signature()

@@ -1,0 +1,82 @@
+"""Models saved by scvi-tools 1.4.2 open as this library's SCVI and AUTOZI, giving what scvi-tools computes from
+them, and a model file that names anything beyond what scvi-tools writes is refused before any of it is unpickled.
+
+The fixtures in ``tests/data/scvi_tools/`` were written by scvi-tools 1.4.2 in an environment of its own
+(scvi-tools is not a dependency) with ``tests/data/scvi_tools/make_fixtures.py``: SCVI and AUTOZI with
+``n_latent=5``, 5 epochs on 200 simulated cells × 50 genes in 2 batches, saved with ``save_anndata=True``;
+``<model>_expected.npz`` holds what scvi-tools' own modules compute at each cell's posterior mean in eval mode
+(latent mean, normalised expression ρ, θ) and AUTOZI's ``get_alphas_betas()``.
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pytest
+import torch
+
+from scvi_core import AUTOZI, SCVI
+from scvi_core.model import _scvi_tools as scvi_tools
+
+FIXTURES = Path(__file__).parent / "data" / "scvi_tools"
+
+
+@pytest.mark.parametrize(("name", "model_class"), [("scvi", SCVI), ("autozi", AUTOZI)])
+def test_a_scvi_tools_model_gives_what_scvi_tools_computes(name, model_class):
+    model = model_class.load(FIXTURES / name)  # no AnnData given: the folder's adata.h5ad
+    expected = np.load(FIXTURES / f"{name}_expected.npz")
+    assert model.is_trained and model.params["n_latent"] == 5 and model.registry.batch_categories == ["b1", "b2"]
+    np.testing.assert_allclose(model.get_latent_representation(), expected["latent"], rtol=1e-5, atol=1e-6)
+    rho = model.get_normalized_expression(library_size=1.0, return_numpy=True)
+    np.testing.assert_allclose(rho, expected["rho"], rtol=1e-4, atol=1e-8)
+    np.testing.assert_allclose(torch.exp(model.module.px_r).detach().numpy(), expected["theta"][0], rtol=1e-5)
+    if model_class is AUTOZI:
+        alphas_betas = model.get_alphas_betas()
+        for key in ("alpha_posterior", "beta_posterior", "alpha_prior", "beta_prior"):
+            np.testing.assert_allclose(np.ravel(alphas_betas[key]), np.ravel(expected[key]), rtol=1e-5)
+    assert len(model.history) == 5 and model.history["elbo_train"].notna().all()
+    assert len(model.train_indices) + len(model.validation_indices) == 200
+
+
+def test_the_same_cells_given_or_format_forced_and_the_wrong_class_refused():
+    adata = ad.read_h5ad(FIXTURES / "scvi" / "adata.h5ad")
+    model = SCVI.load(FIXTURES / "scvi", adata, format="scvi-tools")
+    np.testing.assert_allclose(model.get_latent_representation(),
+                               np.load(FIXTURES / "scvi_expected.npz")["latent"], rtol=1e-5, atol=1e-6)
+    table = model.differential_expression(groupby="batch", n_samples=200)
+    assert len(table) == 2 * 50 and table["proba_de"].between(0, 1).all()
+    with pytest.raises(ValueError, match="holds a scvi-tools AUTOZI model, not SCVI"):
+        SCVI.load(FIXTURES / "autozi")
+    with pytest.raises(ValueError, match="genes do not match"):
+        SCVI.load(FIXTURES / "scvi", adata[:, ::-1].copy())
+
+
+def test_a_model_file_naming_other_python_objects_is_refused_unread(tmp_path):
+    """A crafted ``model.pt`` whose pickle would run a shell command: refused, naming what it holds, and the
+    command never ran."""
+    marker = tmp_path / "it ran"
+
+    class Payload:
+        def __reduce__(self):
+            return os.system, (f"touch '{marker}'",)
+
+    folder = tmp_path / "crafted"
+    shutil.copytree(FIXTURES / "scvi", folder)
+    saved = scvi_tools.read_model_file(folder / "model.pt")
+    torch.save({**saved, "attr_dict": {**saved["attr_dict"], "run_name_": Payload()}}, folder / "model.pt")
+    with pytest.raises(ValueError, match=r"names Python objects .*system.* it is not opened"):
+        SCVI.load(folder)
+    assert not marker.exists()
+
+
+def test_what_cannot_be_rebuilt_is_refused_with_what_differs(tmp_path):
+    folder = tmp_path / "ln"
+    shutil.copytree(FIXTURES / "scvi", folder)
+    saved = scvi_tools.read_model_file(folder / "model.pt")
+    saved["attr_dict"]["init_params_"]["non_kwargs"]["latent_distribution"] = "ln"
+    saved["attr_dict"]["init_params_"]["kwargs"] = {"kwargs": {"encode_covariates": True}}
+    torch.save(saved, folder / "model.pt")
+    with pytest.raises(ValueError, match=r"cannot rebuild: encode_covariates=True, latent_distribution='ln'"):
+        SCVI.load(folder)
