@@ -38,7 +38,7 @@ from ..train import (
 )
 from . import _scvi_tools as scvi_tools
 
-CONFIG_FILE, WEIGHTS_FILE, HISTORY_FILE = "config.json", "model.pt", "history.csv"
+CONFIG_FILE, WEIGHTS_FILE, HISTORY_FILE, DATA_FILE = "config.json", "model.pt", "history.csv", "adata.h5ad"
 RESULT_BATCH_SIZE = 1024
 
 
@@ -374,24 +374,35 @@ class BaseModel:
         return x
 
     # ---- persistence ----------------------------------------------------------------------------------------
-    def save(self, dir_path: str | Path, overwrite: bool = False) -> None:
-        """Write ``config.json`` (settings, registration, gene names), ``model.pt`` (weights only) and
-        ``history.csv`` into ``dir_path``."""
+    def save(self, dir_path: str | Path, overwrite: bool = False, save_anndata: bool = False, prefix: str = "",
+             format: str = "scvi_core") -> None:
+        """Write the model into ``dir_path``: this library's ``config.json`` (settings, registration, gene names),
+        ``model.pt`` (weights only) and ``history.csv``; or, with ``format="scvi-tools"``, the ``model.pt`` that
+        scvi-tools 1.x opens with ``scvi.model.SCVI.load(dir_path, adata)`` (:func:`scvi_core.model._scvi_tools.
+        to_model_file`). ``save_anndata``: the AnnData too, as ``adata.h5ad`` (then ``load`` needs none); ``prefix``
+        starts every file name, as in scvi-tools."""
+        if format not in ("scvi_core", "scvi-tools"):
+            raise ValueError(f"format must be 'scvi_core' or 'scvi-tools'; got {format!r}.")
         path = Path(dir_path)
         if path.exists() and any(path.iterdir()) and not overwrite:
             raise FileExistsError(f"{path} is not empty; pass overwrite=True to replace the saved model.")
         path.mkdir(parents=True, exist_ok=True)
-        config = {
-            "model": type(self).__name__,
-            "params": self.params,
-            "registry": self.registry.to_uns(),
-            "gene_names": self.data.gene_names,
-            "is_trained": self.is_trained,
-            "stop": None if self.stop_info is None else self.stop_info.to_dict(),
-        }
-        (path / CONFIG_FILE).write_text(json.dumps(config, indent=1))
-        torch.save({k: v.cpu() for k, v in self.module.state_dict().items()}, path / WEIGHTS_FILE)
-        self.history.to_csv(path / HISTORY_FILE, index=False)
+        if format == "scvi-tools":
+            torch.save(scvi_tools.to_model_file(self), path / f"{prefix}{WEIGHTS_FILE}")
+        else:
+            config = {
+                "model": type(self).__name__,
+                "params": self.params,
+                "registry": self.registry.to_uns(),
+                "gene_names": self.data.gene_names,
+                "is_trained": self.is_trained,
+                "stop": None if self.stop_info is None else self.stop_info.to_dict(),
+            }
+            (path / f"{prefix}{CONFIG_FILE}").write_text(json.dumps(config, indent=1))
+            torch.save({k: v.cpu() for k, v in self.module.state_dict().items()}, path / f"{prefix}{WEIGHTS_FILE}")
+            self.history.to_csv(path / f"{prefix}{HISTORY_FILE}", index=False)
+        if save_anndata:
+            self.adata.write_h5ad(path / f"{prefix}{DATA_FILE}")
 
     @classmethod
     def load(cls, dir_path: str | Path, adata=None, device: str = "cpu", format: str = "auto", prefix: str = ""):
@@ -406,19 +417,18 @@ class BaseModel:
         if format == "scvi-tools" or (format == "auto" and scvi_tools.is_scvi_tools_folder(path, prefix)):
             return cls._load_scvi_tools(path, adata, device, prefix)
         try:
-            config = json.loads((path / CONFIG_FILE).read_text())
+            config = json.loads((path / f"{prefix}{CONFIG_FILE}").read_text())
         except FileNotFoundError:
-            raise FileNotFoundError(f"No saved model in {path}: {CONFIG_FILE} is missing.") from None
+            raise FileNotFoundError(f"No saved model in {path}: {prefix}{CONFIG_FILE} is missing.") from None
         if config.get("model") != cls.__name__:
             raise ValueError(f"{path} holds a {config.get('model')} model, not {cls.__name__}.")
-        if adata is None:
-            raise ValueError(f"Give the AnnData to load the model on: {path} does not hold one.")
-        state = torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+        adata = cls._saved_adata(path, prefix) if adata is None else adata
+        state = torch.load(path / f"{prefix}{WEIGHTS_FILE}", map_location="cpu", weights_only=True)
         model = cls._rebuilt(adata, config["gene_names"], Registry.from_uns(config["registry"]), config["params"])
         if model.module.px_r is None:  # Poisson models saved before θ was left out of them
             state.pop("px_r", None)
         model._finish_loading(state, device, bool(config.get("is_trained", True)))
-        history = path / HISTORY_FILE
+        history = path / f"{prefix}{HISTORY_FILE}"
         if history.exists() and history.stat().st_size > 1:
             model.history = pd.read_csv(history)
         model.stop_info = StopInfo.from_dict(config.get("stop"))
@@ -429,12 +439,7 @@ class BaseModel:
         saved = scvi_tools.read_model_file(path / f"{prefix}model.pt")
         if scvi_tools.model_name(saved) != cls.__name__:
             raise ValueError(f"{path} holds a scvi-tools {scvi_tools.model_name(saved)} model, not {cls.__name__}.")
-        if adata is None:
-            data_file = path / f"{prefix}adata.h5ad"
-            if not data_file.exists():
-                raise ValueError(f"{path} holds no {data_file.name} (saved without save_anndata=True): give the "
-                                 "AnnData to load the model on.")
-            adata = ad.read_h5ad(data_file)
+        adata = cls._saved_adata(path, prefix) if adata is None else adata
         params = scvi_tools.model_arguments(saved, list(inspect.signature(cls).parameters)[1:])
         model = cls._rebuilt(adata, [str(g) for g in saved["var_names"]], scvi_tools.registry(saved), params)
         attributes = saved["attr_dict"]
@@ -443,6 +448,15 @@ class BaseModel:
         model.train_indices = attributes.get("train_indices_")
         model.validation_indices = attributes.get("validation_indices_")
         return model
+
+    @staticmethod
+    def _saved_adata(path: Path, prefix: str):
+        """The AnnData saved with a model (``save_anndata=True``, in either format)."""
+        data_file = path / f"{prefix}{DATA_FILE}"
+        if not data_file.exists():
+            raise ValueError(f"{path} holds no {data_file.name} (saved without save_anndata=True): give the AnnData "
+                             "to load the model on.")
+        return ad.read_h5ad(data_file)
 
     @classmethod
     def _rebuilt(cls, adata, gene_names: list[str], registry: Registry, params: dict):
