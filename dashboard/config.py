@@ -40,8 +40,10 @@ MODEL_PARAMS = {name: {p.name: p.default for p in inspect.signature(model).param
 LIBRARY_LR = {name: model.default_lr for name, model in LIBRARY_MODELS.items()}
 """What train() uses without an lr (a file without one gets it): SCVI 5e-3 (with early stopping, the best held-out
 fit in about a fifth of the epochs), AUTOZI 1e-3."""
-TRAIN_PARAMS = {**{f.name: f.default for f in fields(TrainSettings)}, "max_epochs": 400, "lr": LIBRARY_LR["SCVI"]}
-"""The training settings a configuration holds, the library's defaults but a number of epochs and a rate."""
+TRAIN_PARAMS = {**{f.name: f.default for f in fields(TrainSettings) if f.name != "check_val_every_n_epoch"},
+                "max_epochs": 400, "lr": LIBRARY_LR["SCVI"]}
+"""The training settings a configuration holds, the library's defaults but a number of epochs and a rate (the
+dashboard checks the validation cells every epoch: its curve and early stopping need them)."""
 NULLABLE = {"alpha_prior", "beta_prior", "n_epochs_kl_warmup"}
 
 PRESETS = {

@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import json
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import fields, replace
 from functools import partial
@@ -39,6 +40,7 @@ from ..train import (
 from . import _scvi_tools as scvi_tools
 
 CONFIG_FILE, WEIGHTS_FILE, HISTORY_FILE, DATA_FILE = "config.json", "model.pt", "history.csv", "adata.h5ad"
+INDICES_FILE = "indices.npz"  # the training and validation cells, when the model was trained
 RESULT_BATCH_SIZE = 1024
 
 
@@ -152,7 +154,8 @@ class BaseModel:
 
     # ---- training -------------------------------------------------------------------------------------------
     def train(self, *, device: str = "auto", callback: Callable[[TrainingEvent], None] | None = None,
-              stop_event: threading.Event | None = None, devices: int = 1, **settings) -> None:
+              stop_event: threading.Event | None = None, devices: int = 1, plan_kwargs: dict | None = None,
+              **settings) -> None:
         """Fit the model. ``settings`` are :class:`~scvi_core.train.TrainSettings`' fields (its docstring says what
         each does; this method's signature lists them): ``max_epochs``, ``lr``, ``batch_size``, ``train_size``,
         ``early_stopping``, ``early_stopping_patience``, ``n_epochs_kl_warmup``, ``seed``.
@@ -166,18 +169,37 @@ class BaseModel:
         one minibatch, keeping the weights learnt so far. ``self.history`` holds one row per epoch.
         ``devices=N`` trains on N processes with DistributedDataParallel (N GPUs, or N CPU processes with
         ``device="cpu"``), ``batch_size`` cells each per step; it pays only for large data
-        (:mod:`scvi_core.train._data_parallel`; ``python -m scvi_core.torchrun`` on a cluster)."""
+        (:mod:`scvi_core.train._data_parallel`; ``python -m scvi_core.torchrun`` on a cluster).
+
+        As in scvi-tools: ``plan_kwargs`` may give ``lr`` and ``n_epochs_kl_warmup``; ``train_size=1.0`` trains
+        without validation cells, and then without early stopping unless it was asked for (a warning says so); a
+        second ``train()`` goes on from the weights reached, its epochs appended to ``self.history``."""
+        plan = dict(plan_kwargs or {})
+        unknown = set(plan) - {"lr", "n_epochs_kl_warmup"}
+        if unknown:
+            raise TypeError(f"plan_kwargs may hold lr and n_epochs_kl_warmup; got {sorted(unknown)}.")
+        settings = {**plan, **settings}
         unknown = set(settings) - {f.name for f in fields(TrainSettings)}
         if unknown:
             raise TypeError(f"train() got unknown argument(s) {sorted(unknown)}; it takes "
-                            f"{[f.name for f in fields(TrainSettings)]} and device, callback, stop_event, devices.")
+                            f"{[f.name for f in fields(TrainSettings)]} and device, callback, stop_event, devices, "
+                            "plan_kwargs.")
+        asked_to_stop_early = "early_stopping" in settings
         settings = TrainSettings(**settings)
         settings = replace(settings, lr=self.default_lr if settings.lr is None else settings.lr)
+        if settings.early_stopping and not asked_to_stop_early and settings.train_size >= 1:
+            warnings.warn("train_size=1.0 leaves no validation cells, which early stopping watches: training runs "
+                          "all max_epochs.", stacklevel=2)
+            settings = replace(settings, early_stopping=False)
         self.device = resolve_device(device)
         check_devices(devices, self.device)
         train = train_module if devices == 1 or is_data_parallel() else partial(train_on_devices, devices=devices)
         result = train(self.module, self.data, settings, device=self.device, callback=callback, stop_event=stop_event)
-        self.history = result.history
+        if self.is_trained and not self.history.empty:  # a further train(): its epochs follow the earlier ones
+            result.history["epoch"] += int(self.history["epoch"].max())
+            self.history = pd.concat([self.history, result.history], ignore_index=True)
+        else:
+            self.history = result.history
         self.stop_info = result.stop
         self.train_indices, self.validation_indices = result.train_indices, result.validation_indices
         self.is_trained = True
@@ -209,7 +231,8 @@ class BaseModel:
     def _transform_codes(self, transform_batch) -> list[int | None]:
         if transform_batch is None:
             return [None]
-        names = [transform_batch] if isinstance(transform_batch, str) else list(transform_batch)
+        many = isinstance(transform_batch, list | tuple | np.ndarray | pd.Index)
+        names = [str(b) for b in (transform_batch if many else [transform_batch])]  # categories are kept as text
         unknown = [b for b in names if b not in self.registry.batch_categories]
         if unknown:
             raise ValueError(f"Unknown batch {unknown}; known batches: {self.registry.batch_categories}.")
@@ -377,7 +400,7 @@ class BaseModel:
     def save(self, dir_path: str | Path, overwrite: bool = False, save_anndata: bool = False, prefix: str = "",
              format: str = "scvi_core") -> None:
         """Write the model into ``dir_path``: this library's ``config.json`` (settings, registration, gene names),
-        ``model.pt`` (weights only) and ``history.csv``; or, with ``format="scvi-tools"``, the ``model.pt`` that
+        ``model.pt`` (weights only), ``history.csv`` and ``indices.npz`` (the training and validation cells); or, with ``format="scvi-tools"``, the ``model.pt`` that
         scvi-tools 1.x opens with ``scvi.model.SCVI.load(dir_path, adata)`` (:func:`scvi_core.model._scvi_tools.
         to_model_file`). ``save_anndata``: the AnnData too, as ``adata.h5ad`` (then ``load`` needs none); ``prefix``
         starts every file name, as in scvi-tools."""
@@ -401,6 +424,8 @@ class BaseModel:
             (path / f"{prefix}{CONFIG_FILE}").write_text(json.dumps(config, indent=1))
             torch.save({k: v.cpu() for k, v in self.module.state_dict().items()}, path / f"{prefix}{WEIGHTS_FILE}")
             self.history.to_csv(path / f"{prefix}{HISTORY_FILE}", index=False)
+            if self.train_indices is not None:
+                np.savez(path / f"{prefix}{INDICES_FILE}", train=self.train_indices, validation=self.validation_indices)
         if save_anndata:
             self.adata.write_h5ad(path / f"{prefix}{DATA_FILE}")
 
@@ -432,6 +457,10 @@ class BaseModel:
         if history.exists() and history.stat().st_size > 1:
             model.history = pd.read_csv(history)
         model.stop_info = StopInfo.from_dict(config.get("stop"))
+        indices = path / f"{prefix}{INDICES_FILE}"
+        if indices.exists():
+            with np.load(indices) as stored:
+                model.train_indices, model.validation_indices = stored["train"], stored["validation"]
         return model
 
     @classmethod

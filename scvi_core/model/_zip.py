@@ -36,7 +36,7 @@ def load_model_zip(source: str | Path | bytes, adata: ad.AnnData):
         names = set(archive.namelist())
         if not {"config.json", "model.pt"} <= names:
             raise ValueError("This zip holds no scvi_core model: config.json and model.pt must be at its top level.")
-        archive.extractall(folder, members=["config.json", "model.pt", *({"history.csv"} & names)])
+        archive.extractall(folder, members=["config.json", "model.pt", *({"history.csv", "indices.npz"} & names)])
         kind = json.loads((Path(folder) / "config.json").read_text()).get("model")
         if kind not in MODELS:
             raise ValueError(f"This zip holds a {kind!r} model; scvi_core knows {sorted(MODELS)}.")

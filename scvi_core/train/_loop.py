@@ -130,7 +130,9 @@ class TrainSettings:
     ``early_stopping`` watches the validation cells' ELBO (``1 − train_size`` of them) and ends training after
     ``early_stopping_patience`` epochs past the KL warm-up without one better by more than 0.1%, restoring the best
     epoch's weights. ``n_epochs_kl_warmup=None``: 20 epochs with early stopping (at most half of ``max_epochs``),
-    else the first half of training. ``batch_size`` is per process in data-parallel training."""
+    else the first half of training. ``batch_size`` is per process in data-parallel training.
+    ``check_val_every_n_epoch``: the validation cells are evaluated every this many epochs (and at the last), and
+    early stopping's patience counts these checks, as in scvi-tools."""
 
     max_epochs: int | None = None
     lr: float | None = None
@@ -140,6 +142,7 @@ class TrainSettings:
     early_stopping_patience: int = EARLY_STOPPING_PATIENCE
     n_epochs_kl_warmup: int | None = None
     seed: int = 0
+    check_val_every_n_epoch: int = 1
 
 
 def default_max_epochs(n_cells: int) -> int:
@@ -268,6 +271,9 @@ def train_module(
         settings = replace(settings, max_epochs=default_max_epochs(data.n_cells))
     validate_settings(data.n_cells, settings.max_epochs, settings.lr, settings.batch_size * world_size,
                       settings.train_size, settings.early_stopping)
+    every = settings.check_val_every_n_epoch
+    if not (isinstance(every, int | np.integer) and every >= 1):
+        raise ValueError(f"check_val_every_n_epoch must be a whole number ≥ 1; got {every!r}.")
     patience = settings.early_stopping_patience
     if settings.early_stopping and not (isinstance(patience, int | np.integer) and patience >= 1):
         raise ValueError(f"early_stopping_patience must be a whole number ≥ 1; got {patience!r}.")
@@ -321,11 +327,13 @@ def train_module(
                 report("progress", epoch, step)
 
         row = {"epoch": epoch, "kl_weight": kl_weight, **sums.shared().metrics("train", n_train)}
-        if not interrupted and len(val_idx):
+        checked = not interrupted and len(val_idx) and (epoch % settings.check_val_every_n_epoch == 0
+                                                         or epoch == settings.max_epochs)
+        if checked:
             validation = evaluate(module, data, val_shard, device, kl_weight, n_train).shared()
             row |= validation.metrics("validation", len(val_idx))
             cells_done += len(val_idx)
-        if not all(math.isfinite(v) for k, v in row.items() if k != "epoch"):
+        if not all(math.isfinite(v) for k, v in row.items() if k != "epoch"):  # (a skipped check is absent)
             module.load_state_dict(good_state)
             module.eval()
             raise TrainingDivergedError(_diverged_message(epoch, settings.lr))
@@ -333,7 +341,7 @@ def train_module(
         row["partial_epoch"] = interrupted
         rows.append(row)
         good_state = copy.deepcopy(module.state_dict())
-        if not interrupted and len(val_idx):
+        if checked:
             value = row["elbo_validation"]
             if value < best_value:
                 best_value, best_epoch = value, epoch
