@@ -61,3 +61,17 @@ def test_training_cells_kept_on_save_and_a_numeric_batch_transformed_by_its_numb
     as_number = model.get_normalized_expression(transform_batch=1, return_numpy=True)
     np.testing.assert_array_equal(as_number, model.get_normalized_expression(transform_batch="1", return_numpy=True))
     assert not np.allclose(as_number, model.get_normalized_expression(transform_batch=2, return_numpy=True))
+
+
+def test_per_cell_elbo_and_reconstruction_error_average_to_the_means(adata):
+    """``return_mean=False`` gives each cell's value (one draw of z each, as the means use): their average is the
+    mean within the draws' noise, every cell has one, and the ELBO lies below −reconstruction by the KL."""
+    model = SCVI(adata, n_latent=4)
+    model.train(max_epochs=5)
+    cells = np.arange(0, 300, 3)
+    elbo = model.get_elbo(indices=cells, return_mean=False)
+    reconstruction = model.get_reconstruction_error(indices=cells, return_mean=False)
+    assert elbo.shape == reconstruction.shape == (100,) and np.isfinite(elbo).all()
+    assert (reconstruction > 0).all() and elbo.mean() < -reconstruction.mean()  # independent draws: on average
+    assert elbo.mean() == pytest.approx(model.get_elbo(indices=cells), rel=0.02)
+    assert reconstruction.mean() == pytest.approx(model.get_reconstruction_error(indices=cells), rel=0.02)

@@ -330,15 +330,33 @@ class BaseModel:
         indices = np.arange(data.n_cells) if indices is None else np.asarray(indices)
         return evaluate(self.module, data, indices, self.device), len(indices)
 
-    def get_elbo(self, adata=None, indices=None) -> float:
-        """Evidence lower bound per cell (higher is better); includes AutoZI's global KL divided by N."""
+    def get_elbo(self, adata=None, indices=None, return_mean: bool = True) -> float | np.ndarray:
+        """Evidence lower bound per cell (higher is better); includes AutoZI's global KL divided by N.
+        ``return_mean=False``: each cell's, in the order of ``indices``."""
+        if not return_mean:
+            reconstruction, kl_local, kl_global = self._per_cell_terms(adata, indices)
+            return -(reconstruction + kl_local + kl_global / len(reconstruction))
         sums, n = self._sums(adata, indices)
         return -sums.metrics("eval", n)["elbo_eval"]
 
-    def get_reconstruction_error(self, adata=None, indices=None) -> float:
-        """Mean over cells of −log p(x_n | z_n): a positive number, lower is better."""
+    def get_reconstruction_error(self, adata=None, indices=None, return_mean: bool = True) -> float | np.ndarray:
+        """Mean over cells of −log p(x_n | z_n): a positive number, lower is better. ``return_mean=False``: each
+        cell's, in the order of ``indices``."""
+        if not return_mean:
+            return self._per_cell_terms(adata, indices)[0]
         sums, n = self._sums(adata, indices)
         return sums.metrics("eval", n)["reconstruction_loss_eval"]
+
+    @torch.no_grad()
+    def _per_cell_terms(self, adata, indices) -> tuple[np.ndarray, np.ndarray, float]:
+        """Each cell's −log p(x_n | z_n) and local KL (one draw of z, as the means above use), and the global KL."""
+        reconstruction, kl_local, kl_global = [], [], 0.0
+        for batch in self._batches(adata, indices):
+            terms = self.module(batch)
+            reconstruction.append(terms.reconstruction.double().cpu().numpy())
+            kl_local.append(terms.kl_local.double().cpu().numpy())
+            kl_global = float(terms.kl_global)
+        return np.concatenate(reconstruction), np.concatenate(kl_local), kl_global
 
     @torch.no_grad()
     def get_marginal_ll(self, adata=None, indices=None, n_mc_samples: int = 100) -> float:
