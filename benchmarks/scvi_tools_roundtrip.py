@@ -70,7 +70,8 @@ def main() -> None:
         theirs = np.load(folder / f"{name}_scvi_tools.npz")
         differences = {key: float(np.abs(np.ravel(ours[name][key]) - np.ravel(theirs[key])).max())
                        for key in theirs.files}
-        print(f"{name} saved here, opened in scvi-tools 1.4.2 ({ours[name]['latent'].shape[0]:,} cells): max |difference| "
+        cells = ours[name]["latent"].shape[0]
+        print(f"{name} saved here, opened in scvi-tools 1.4.2 ({cells:,} cells): max |difference| "
               + ", ".join(f"{key} {value:.2e}" for key, value in differences.items()))
 
 

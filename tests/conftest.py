@@ -74,7 +74,8 @@ def finished_runs(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("finished_runs")
     runs = {"root": root, "AUTOZI": write_tiny_run(root, "AUTOZI"), "SCVI": write_tiny_run(root, "SCVI")}
     store = RunStore(root)
-    embeddings.cached(store.embeddings_dir(runs["AUTOZI"]), store.read_latent(runs["AUTOZI"]), embedding.EmbeddingParams())
+    embeddings.cached(store.embeddings_dir(runs["AUTOZI"]), store.read_latent(runs["AUTOZI"]),
+                      embedding.EmbeddingParams())
     return runs
 
 

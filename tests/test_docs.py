@@ -26,7 +26,8 @@ def test_math_to_code_table_names_code_that_exists():
 
     import scvi_core
 
-    modules = {name.removeprefix("scvi_core.") for _, name, _ in pkgutil.walk_packages(scvi_core.__path__, "scvi_core.")}
+    modules = {name.removeprefix("scvi_core.")
+               for _, name, _ in pkgutil.walk_packages(scvi_core.__path__, "scvi_core.")}
     table = DOC.read_text().split("| symbol (seeds) |")[1].split("\n\n")[0]
     checked, missing = 0, []
     for token in re.findall(r"`([A-Za-z_][\w.]*)`", table):

@@ -12,7 +12,7 @@ def test_cached_embedding_covers_every_cell_and_is_read_back(runs_copy, monkeypa
     store = RunStore(runs_copy["root"])
     run_id = runs_copy["AUTOZI"]
     latent = store.read_latent(run_id)
-    first = embeddings.cached(store.embeddings_dir(run_id), latent, embedding.EmbeddingParams())  # cached by the fixture
+    first = embeddings.cached(store.embeddings_dir(run_id), latent, embedding.EmbeddingParams())  # kept by the fixture
     assert first.umap.shape == (latent.shape[0], 2) and np.isfinite(first.umap).all()
     assert len(first.leiden) == latent.shape[0] and "0" in set(first.leiden)
 

@@ -30,7 +30,8 @@ def test_groups_are_saved_validated_and_deleted(tmp_path):
                                   ("ok", [], "at least one cell"), ("ok", [10], "between 0 and 9")):
         with pytest.raises(groups.GroupError, match=message):
             groups.save_group(tmp_path / "groups.json", name, chosen, n_cells=10)
-    assert groups.group_sizes(groups.read_groups(tmp_path / "groups.json")).to_dict("records") == [{"group": "T cells", "cells": 3}]
+    sizes = groups.group_sizes(groups.read_groups(tmp_path / "groups.json"))
+    assert sizes.to_dict("records") == [{"group": "T cells", "cells": 3}]
     groups.delete_group(tmp_path / "groups.json", "T cells")
     assert groups.read_groups(tmp_path / "groups.json") == {}
 

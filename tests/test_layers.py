@@ -82,8 +82,8 @@ def test_every_function_of_a_page_draws_something(path):
 def imports_of(tree: ast.Module):
     """Every import statement of a module, inside functions too, except those under ``if TYPE_CHECKING`` (names for
     type hints, never run)."""
-    skipped = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-               for n in ast.walk(node)}
+    skipped = {id(n) for node in ast.walk(tree)
+               if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test) for n in ast.walk(node)}
     return [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) and id(n) not in skipped]
 
 

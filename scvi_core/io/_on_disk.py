@@ -15,9 +15,9 @@ from ._readers import make_names_unique, require_hdf5
 
 def open_on_disk(path: str | Path, layer: str | None = None) -> tuple[ad.AnnData, list[str]]:
     """Open an .h5ad too large to load: obs and var are read, X and the layers stay on disk (read chunk by chunk
-    when used, see :mod:`scvi_core.data._ondisk`); .raw, obsm, obsp and uns are left out. With ``layer``, that layer is the
-    returned AnnData's X. ``uns[ON_DISK_KEY]`` records the file and layer, so that a training process opens the same
-    counts again (:func:`reopen_on_disk`)."""
+    when used, see :mod:`scvi_core.data._ondisk`); .raw, obsm, obsp and uns are left out. With ``layer``, that layer
+    is the returned AnnData's X. ``uns[ON_DISK_KEY]`` records the file and layer, so that a training process opens
+    the same counts again (:func:`reopen_on_disk`)."""
     import h5py  # noqa: PLC0415
     from anndata.io import read_elem, sparse_dataset  # noqa: PLC0415
 

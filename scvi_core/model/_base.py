@@ -57,7 +57,8 @@ def module_parameters(module_class: type, leave_out: tuple[str, ...] = ()) -> li
         if "__init__" not in vars(cls) or not issubclass(cls, torch.nn.Module) or cls is torch.nn.Module:
             continue
         for parameter in inspect.signature(cls.__init__).parameters.values():
-            if parameter.default is not inspect.Parameter.empty and parameter.name not in (*FILLED_FROM_DATA, *leave_out):
+            given_by_user = parameter.name not in (*FILLED_FROM_DATA, *leave_out)
+            if parameter.default is not inspect.Parameter.empty and given_by_user:
                 found[parameter.name] = parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY)
     return list(found.values())
 
@@ -418,8 +419,8 @@ class BaseModel:
     def save(self, dir_path: str | Path, overwrite: bool = False, save_anndata: bool = False, prefix: str = "",
              format: str = "scvi_core") -> None:
         """Write the model into ``dir_path``: this library's ``config.json`` (settings, registration, gene names),
-        ``model.pt`` (weights only), ``history.csv`` and ``indices.npz`` (the training and validation cells); or, with ``format="scvi-tools"``, the ``model.pt`` that
-        scvi-tools 1.x opens with ``scvi.model.SCVI.load(dir_path, adata)`` (:func:`scvi_core.model._scvi_tools.
+        ``model.pt`` (weights only), ``history.csv`` and ``indices.npz`` (the training and validation cells); or,
+        with ``format="scvi-tools"``, the ``model.pt`` that scvi-tools 1.x opens with ``scvi.model.SCVI.load(dir_path, adata)`` (:func:`scvi_core.model._scvi_tools.
         to_model_file`). ``save_anndata``: the AnnData too, as ``adata.h5ad`` (then ``load`` needs none); ``prefix``
         starts every file name, as in scvi-tools."""
         if format not in ("scvi_core", "scvi-tools"):

@@ -30,6 +30,7 @@ __all__ = [
     "TIMEOUT", "backend_for", "check_devices", "rank_device", "train_on_devices",
     "any_process", "is_data_parallel", "rank_and_size", "sum_over_processes",
     "EARLY_STOPPING_MIN_DELTA", "EARLY_STOPPING_PATIENCE", "EARLY_STOPPING_WARMUP_EPOCHS", "StopInfo",
-    "TrainingDivergedError", "TrainingEvent", "TrainingResult", "TrainSettings", "default_max_epochs", "default_warmup_epochs",
+    "TrainingDivergedError", "TrainingEvent", "TrainingResult", "TrainSettings", "default_max_epochs",
+    "default_warmup_epochs",
     "evaluate", "resolve_device", "split_indices", "train_module", "validate_settings",
 ]

@@ -263,8 +263,8 @@ def train_module(
     given). Raises :class:`TrainingDivergedError` (weights of the last finite epoch kept).
 
     Inside a ``torch.distributed`` process group of N processes (:mod:`scvi_core.train._data_parallel`) each process
-    runs this with the same arguments: ``batch_size`` cells per process, so minibatches of N·``batch_size`` cells from one
-    shared seeded order, gradients averaged by DistributedDataParallel, validation sums and the stop decisions
+    runs this with the same arguments: ``batch_size`` cells per process, so minibatches of N·``batch_size`` cells
+    from one shared seeded order, gradients averaged by DistributedDataParallel, validation sums and the stop decisions
     shared; ``callback`` is called in rank 0 only."""
     rank, world_size = rank_and_size()
     if settings.max_epochs is None:

@@ -80,7 +80,8 @@ def test_latent_space_chart_box_selection_and_gene_colour(page, demo_run):
     assert_no_exception(page)
     # the saved cells are exactly the leftmost ones: read from customdata, not from per-trace point indices
     saved = groups.read_groups(store.groups_file(run_id))["left half"]
-    x = embeddings.cached(store.embeddings_dir(run_id), store.read_latent(run_id), embedding.EmbeddingParams()).umap[:, 0]
+    umap = embeddings.cached(store.embeddings_dir(run_id), store.read_latent(run_id), embedding.EmbeddingParams())
+    x = umap.umap[:, 0]
     others = np.setdiff1d(np.arange(len(x)), saved)
     assert 0 < len(saved) < len(x) and x[saved].max() < x[others].min()
 
