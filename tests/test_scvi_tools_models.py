@@ -53,6 +53,14 @@ def test_the_same_cells_given_or_format_forced_and_the_wrong_class_refused():
         SCVI.load(FIXTURES / "scvi", adata[:, ::-1].copy())
 
 
+def test_a_folder_of_this_library_forced_as_scvi_tools_says_what_it_is(tmp_path):
+    adata = ad.read_h5ad(FIXTURES / "scvi" / "adata.h5ad")
+    SCVI.setup_anndata(adata, batch_key="batch")
+    SCVI(adata, n_latent=3).save(tmp_path / "ours")
+    with pytest.raises(ValueError, match="not a scvi-tools model file .* format='scvi_core'"):
+        SCVI.load(tmp_path / "ours", adata, format="scvi-tools")
+
+
 def test_a_model_file_naming_other_python_objects_is_refused_unread(tmp_path):
     """A crafted ``model.pt`` whose pickle would run a shell command: refused, naming what it holds, and the
     command never ran."""

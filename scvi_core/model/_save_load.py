@@ -28,9 +28,10 @@ class SaveLoadMixin:
              format: str = "scvi_core") -> None:
         """Write the model into ``dir_path``: this library's ``config.json`` (settings, registration, gene names),
         ``model.pt`` (weights only), ``history.csv`` and ``indices.npz`` (the training and validation cells); or,
-        with ``format="scvi-tools"``, the ``model.pt`` that scvi-tools 1.x opens with ``scvi.model.SCVI.load(dir_path, adata)`` (:func:`scvi_core.model._scvi_tools.
-        to_model_file`). ``save_anndata``: the AnnData too, as ``adata.h5ad`` (then ``load`` needs none); ``prefix``
-        starts every file name, as in scvi-tools."""
+        with ``format="scvi-tools"``, the ``model.pt`` that scvi-tools 1.x opens with
+        ``scvi.model.SCVI.load(dir_path, adata)`` (:func:`~scvi_core.model._scvi_tools.to_model_file`).
+        ``save_anndata``: the AnnData too, as ``adata.h5ad`` (then ``load`` needs none); ``prefix`` starts every file
+        name, as in scvi-tools."""
         if format not in ("scvi_core", "scvi-tools"):
             raise ValueError(f"format must be 'scvi_core' or 'scvi-tools'; got {format!r}.")
         path = Path(dir_path)

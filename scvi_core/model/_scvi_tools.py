@@ -104,7 +104,11 @@ def read_model_file(path: Path) -> dict:
                          "scvi-tools, or open only files you trust.")
     with torch.serialization.safe_globals([*ALLOWED_GLOBALS.values(), *DTYPE_CLASSES,
                                            (_plain_dict, "collections.defaultdict")]):
-        return torch.load(path, map_location="cpu", weights_only=True)
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    if not (isinstance(saved, dict) and {"model_state_dict", "var_names", "attr_dict"} <= set(saved)):
+        raise ValueError(f"{path} is not a scvi-tools model file (it lacks model_state_dict, var_names and attr_dict); "
+                         "a folder saved by scvi_core opens with format='scvi_core'.")
+    return saved
 
 
 def model_name(saved: dict) -> str:
