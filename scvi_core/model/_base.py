@@ -1,4 +1,5 @@
-"""What SCVI and AUTOZI share as user-facing models: registration, training, results, save / load.
+"""What SCVI and AUTOZI share as user-facing models: registration, training, results (save and load:
+:mod:`._save_load`).
 
 Sign conventions of the evaluation methods (stated because the reference's docstrings get them wrong):
 - ``get_elbo()``: the evidence lower bound per cell, **higher is better** (a negative number):
@@ -153,8 +154,7 @@ class BaseModel(SaveLoadMixin):
               stop_event: threading.Event | None = None, devices: int = 1, plan_kwargs: dict | None = None,
               **settings) -> None:
         """Fit the model. ``settings`` are :class:`~scvi_core.train.TrainSettings`' fields (its docstring says what
-        each does; this method's signature lists them): ``max_epochs``, ``lr``, ``batch_size``, ``train_size``,
-        ``early_stopping``, ``early_stopping_patience``, ``n_epochs_kl_warmup``, ``seed``.
+        each does; this method's signature lists them with their defaults).
 
         By default training stops on its own where the fit to held-out cells is best (early stopping restores the
         best epoch's weights, also when ``max_epochs`` is reached first). For a fixed number of epochs:

@@ -85,6 +85,9 @@ def rename(name: str, to_ours: bool = True) -> str:
 
 
 POSTERIOR_LOGITS = ("alpha_logit", "beta_logit")
+HISTORY_COLUMNS = tuple(f"{metric}_{split}" for metric in ("elbo", "reconstruction_loss", "kl_local")
+                        for split in ("train", "validation"))
+"""The per-epoch metrics both libraries record under the same names (scvi-tools: one DataFrame each)."""
 
 
 def is_scvi_tools_folder(folder: str | Path, prefix: str = "") -> bool:
@@ -156,10 +159,9 @@ def state_dict(saved: dict, module: torch.nn.Module) -> dict[str, torch.Tensor]:
     did not store it); refused with the first difference."""
     renamed = {rename(name): value for name, value in saved["model_state_dict"].items()
                if isinstance(value, torch.Tensor)}  # not pyro's parameter store: empty for these models
-    if hasattr(module, "posterior_scale"):  # scvi-tools' α = σ(logit); ours = scale · σ(logit), scale ≥ 1
-        for name in POSTERIOR_LOGITS:
-            share = torch.sigmoid(renamed[name]) / module.posterior_scale
-            renamed[name] = torch.log(share) - torch.log1p(-share)
+    if hasattr(module, "set_posterior_params"):  # scvi-tools' α = σ(logit); ours = scale · σ(logit), scale ≥ 1
+        module.set_posterior_params(*(torch.sigmoid(renamed[name]) for name in POSTERIOR_LOGITS))
+        renamed |= {name: getattr(module, name).detach().clone() for name in POSTERIOR_LOGITS}
     ours = module.state_dict()
     state = {}
     for name, value in ours.items():
@@ -179,12 +181,8 @@ def state_dict(saved: dict, module: torch.nn.Module) -> dict[str, torch.Tensor]:
 def history(saved: dict) -> pd.DataFrame:
     """scvi-tools' per-epoch history (one DataFrame per metric) as one table, named as this library names it."""
     frames = saved["attr_dict"].get("history_") or {}
-    names = {"elbo_train": "elbo_train", "elbo_validation": "elbo_validation",
-             "reconstruction_loss_train": "reconstruction_loss_train",
-             "reconstruction_loss_validation": "reconstruction_loss_validation",
-             "kl_local_train": "kl_local_train", "kl_local_validation": "kl_local_validation"}
-    columns = {ours: frame.iloc[:, 0].to_numpy() for theirs, ours in names.items()
-               if isinstance(frame := frames.get(theirs), pd.DataFrame) and len(frame)}
+    columns = {name: frame.iloc[:, 0].to_numpy() for name in HISTORY_COLUMNS
+               if isinstance(frame := frames.get(name), pd.DataFrame) and len(frame)}
     if not columns:
         return pd.DataFrame()
     length = min(len(v) for v in columns.values())
@@ -206,8 +204,7 @@ def to_model_file(model) -> dict:
         "init_params_": {"kwargs": {INIT_KWARGS_NAME[name]: {}}, "non_kwargs": params},
         "registry_": _registry_record(model, name),
         "history_": {column: model.history[[column]].set_index(model.history["epoch"] - 1)
-                     for column in model.history.columns if column.startswith(("elbo_", "reconstruction_loss_",
-                                                                              "kl_local_"))},
+                     for column in HISTORY_COLUMNS if column in model.history},
         "is_trained_": model.is_trained,
         "train_indices_": np.asarray(model.train_indices if model.train_indices is not None else [], dtype=np.int64),
         "validation_indices_": np.asarray(model.validation_indices if model.validation_indices is not None else [],
