@@ -12,7 +12,7 @@
   scanpy-shaped ``uns["rank_genes_groups"]`` so ``sc.get.rank_genes_groups_df`` and
   ``sc.pl.rank_genes_groups_dotplot`` work on the file (see :func:`rank_genes_groups` for what its fields hold).
 - A zip of the trained model (``config.json``, ``model.pt``, ``history.csv``) that
-  :func:`scvi_core.model.load_model_zip` turns back into a model (:func:`scvi_core.model.model_zip_bytes`).
+  :func:`scvi_core.model.load_model` turns back into a model (:func:`scvi_core.model.model_zip_bytes`).
 - A Python snippet that reproduces the run with ``scvi_core``, so the dashboard is never a dead end.
 """
 

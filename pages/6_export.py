@@ -93,7 +93,7 @@ def main():
                        key="download_model")
     model_name = config.get("model", "SCVI")
     st.caption(f"Weights and configuration. Load it on the exported data with "
-               f"`scvi_core.model.load_model_zip('model_{run_id}.zip', adata)` (or unzip it and call "
+               f"`scvi_core.model.load_model('model_{run_id}.zip', adata)` (or unzip it and call "
                f"`{model_name}.load(folder, adata)`).")
 
     st.subheader("Reproduce this run in Python")

@@ -10,7 +10,7 @@ import pytest
 
 from dashboard import embeddings, export, groups
 from scvi_core import embedding
-from scvi_core.model import load_model_zip, model_zip_bytes
+from scvi_core.model import load_model, model_zip_bytes
 from scvi_core.zi import CHECK_COLUMNS, CHECK_METHOD, CHECK_PREFIX, POSTERIOR_METHODS
 from dashboard.runs import RunStore
 
@@ -86,13 +86,13 @@ def test_model_zip_loads_back_with_the_same_latent_space(autozi_run, tmp_path):
     store, run_id = autozi_run
     archive = tmp_path / "model.zip"
     archive.write_bytes(model_zip_bytes(store.path(run_id) / "model"))
-    model = load_model_zip(archive, store.load_adata(run_id))
+    model = load_model(archive, store.load_adata(run_id))
     assert type(model).__name__ == "AUTOZI"
     assert np.allclose(model.get_latent_representation(), store.read_latent(run_id), atol=1e-5)
     (tmp_path / "not_a_model").mkdir()
     (tmp_path / "not_a_model" / "notes.txt").write_text("hello")
-    with pytest.raises(ValueError, match="no scvi_core model"):
-        load_model_zip(model_zip_bytes(tmp_path / "not_a_model"), store.load_adata(run_id))
+    with pytest.raises(ValueError, match="should hold one saved model"):
+        load_model(model_zip_bytes(tmp_path / "not_a_model"), store.load_adata(run_id))
 
 
 def test_snippet_is_valid_python_naming_the_run_settings(autozi_run):

@@ -10,6 +10,7 @@ The fixtures in ``tests/data/scvi_tools/`` were written by scvi-tools 1.4.2 in a
 
 import os
 import shutil
+import zipfile
 from pathlib import Path
 
 import anndata as ad
@@ -19,6 +20,7 @@ import torch
 
 from scvi_core import AUTOZI, SCVI
 from scvi_core.model import _scvi_tools as scvi_tools
+from scvi_core.model import load_model
 
 FIXTURES = Path(__file__).parent / "data" / "scvi_tools"
 
@@ -122,3 +124,31 @@ def _shape_of(record):
     if isinstance(record, dict):
         return {key: _shape_of(value) for key, value in record.items() if key != "_scvi_uuid"}
     return type(record).__name__
+
+
+def _zip_folder(folder: Path, target: Path, inside: str) -> Path:
+    """``folder``'s files zipped inside ``inside/``, with the litter archivers add (a macOS fork, a hidden file)."""
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in folder.iterdir():
+            archive.write(path, f"{inside}/{path.name}")
+        archive.writestr(f"__MACOSX/{inside}/._model.pt", b"\0" * 10)
+        archive.writestr(f"{inside}/.DS_Store", b"\0" * 10)
+    return target
+
+
+@pytest.mark.parametrize(("name", "model_class"), [("scvi", SCVI), ("autozi", AUTOZI)])
+def test_load_model_opens_either_class_from_a_folder_or_a_zip_of_it(tmp_path, name, model_class):
+    expected = np.load(FIXTURES / f"{name}_expected.npz")["latent"]
+    archive = _zip_folder(FIXTURES / name, tmp_path / f"{name}.zip", inside=f"my_{name}_model")
+    for source in (FIXTURES / name, archive, archive.read_bytes()):
+        model = load_model(source)
+        assert type(model) is model_class
+        np.testing.assert_allclose(model.get_latent_representation(), expected, rtol=1e-5, atol=1e-6)
+    two = tmp_path / "two.zip"
+    shutil.copy(archive, two)
+    with zipfile.ZipFile(two, "a") as extra:
+        extra.write(FIXTURES / name / "model.pt", "another/model.pt")
+    with pytest.raises(ValueError, match="should hold one saved model"):
+        load_model(two)
+    with pytest.raises(ValueError, match="not a readable .zip"):
+        load_model(b"PK\x03\x04 not really a zip")

@@ -8,15 +8,17 @@ orientation), ``_on_disk`` (an ``.h5ad`` too large to load, opened with its coun
 """
 
 from ._errors import DataLoadError, describe_error
-from ._limits import ExpansionRefused, available_memory_bytes, memory_budget
+from ._limits import ExpansionRefused, available_memory_bytes, extract_zip_members, memory_budget
 from ._on_disk import is_opened_on_disk, open_on_disk, reopen_on_disk, working_copy
-from ._readers import MTX_PARTS, file_kind, make_names_unique, read_files, read_mtx_files, read_path, read_uploaded
+from ._readers import (MTX_PARTS, archive_files, file_kind, make_names_unique, read_files, read_mtx_files, read_path,
+                       read_uploaded)
 from ._tables import CELLS_BY_GENES, GENES_BY_CELLS, TABLE_SUFFIXES, guess_orientation, read_table
 
 __all__ = [
     "DataLoadError", "describe_error",
-    "ExpansionRefused", "available_memory_bytes", "memory_budget",
+    "ExpansionRefused", "available_memory_bytes", "extract_zip_members", "memory_budget",
     "is_opened_on_disk", "open_on_disk", "reopen_on_disk", "working_copy",
-    "MTX_PARTS", "file_kind", "make_names_unique", "read_files", "read_mtx_files", "read_path", "read_uploaded",
+    "MTX_PARTS", "archive_files", "file_kind", "make_names_unique", "read_files", "read_mtx_files", "read_path",
+    "read_uploaded",
     "CELLS_BY_GENES", "GENES_BY_CELLS", "TABLE_SUFFIXES", "guess_orientation", "read_table",
 ]

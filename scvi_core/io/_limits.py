@@ -136,6 +136,25 @@ def check_zip_member(member: zipfile.ZipInfo, archive_name: str, budget: int, al
             f"ones: 10–60-fold), so it was not extracted. If it is genuine, {CONVERT[0].lower() + CONVERT[1:]}")
 
 
+def extract_zip_members(archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], folder: Path,
+                        archive_name: str) -> list[Path]:
+    """Extract ``members`` into ``folder`` under their base names (names of our own: no path in the archive leads
+    out of it), once their declared sizes together are checked against the budget (:func:`check_zip_member`):
+    nothing is extracted from an archive that would not fit. zipfile yields at most a member's declared size and
+    checks its CRC, so a member that lies about its size ends in ``zipfile.BadZipFile``."""
+    budget, declared = expansion_budget(folder), 0
+    for member in members:
+        check_zip_member(member, archive_name, budget, declared)
+        declared += member.file_size
+    extracted = []
+    for member in members:
+        target = folder / Path(member.filename).name
+        with archive.open(member) as source, target.open("wb") as sink:
+            shutil.copyfileobj(source, sink)
+        extracted.append(target)
+    return extracted
+
+
 def check_table_header(first_line: str, sep: str, name: str, n_bytes: int) -> None:
     """Before a dense table is parsed: refuse more columns than ``MAX_TABLE_COLUMNS``, and a file whose text
     (``n_bytes``, decompressed size when known) would need more memory than this server may give it."""

@@ -200,7 +200,7 @@ def _read_zip(path: Path, orientation: str) -> tuple[ad.AnnData, list[str]]:
     """A .zip holding a 10x matrix triplet (in any folder inside), or exactly one other supported file."""
     try:
         with zipfile.ZipFile(path) as archive, tempfile.TemporaryDirectory(prefix="scvi_zip_") as tmp:
-            members = [m for m in archive.infolist() if not m.is_dir() and not _is_junk(m.filename)]
+            members = archive_files(archive)
             mtx = [m for m in members if (file_kind(m.filename) or "").startswith("mtx:")]
             chosen = mtx or [m for m in members if file_kind(m.filename) not in (None, "zip")]
             nested = [m.filename for m in members if file_kind(m.filename) == "zip"]
@@ -214,11 +214,7 @@ def _read_zip(path: Path, orientation: str) -> tuple[ad.AnnData, list[str]]:
                     f"'{path.name}' should hold a 10x matrix (matrix.mtx, features.tsv or genes.tsv, barcodes.tsv) "
                     f"or one .h5ad/.h5/.csv/.tsv file, but holds: {listed}."
                 )
-            budget, declared = limits.expansion_budget(tmp), 0
-            for member in chosen:  # declared sizes first: nothing is extracted from an archive that would not fit
-                limits.check_zip_member(member, path.name, budget, declared)
-                declared += member.file_size
-            extracted = [_extract(archive, member, Path(tmp)) for member in chosen]
+            extracted = limits.extract_zip_members(archive, chosen, Path(tmp), path.name)
             if mtx:
                 return read_mtx_files(extracted)
             return read_path(extracted[0], orientation)
@@ -227,18 +223,11 @@ def _read_zip(path: Path, orientation: str) -> tuple[ad.AnnData, list[str]]:
             f"'{path.name}' is not a readable .zip archive ({describe_error(err)}). Create it again.") from err
 
 
-def _extract(archive: zipfile.ZipFile, member: zipfile.ZipInfo, folder: Path) -> Path:
-    """One member, under its base name (our own name: no zip-slip). zipfile yields at most the declared size and
-    checks the CRC, so a member that lies about its size ends in BadZipFile."""
-    target = folder / Path(member.filename).name
-    with archive.open(member) as source, target.open("wb") as sink:
-        shutil.copyfileobj(source, sink)
-    return target
-
-
-def _is_junk(name: str) -> bool:
-    """Files that archivers add on their own (macOS resource forks, hidden files)."""
-    return name.startswith("__MACOSX/") or Path(name).name.startswith(".")
+def archive_files(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+    """An archive's files, without folders and what archivers add on their own (macOS resource forks, hidden
+    files)."""
+    return [m for m in archive.infolist() if not m.is_dir() and not m.filename.startswith("__MACOSX/")
+            and not Path(m.filename).name.startswith(".")]
 
 
 def _read_mtx_triplet(parts: dict[str, Path]) -> tuple[ad.AnnData, list[str]]:

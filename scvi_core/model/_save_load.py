@@ -18,6 +18,8 @@ from . import _scvi_tools as scvi_tools
 
 CONFIG_FILE, WEIGHTS_FILE, HISTORY_FILE, DATA_FILE = "config.json", "model.pt", "history.csv", "adata.h5ad"
 INDICES_FILE = "indices.npz"  # the training and validation cells, when the model was trained
+MODEL_FILES = (CONFIG_FILE, WEIGHTS_FILE, HISTORY_FILE, INDICES_FILE)
+"""What a saved model is, besides the data saved with it (scvi-tools' folders: ``model.pt`` alone)."""
 
 
 class SaveLoadMixin:

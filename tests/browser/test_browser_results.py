@@ -10,7 +10,7 @@ import pytest
 
 from dashboard import embeddings, groups
 from scvi_core import embedding
-from scvi_core.model import load_model_zip
+from scvi_core.model import load_model
 from dashboard.runs import RunStore
 from tests.browser.conftest import SCREENSHOTS, assert_no_exception, wait_until_idle
 from tests.tiny_run import write_tiny_run
@@ -139,6 +139,6 @@ def test_export_downloads_load_back(page, demo_run, tmp_path):
     with page.expect_download() as download:
         page.get_by_role("button", name="Download the model (.zip)").click()
     download.value.save_as(tmp_path / "model.zip")
-    model = load_model_zip(tmp_path / "model.zip", store.load_adata(run_id))
+    model = load_model(tmp_path / "model.zip", store.load_adata(run_id))
     assert np.allclose(model.get_latent_representation(), exported.obsm["X_scVI"], atol=1e-5)
     assert_no_exception(page)
