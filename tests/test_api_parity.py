@@ -70,8 +70,8 @@ def test_per_cell_elbo_and_reconstruction_error_average_to_the_means(adata):
     model.train(max_epochs=5)
     cells = np.arange(0, 300, 3)
     elbo = model.get_elbo(indices=cells, return_mean=False)
-    reconstruction = model.get_reconstruction_error(indices=cells, return_mean=False)
+    reconstruction = model.get_reconstruction_error(indices=cells, return_mean=False)["reconstruction_loss"]
     assert elbo.shape == reconstruction.shape == (100,) and np.isfinite(elbo).all()
     assert (reconstruction > 0).all() and elbo.mean() < -reconstruction.mean()  # independent draws: on average
     assert elbo.mean() == pytest.approx(model.get_elbo(indices=cells), rel=0.02)
-    assert reconstruction.mean() == pytest.approx(model.get_reconstruction_error(indices=cells), rel=0.02)
+    assert reconstruction.mean() == pytest.approx(model.get_reconstruction_error(indices=cells)["reconstruction_loss"], rel=0.02)

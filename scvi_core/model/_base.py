@@ -4,7 +4,8 @@
 Sign conventions of the evaluation methods (stated because the reference's docstrings get them wrong):
 - ``get_elbo()``: the evidence lower bound per cell, **higher is better** (a negative number):
   mean_n[log p(x_n|z_n) − KL_local,n] − KL_global / N.
-- ``get_reconstruction_error()``: mean_n[−log p(x_n|z_n)], a positive negative log-likelihood, **lower is better**.
+- ``get_reconstruction_error()``: ``{"reconstruction_loss": mean_n[−log p(x_n|z_n)]}``, a positive negative
+  log-likelihood, **lower is better**.
 - ``get_marginal_ll()``: importance-sampled log p(x_n) per cell, **higher is better**.
 """
 
@@ -335,13 +336,14 @@ class BaseModel(SaveLoadMixin):
         sums, n = self._sums(adata, indices)
         return -sums.metrics("eval", n)["elbo_eval"]
 
-    def get_reconstruction_error(self, adata=None, indices=None, return_mean: bool = True) -> float | np.ndarray:
-        """Mean over cells of −log p(x_n | z_n): a positive number, lower is better. ``return_mean=False``: each
-        cell's, in the order of ``indices``."""
+    def get_reconstruction_error(self, adata=None, indices=None,
+                                 return_mean: bool = True) -> dict[str, float | np.ndarray]:
+        """``{"reconstruction_loss": mean over cells of −log p(x_n | z_n)}``, as scvi-tools returns it: a positive
+        number, lower is better. ``return_mean=False``: each cell's, in the order of ``indices``."""
         if not return_mean:
-            return self._per_cell_terms(adata, indices)[0]
+            return {"reconstruction_loss": self._per_cell_terms(adata, indices)[0]}
         sums, n = self._sums(adata, indices)
-        return sums.metrics("eval", n)["reconstruction_loss_eval"]
+        return {"reconstruction_loss": sums.metrics("eval", n)["reconstruction_loss_eval"]}
 
     @torch.no_grad()
     def _per_cell_terms(self, adata, indices) -> tuple[np.ndarray, np.ndarray, float]:
