@@ -20,6 +20,9 @@ ORIENTATIONS = ["auto", CELLS_BY_GENES, GENES_BY_CELLS]
 """How a .csv/.tsv table may be read: guessed from its names, or as the user says."""
 UPLOAD_EXTENSIONS = ["h5ad", "h5", "zip", "mtx", "gz", "csv", "tsv", "txt"]
 """What the upload widget accepts (it matches the last suffix only, so ".gz" covers every gzipped file)."""
+MODEL_UPLOAD_EXTENSIONS = ["zip", "pt", "h5ad", "json", "csv", "npz"]
+"""A saved model: a zip of its folder, or the folder's files (scvi-tools: model.pt, adata.h5ad; this library's
+Export: config.json, model.pt, history.csv, indices.npz)."""
 SERVER_FILE_SUFFIXES = (".h5ad", ".h5", ".zip", *TABLE_SUFFIXES, *(s + ".gz" for s in TABLE_SUFFIXES))
 DEMO_DATASETS = {
     "quick": {"n_cells": 2000, "n_genes": 500, "seed": 0},
@@ -70,9 +73,23 @@ def list_data_files(data_dir: str | Path) -> list[str]:
     return found
 
 
-def resolve_data_path(name: str, data_dir: str | Path) -> Path:
+def list_model_sources(data_dir: str | Path) -> list[str]:
+    """Saved models in the data directory, as paths relative to it: folders holding a ``model.pt``, and .zip
+    files (a zip of a model folder; one that holds data instead says so when opened)."""
+    root = Path(data_dir).resolve()
+    if not root.is_dir():
+        return []
+    folders = [p.parent for p in root.rglob("model.pt")]
+    zips = [p for p in root.rglob("*") if p.name.lower().endswith(".zip") and p.is_file()]
+    return sorted(p.relative_to(root).as_posix() for p in [*folders, *zips]
+                  if p.resolve().is_relative_to(root) and not any(part.startswith(".") for part in
+                                                                  p.relative_to(root).parts))
+
+
+def resolve_data_path(name: str, data_dir: str | Path, model: bool = False) -> Path:
     """Return the absolute path of ``name`` inside ``data_dir``, refusing anything that leads outside it
-    (absolute paths, ``..``, links) so that the dashboard cannot be used to read arbitrary server files."""
+    (absolute paths, ``..``, links) so that the dashboard cannot be used to read arbitrary server files. A file;
+    with ``model``, a saved model's folder (holding ``model.pt``) or a file."""
     root = Path(data_dir).resolve()
     if not root.is_dir():
         raise DataLoadError(
@@ -87,8 +104,11 @@ def resolve_data_path(name: str, data_dir: str | Path) -> Path:
             f"'{name}' is outside the data directory {root}; only files inside it can be opened. Copy the file "
             "into the data directory first."
         )
+    if model and (candidate / "model.pt").is_file():
+        return candidate
     if not candidate.is_file():
-        raise DataLoadError(f"There is no file '{name}' in the data directory {root}.")
+        what = "saved model (a folder with model.pt, or a .zip)" if model else "file"
+        raise DataLoadError(f"There is no {what} '{name}' in the data directory {root}.")
     return candidate
 
 

@@ -12,8 +12,11 @@
   scanpy-shaped ``uns["rank_genes_groups"]`` so ``sc.get.rank_genes_groups_df`` and
   ``sc.pl.rank_genes_groups_dotplot`` work on the file (see :func:`rank_genes_groups` for what its fields hold).
 - A zip of the trained model (``config.json``, ``model.pt``, ``history.csv``) that
-  :func:`scvi_core.model.load_model` turns back into a model (:func:`scvi_core.model.model_zip_bytes`).
-- A Python snippet that reproduces the run with ``scvi_core``, so the dashboard is never a dead end.
+  :func:`scvi_core.model.load_model` turns back into a model (:func:`scvi_core.model.model_zip_bytes`), and one in
+  scvi-tools' layout (:func:`scvi_tools_model_zip`), a folder ``scvi.model.SCVI.load(folder, adata)`` opens, so that
+  the model goes on in scvi-tools (scANVI, query mapping).
+- A Python snippet that reproduces the run with ``scvi_core`` (for a run opened from a saved model: that opens it),
+  so the dashboard is never a dead end.
 """
 
 from __future__ import annotations
@@ -30,11 +33,12 @@ import pandas as pd
 from scvi_core.data import ON_DISK_KEY, SETUP_KEY, registry_of
 from scvi_core.de import METHOD_TITLES, REST, call_column, is_up, log_odds, method_of, posterior_qvalues, sort_groups
 from scvi_core.embedding import Embedding
-from scvi_core.model import model_zip_bytes  # noqa: F401 (the Export page's model download)
+from scvi_core.model import model_zip_bytes
 from scvi_core.zi import CHECK_PREFIX, group_column
 
 from .de_answers import Answer
 from .groups import obs_column
+from .model_opening import opened_from
 
 PACKAGES = ("torch", "numpy", "scipy", "pandas", "anndata", "scanpy", "umap-learn", "leidenalg", "igraph",
             "streamlit", "plotly")
@@ -223,12 +227,22 @@ def h5ad_bytes(adata: ad.AnnData) -> bytes:
         return path.read_bytes()
 
 
+def scvi_tools_model_zip(model, folder: str) -> bytes:
+    """``model`` saved as scvi-tools saves one (``model.pt`` only: the data are the exported .h5ad), zipped inside
+    ``folder`` so that it unzips to the folder ``scvi.model.SCVI.load(folder, adata)`` expects."""
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save(tmp, format="scvi-tools")
+        return model_zip_bytes(tmp, folder)
+
+
 def reproduce_snippet(config: dict, adata: ad.AnnData, data_file: str = "scvi_dashboard_export.h5ad",
-                      differential: Answer | None = None, de_groupby: str | None = None) -> str:
+                      differential: Answer | None = None, de_groupby: str | None = None,
+                      model_folder: str = "model") -> str:
     """Python code that trains the same model on the exported data with ``scvi_core``: the run's model, settings and
-    training parameters, and the registration (counts layer, batch and label keys) recorded in ``adata``; with
-    ``differential`` (and the obs column ``de_groupby`` that holds its groups in the export), the call that asks
-    the same differential-expression question."""
+    training parameters, and the registration (counts layer, batch and label keys) recorded in ``adata``; for a run
+    opened from a saved model (trained elsewhere, so nothing here says how), the code that opens it from
+    ``model_folder`` (the model download, unzipped). With ``differential`` (and the obs column ``de_groupby`` that
+    holds its groups in the export), the call that asks the same differential-expression question."""
     model = config.get("model", "SCVI")
     registry = registry_of(adata)
     setup = {k: v for k, v in (("layer", registry.layer), ("batch_key", registry.batch_key),
@@ -241,15 +255,21 @@ def reproduce_snippet(config: dict, adata: ad.AnnData, data_file: str = "scvi_da
     else:
         read = (f"adata, _ = scvi_core.io.open_on_disk({on_disk['path']!r}, layer={on_disk['layer']!r})"
                 "  # the counts stay on disk")
+    source = opened_from(config)
+    if source:
+        build = [f"model = {model}.load({model_folder!r}, adata)  # opened from {source['name']!r} "
+                 f"({source['format']}), trained elsewhere"]
+    else:
+        build = [f"{model}.setup_anndata(adata{''.join(f', {k}={v!r}' for k, v in setup.items())})",
+                 f"model = {model}(adata{''.join(f', {k}={v!r}' for k, v in config['model_params'].items())})",
+                 f"model.train({', '.join(f'{k}={v!r}' for k, v in config['train_params'].items())})"]
     lines = [
         "import anndata as ad",
         *(["import scvi_core.io"] if on_disk and "layer" in on_disk else []),
         f"from scvi_core import {model}",
         "",
         read,
-        f"{model}.setup_anndata(adata{''.join(f', {k}={v!r}' for k, v in setup.items())})",
-        f"model = {model}(adata{''.join(f', {k}={v!r}' for k, v in (config.get('model_params') or {}).items())})",
-        f"model.train({', '.join(f'{k}={v!r}' for k, v in (config.get('train_params') or {}).items())})",
+        *build,
         'adata.obsm["X_scVI"] = model.get_latent_representation()',
     ]
     if model == "AUTOZI":

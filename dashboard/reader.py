@@ -9,7 +9,8 @@ that gives all its memory back when it exits.
 The protocol is one JSON line per read on stdin, ``{"paths": [...], "orientation": ..., "output": PREFIX,
 "memory_bytes": N}``, answered by the forked reader's pid on stdout. The reader writes the AnnData to
 ``PREFIX.h5ad`` and then ``PREFIX.json``: ``{"notices": [...]}``, ``{"error": message}`` or ``{"out_of_memory":
-true}``. Its address space is limited to what it had when forked plus ``memory_bytes`` (and a margin for the
+true}``. A request with ``"task": "open_model"`` opens a saved model as a run instead
+(:func:`dashboard.model_opening.stage`, which says what else it carries); its ``PREFIX.json`` names the run's folder. Its address space is limited to what it had when forked plus ``memory_bytes`` (and a margin for the
 libraries a read loads), so that an allocation past it fails at once; :mod:`dashboard.reading` watches its memory
 and time, and kills it past either. Forked readers are reaped by the kernel (SIGCHLD ignored here), so a reader's
 pid is alive exactly while it reads.
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from scvi_core import io  # the readers' imports (scanpy, anndata, h5py) happen here, once
 
-from . import processes
+from . import model_opening, processes
 
 ADDRESS_MARGIN_BYTES = 256 * 2**20
 """Address space a reader may take beyond its memory budget: the libraries a first read of a format loads."""
@@ -35,11 +36,15 @@ ADDRESS_MARGIN_BYTES = 256 * 2**20
 
 def read(request: dict) -> dict:
     """Read the files of ``request``; the outcome as the JSON object described above (the AnnData is written)."""
-    output = Path(request["output"])
+    adata, notices = io.read_files([Path(p) for p in request["paths"]], request.get("orientation", "auto"))
+    adata.write_h5ad(Path(request["output"]).with_suffix(".h5ad"))
+    return {"notices": notices}
+
+
+def outcome_of(request: dict) -> dict:
+    """Do what ``request`` asks (read data files, or open a saved model as a run); its outcome, failures in words."""
     try:
-        adata, notices = io.read_files([Path(p) for p in request["paths"]], request.get("orientation", "auto"))
-        adata.write_h5ad(output.with_suffix(".h5ad"))
-        return {"notices": notices}
+        return model_opening.stage(request) if request.get("task") == "open_model" else read(request)
     except io.DataLoadError as err:
         return {"error": str(err)}
     except MemoryError:
@@ -60,7 +65,7 @@ def run_forked(request: dict) -> None:
     code = 0
     try:
         _limit_address_space(int(request["memory_bytes"]))
-        outcome = read(request)
+        outcome = outcome_of(request)
         prefix = Path(request["output"])
         partial = prefix.with_suffix(".json.part")
         partial.write_text(json.dumps(outcome))

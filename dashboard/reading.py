@@ -21,16 +21,18 @@ Pages get the one service of the process with :func:`reading_service`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +41,7 @@ import anndata as ad
 from scvi_core.io import DataLoadError
 
 from . import processes, settings
+from .runs import RunStore
 from .estimates import format_bytes
 
 log = logging.getLogger(__name__)
@@ -87,7 +90,30 @@ class ReadingService:
         reader's message, or with what it needed when it was stopped."""
         paths = [Path(p) for p in paths]
         name = paths[0].name if len(paths) == 1 else ", ".join(p.name for p in paths)
-        file_bytes = sum(p.stat().st_size for p in paths if p.is_file())
+        with self._bounded({"paths": [str(p) for p in paths], "orientation": orientation}, paths, name, folder,
+                           on_progress) as (outcome, prefix):
+            return ad.read_h5ad(prefix.with_suffix(".h5ad")), list(outcome["notices"])
+
+    def open_model(self, model: str | Path, name: str, folder: str | Path, store: RunStore,
+                   data: str | Path | None = None, counts_place: str | None = None, dataset_name: str | None = None,
+                   on_progress: Callable[[ReadProgress], None] | None = None) -> tuple[str, list[str]]:
+        """Open the saved model at ``model`` (a folder or a zip; ``name``: what the user calls it) on the .h5ad
+        ``data`` (counts at ``counts_place``) or on its own cells, as a finished run of ``store``, in a bounded
+        process that writes the run into ``folder`` (:func:`dashboard.model_opening.stage`). Returns the run's id
+        and what was changed on the way; raises :class:`DataLoadError` as :meth:`read` does."""
+        model = Path(model)
+        files = [*(model.iterdir() if model.is_dir() else [model]), *([Path(data)] if data else [])]
+        request = {"task": "open_model", "model": str(model), "name": name, "data": str(data) if data else None,
+                   "counts_place": counts_place, "dataset_name": dataset_name}
+        with self._bounded(request, files, name, folder, on_progress) as (outcome, _):
+            return store.adopt(Path(outcome["run"])), list(outcome["notices"])
+
+    @contextlib.contextmanager
+    def _bounded(self, request: dict, files: Sequence[Path], name: str, folder: str | Path,
+                 on_progress: Callable[[ReadProgress], None] | None) -> Iterator[tuple[dict, Path]]:
+        """Do ``request`` in a forked reader, one of at most ``at_once``, and yield its outcome and the prefix of
+        what it wrote (removed afterwards); a failure raises :class:`DataLoadError`."""
+        file_bytes = sum(p.stat().st_size for p in files if p.is_file())
         report = on_progress or (lambda progress: None)
         began, turn = time.monotonic(), self._turns.acquire(blocking=False)
         while not turn:
@@ -95,16 +121,18 @@ class ReadingService:
             turn = self._turns.acquire(timeout=PROGRESS_EVERY_S)
         prefix = Path(folder) / f"read-{secrets.token_hex(6)}"
         try:
-            pid, base = PREPARED.fork({"paths": [str(p) for p in paths], "orientation": orientation,
-                                    "output": str(prefix), "memory_bytes": self.memory_bytes})
+            pid, base = PREPARED.fork({**request, "output": str(prefix), "runs": str(staged_runs(prefix)),
+                                       "memory_bytes": self.memory_bytes})
             outcome = self._watch(pid, base, prefix, ReadProgress(name, 0.0, file_bytes), report)
         finally:
             self._turns.release()
         try:
-            return self._result(outcome, prefix, name)
+            self._check(outcome, name)
+            yield outcome, prefix
         finally:
             for leftover in (prefix.with_suffix(".h5ad"), prefix.with_suffix(".json")):
                 leftover.unlink(missing_ok=True)
+            shutil.rmtree(staged_runs(prefix), ignore_errors=True)
 
     def _watch(self, pid: int, base: int, prefix: Path, progress: ReadProgress,
                report: Callable[[ReadProgress], None]) -> dict:
@@ -131,9 +159,10 @@ class ReadingService:
                 report(ReadProgress(progress.name, seconds, progress.file_bytes, read, used))
             time.sleep(POLL_SECONDS)
 
-    def _result(self, outcome: dict, prefix: Path, name: str) -> tuple[ad.AnnData, list[str]]:
+    def _check(self, outcome: dict, name: str) -> None:
+        """Raise :class:`DataLoadError`, in words, unless the reader ended with a result."""
         if "notices" in outcome:
-            return ad.read_h5ad(prefix.with_suffix(".h5ad")), list(outcome["notices"])
+            return
         if "error" in outcome:
             raise DataLoadError(outcome["error"])
         stopped = outcome.get("stopped")
@@ -215,6 +244,11 @@ def _kill(pid: int, wait_s: float = 5.0) -> None:
     deadline = time.monotonic() + wait_s
     while processes.is_running(pid) and time.monotonic() < deadline:
         time.sleep(POLL_SECONDS)
+
+
+def staged_runs(prefix: Path) -> Path:
+    """Where a reader writes the run it opens (beside its other outputs, in the session's folder)."""
+    return prefix.with_suffix(".runs")
 
 
 _SERVICE: ReadingService | None = None

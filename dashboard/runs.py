@@ -9,7 +9,8 @@ Layout of one run, ``<runs_dir>/<run_id>/`` (the queue's table is ``<runs_dir>/q
 :mod:`dashboard.job_queue`):
 
     config.json        what was asked for: {"model", "model_params", "train_params", "setup", "dataset_name", "owner",
-                       "created"}
+                       "created"}; a run opened from a model trained elsewhere has no train_params and says where
+                       it came from ("opened_from": {"name", "format"}, :mod:`dashboard.model_opening`)
     status.json        {"state", "message", "epoch", "epochs_done", "max_epochs", "cells_per_second", "started",
                         "ended", "final_elbo", "stop_reason", "kept_epoch", "best_epoch", "device", "slot", "pid",
                         "n_cells", "n_genes", "setup_seconds", "train_seconds", "wall_seconds",
@@ -40,6 +41,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -55,6 +57,10 @@ from . import atomic
 
 DONE_STATES = ("finished", "stopped", "interrupted", "failed", "cancelled")
 _RUN_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$")
+
+
+def _new_run_id() -> str:
+    return f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
 
 
 def now() -> str:
@@ -83,7 +89,7 @@ class RunStore:
     def create(self, config: dict, adata: ad.AnnData) -> str:
         """Start a run's folder: configuration, the data it trains on (or, on disk, where they are), and a 'queued'
         status."""
-        run_id = f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+        run_id = _new_run_id()
         path = self.root / run_id
         (path / "results").mkdir(parents=True)
         on_disk = is_opened_on_disk(adata)
@@ -93,6 +99,16 @@ class RunStore:
         if not on_disk:
             adata.write_h5ad(path / "data.h5ad")
         self.write_status(run_id, state="queued", message="Waiting to start.")
+        return run_id
+
+    def adopt(self, folder: str | Path) -> str:
+        """Move a run written elsewhere (a model opened in a reader process: :mod:`dashboard.model_opening`) into
+        this store under a new id, whole: it appears in the run list complete or not at all."""
+        run_id = _new_run_id()
+        partial = self.root / f".{run_id}.part"
+        shutil.copytree(folder, partial)
+        partial.rename(self.root / run_id)
+        shutil.rmtree(folder, ignore_errors=True)
         return run_id
 
     # ---- status, history, config ------------------------------------------------------------------------

@@ -9,11 +9,13 @@ It is plain Python (no Streamlit) so that it can be tested and used from a noteb
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import anndata as ad
 
 from scvi_core.data import (
+    ON_DISK_KEY,
     CountsError,
     DatasetSummary,
     counts_locations,
@@ -29,6 +31,7 @@ from scvi_core.io import is_opened_on_disk, working_copy
 from .session_folder import SessionFolder
 
 DEMO_NAME = "Demo (quick)"
+LOADED_FILE = "loaded.h5ad"
 
 
 @dataclass
@@ -106,6 +109,15 @@ class Workspace:
                                     "can go straight to Model. Load your own data above to replace it."])
         prepared, _ = prepare(demo, None, n_top_genes=None, batch_key="batch", labels_key="cell_type")
         self.set_prepared(prepared, "batch", "cell_type")
+
+    def loaded_file(self) -> Path:
+        """The loaded data as an .h5ad file that another process can read: the file opened on disk, or a copy written
+        into the session's folder."""
+        if self.on_disk:
+            return Path(self.original.uns[ON_DISK_KEY]["path"])
+        path = self.folder.ready() / LOADED_FILE
+        self.original.write_h5ad(path)
+        return path
 
     def prepared_shape(self) -> tuple[int, int]:
         """Cells × genes of the prepared data (presets and checks depend on them)."""

@@ -5,11 +5,11 @@ summarising and preparing are the session's Workspace (``st.session_state["works
 
 import streamlit as st
 
-from dashboard import data_sources, settings
+from dashboard import data_sources, model_opening, settings
 from dashboard.reading import reading_service
 from ui import loading
 
-SOURCES = ["Demo data", "Upload files", "Data directory", "Public dataset (download)"]
+SOURCES = ["Demo data", "Upload files", "Data directory", "Public dataset (download)", "A trained model"]
 
 workspace = st.session_state["workspace"]
 reading_service().start()  # the reader's imports take seconds: done before the first Read
@@ -58,12 +58,57 @@ def choose_source():
             if data_sources.opens_on_disk(path):
                 return path.name, *loading.server_file_on_disk(str(path), path.stat().st_mtime, path.stat().st_size)
             return path.name, *loading.read_bounded(workspace, [path], orientation)
+    elif source == "A trained model":
+        open_model()
     else:
         st.caption("PBMC 3k from 10x Genomics via scanpy: needs an internet connection.")
         if st.button("Download PBMC 3k", type="primary", key="download_pbmc3k"):
             with st.spinner("Downloading…"):
                 return "PBMC 3k", data_sources.download_pbmc3k(), []
     return None
+
+
+def open_model():
+    """A model trained elsewhere (scvi-tools, or this dashboard's Export), opened as a finished run."""
+    st.caption("An SCVI or AUTOZI model saved by scvi-tools 1.x (`model.save(folder)`, ideally with "
+               "`save_anndata=True`), or downloaded from this dashboard's Export page. It opens as a finished run: "
+               "Latent space, Zero-inflation, Differential expression and Export work on it.")
+    where = st.radio("The model", ["Upload", "Data directory"], horizontal=True, key="model_where")
+    if where == "Upload":
+        files = st.file_uploader("A .zip of the model folder, or its files (model.pt, and adata.h5ad when it was "
+                                 "saved with the data)", type=data_sources.MODEL_UPLOAD_EXTENSIONS,
+                                 accept_multiple_files=True, key="model_upload")
+    else:
+        found = data_sources.list_model_sources(settings.data_dir())
+        picked = st.selectbox(f"Model folder or .zip in {settings.data_dir()}", found, key="server_model",
+                              placeholder="no model folders (with model.pt) or .zip files found")
+    loaded = workspace.original is not None
+    cells = st.radio("Cells to open it on", ["saved", "loaded"], horizontal=True, key="model_cells",
+                     disabled=not loaded, format_func=lambda c: "its own adata.h5ad (saved with the model)"
+                     if c == "saved" else f"the data loaded here ({workspace.dataset_name or 'none yet'})",
+                     help="The loaded data must have the model's genes (others are left out) and its batch column.")
+    ready = bool(files) if where == "Upload" else bool(picked)
+    if st.button("Open model", type="primary", key="open_model", disabled=not ready):
+        if where == "Upload":
+            data_sources.check_upload_size(max(f.size for f in files), st.get_option("server.maxUploadSize"))
+            paths = workspace.folder.store_upload([(f.name, f.getbuffer()) for f in files])
+            model, name = model_opening.uploaded_model(paths), files[0].name
+        else:
+            model = data_sources.resolve_data_path(picked, settings.data_dir(), model=True)
+            name = model.name
+        run_id, notices = loading.open_model(workspace, model, name, on_loaded_data=loaded and cells == "loaded")
+        st.session_state["opened_model"] = (run_id, name, notices)
+    if st.session_state.get("opened_model"):
+        run_id, name, notices = st.session_state["opened_model"]
+        st.success(f"Opened '{name}' as run {run_id}.", icon=":material/check_circle:")
+        for notice in notices:
+            st.caption(notice)
+        for page, label, icon in [("pages/4_latent_space.py", "Latent space", ":material/scatter_plot:"),
+                                  ("pages/5_zero_inflation.py", "Zero-inflation", ":material/exposure_zero:"),
+                                  ("pages/7_differential_expression.py", "Differential expression",
+                                   ":material/compare_arrows:"),
+                                  ("pages/6_export.py", "Export", ":material/download:")]:
+            st.page_link(page, label=label, icon=icon)
 
 
 def show_counts_choice():

@@ -1,5 +1,5 @@
 """Export: take a run home — an annotated ``.h5ad`` for scanpy, CSV tables, the trained model as a zip that
-``scvi_core`` loads, and the Python code that reproduces the run. Widgets only: everything is built by
+``scvi_core`` loads or one in scvi-tools' layout, and the Python code that reproduces the run. Widgets only: everything is built by
 ``dashboard.export``, on demand when a download button is clicked (large files are never built for nothing)."""
 
 import streamlit as st
@@ -88,17 +88,25 @@ def main():
             mime="text/csv", icon=":material/table:", key="download_de")
 
     st.subheader("Trained model")
-    st.download_button("Download the model (.zip)", lambda: export.model_zip_bytes(store.model_dir(run_id)),
-                       file_name=f"model_{run_id}.zip", mime="application/zip", icon=":material/download:",
-                       key="download_model")
+    left, right = st.columns(2)
+    left.download_button("Download the model (.zip)", lambda: export.model_zip_bytes(store.model_dir(run_id)),
+                         file_name=f"model_{run_id}.zip", mime="application/zip", icon=":material/download:",
+                         key="download_model")
     model_name = config.get("model", "SCVI")
-    st.caption(f"Weights and configuration. Load it on the exported data with "
-               f"`scvi_core.model.load_model('model_{run_id}.zip', adata)` (or unzip it and call "
-               f"`{model_name}.load(folder, adata)`).")
+    left.caption(f"For scvi_core: `scvi_core.model.load_model('model_{run_id}.zip', adata)` on the exported data "
+                 f"(or unzip it and call `{model_name}.load('model_{run_id}', adata)`).")
+    folder = f"scvi_tools_model_{run_id}"
+    right.download_button("Download for scvi-tools (.zip)",
+                          lambda: export.scvi_tools_model_zip(store.load_model(run_id), folder),
+                          file_name=f"{folder}.zip", mime="application/zip", icon=":material/download:",
+                          key="download_scvi_tools_model")
+    right.caption(f"scvi-tools' own layout: unzip it, then in scvi-tools 1.x "
+                  f"`scvi.model.{model_name}.load('{folder}', adata)` on the exported .h5ad, and go on from there "
+                  "(scANVI, query mapping).")
 
     st.subheader("Reproduce this run in Python")
-    st.code(export.reproduce_snippet(config, adata, f"scvi_run_{run_id}.h5ad", differential, de_groupby),
-            language="python")
+    st.code(export.reproduce_snippet(config, adata, f"scvi_run_{run_id}.h5ad", differential, de_groupby,
+                                     model_folder=f"model_{run_id}"), language="python")
 
 
 try:

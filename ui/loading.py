@@ -7,7 +7,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard import data_sources
+from dashboard import data_sources, model_opening
 from dashboard.reading import reading_service
 from dashboard.workspace import Workspace
 from scvi_core.data import histogram as bins_of
@@ -30,11 +30,22 @@ def server_file_on_disk(path: str, modified: float, size: int):
 def read_bounded(workspace: Workspace, paths, orientation: str):
     """Read in a process of its own (:mod:`dashboard.reading`), showing how it goes; nothing is cached: what a
     session reads belongs to it, in its folder."""
+    return _showing_progress(lambda report: reading_service().read(paths, workspace.folder.ready(), orientation,
+                                                                    on_progress=report))
+
+
+def open_model(workspace: Workspace, model, name: str, on_loaded_data: bool):
+    """Open a saved model as a run in a process of its own (:func:`dashboard.model_opening.open_as_run`), showing
+    how it goes."""
+    return _showing_progress(lambda report: model_opening.open_as_run(model, name, workspace, on_loaded_data,
+                                                                      on_progress=report))
+
+
+def _showing_progress(work):
+    """``work(report)``, where ``report`` shows a reader's progress on the page until it returns."""
     shown = st.empty()
     try:
-        return reading_service().read(paths, workspace.folder.ready(), orientation,
-                                      on_progress=lambda progress: shown.info(progress.text(),
-                                                                               icon=":material/hourglass_top:"))
+        return work(lambda progress: shown.info(progress.text(), icon=":material/hourglass_top:"))
     finally:
         shown.empty()
 

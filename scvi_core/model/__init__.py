@@ -4,7 +4,9 @@ folder or one zip file (``_open``)."""
 
 from ._autozi import AUTOZI
 from ._base import BaseModel
-from ._open import MODELS, load_model, model_class, model_zip_bytes
+from ._open import (MODELS, load_model, model_class, model_zip_bytes, opened, saved_format,
+                    saved_registration)
 from ._scvi import SCVI
 
-__all__ = ["AUTOZI", "BaseModel", "SCVI", "MODELS", "load_model", "model_class", "model_zip_bytes"]
+__all__ = ["AUTOZI", "BaseModel", "SCVI", "MODELS", "load_model", "model_class", "model_zip_bytes", "opened",
+           "saved_format", "saved_registration"]

@@ -7,18 +7,21 @@ beside it, in any one folder of the archive), after their declared sizes are che
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import anndata as ad
 
+from ..data import Registry
 from ..io import archive_files, extract_zip_members
 from . import _scvi_tools as scvi_tools
 from ._autozi import AUTOZI
-from ._save_load import DATA_FILE, MODEL_FILES, WEIGHTS_FILE
+from ._save_load import CONFIG_FILE, DATA_FILE, MODEL_FILES, WEIGHTS_FILE
 from ._scvi import SCVI
 
 MODELS = {"SCVI": SCVI, "AUTOZI": AUTOZI}
@@ -36,32 +39,60 @@ def model_zip_bytes(model_dir: str | Path, folder: str = "") -> bytes:
     return buffer.getvalue()
 
 
+@contextlib.contextmanager
+def opened(source: str | Path | bytes) -> Iterator[Path]:
+    """The folder of a saved model: ``source`` itself, or the model's files extracted from a ``.zip`` (a path or its
+    bytes) into a temporary folder, removed afterwards."""
+    if not isinstance(source, bytes) and Path(source).is_dir():
+        yield Path(source)
+        return
+    name = "the zip" if isinstance(source, bytes) else Path(source).name
+    try:
+        with tempfile.TemporaryDirectory(prefix="scvi_model_") as folder, \
+                zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source) as archive:
+            extract_zip_members(archive, _model_members(archive, name), Path(folder), name)
+            yield Path(folder)
+    except zipfile.BadZipFile as err:
+        raise ValueError(f"'{name}' is not a readable .zip archive ({err}). Zip the model folder again.") from err
+
+
 def model_class(folder: str | Path) -> type:
     """Which model a saved folder holds (either layout): SCVI or AUTOZI."""
-    folder = Path(folder)
-    if scvi_tools.is_scvi_tools_folder(folder):
-        kind = scvi_tools.model_name(scvi_tools.read_model_file(folder / WEIGHTS_FILE))
-    else:
-        kind = json.loads((folder / "config.json").read_text()).get("model")
+    kind = _saved(Path(folder))[0]
     if kind not in MODELS:
         raise ValueError(f"{folder} holds a {kind!r} model; scvi_core opens {' and '.join(MODELS)}.")
     return MODELS[kind]
+
+
+def saved_registration(folder: str | Path) -> tuple[list[str], Registry]:
+    """The genes a saved model (either layout) was trained on, in its order, and how its data were registered
+    (where the counts are, the batch and label columns and categories): what data to open it on must have."""
+    return _saved(Path(folder))[1:]
+
+
+def saved_format(folder: str | Path) -> str:
+    """Whose layout a saved folder has: "scvi-tools" or "scvi_core"."""
+    return "scvi-tools" if scvi_tools.is_scvi_tools_folder(folder) else "scvi_core"
+
+
+def _saved(folder: Path) -> tuple[str, list[str], Registry]:
+    if scvi_tools.is_scvi_tools_folder(folder):
+        saved = scvi_tools.read_model_file(folder / WEIGHTS_FILE)
+        return scvi_tools.model_name(saved), [str(g) for g in saved["var_names"]], scvi_tools.registry(saved)
+    try:
+        config = json.loads((folder / CONFIG_FILE).read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{folder} holds no saved model: neither model.pt (scvi-tools) nor config.json and model.pt "
+                         "(scvi_core).") from None
+    return config.get("model"), config["gene_names"], Registry.from_uns(config["registry"])
 
 
 def load_model(source: str | Path | bytes, adata: ad.AnnData | None = None, format: str = "auto"):
     """The saved model in ``source`` (a folder, a ``.zip`` of one, or the zip's bytes), as the class it was saved
     as, on ``adata`` (which must have its genes; left out, the ``adata.h5ad`` saved with it):
     ``scvi_core.model.load_model("model.zip", adata)``. ``format`` as :meth:`~scvi_core.model.SCVI.load`."""
-    if not isinstance(source, bytes) and Path(source).is_dir():
-        return model_class(source).load(source, adata, format=format)
-    name = "the zip" if isinstance(source, bytes) else Path(source).name
-    data = io.BytesIO(source) if isinstance(source, bytes) else source
-    try:
-        with tempfile.TemporaryDirectory(prefix="scvi_model_") as folder, zipfile.ZipFile(data) as archive:
-            extract_zip_members(archive, _model_members(archive, name), Path(folder), name)
-            return model_class(folder).load(folder, adata, format=format)
-    except zipfile.BadZipFile as err:
-        raise ValueError(f"'{name}' is not a readable .zip archive ({err}). Zip the model folder again.") from err
+    with opened(source) as folder:
+        return model_class(folder).load(folder, adata, format=format)
 
 
 def _model_members(archive: zipfile.ZipFile, name: str) -> list[zipfile.ZipInfo]:
