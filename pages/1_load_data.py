@@ -7,7 +7,7 @@ import streamlit as st
 
 from dashboard import data_sources, model_opening, settings
 from dashboard.reading import reading_service
-from ui import loading
+from ui import loading, results
 
 SOURCES = ["Demo data", "Upload files", "Data directory", "Public dataset (download)", "A trained model"]
 
@@ -103,12 +103,12 @@ def open_model():
         st.success(f"Opened '{name}' as run {run_id}.", icon=":material/check_circle:")
         for notice in notices:
             st.caption(notice)
-        for page, label, icon in [("pages/4_latent_space.py", "Latent space", ":material/scatter_plot:"),
-                                  ("pages/5_zero_inflation.py", "Zero-inflation", ":material/exposure_zero:"),
-                                  ("pages/7_differential_expression.py", "Differential expression",
-                                   ":material/compare_arrows:"),
-                                  ("pages/6_export.py", "Export", ":material/download:")]:
-            st.page_link(page, label=label, icon=icon)
+        st.page_link("pages/4_latent_space.py", label="Latent space", icon=":material/scatter_plot:")
+        if results.config(run_id)["model"] == "AUTOZI":
+            st.page_link("pages/5_zero_inflation.py", label="Zero-inflation", icon=":material/exposure_zero:")
+        st.page_link("pages/7_differential_expression.py", label="Differential expression",
+                     icon=":material/compare_arrows:")
+        st.page_link("pages/6_export.py", label="Export", icon=":material/download:")
 
 
 def show_counts_choice():
