@@ -260,9 +260,10 @@ def reproduce_snippet(config: dict, adata: ad.AnnData, data_file: str = "scvi_da
         build = [f"model = {model}.load({model_folder!r}, adata)  # opened from {source['name']!r} "
                  f"({source['format']}), trained elsewhere"]
     else:
+        model_params, train_params = config.get("model_params") or {}, config.get("train_params") or {}
         build = [f"{model}.setup_anndata(adata{''.join(f', {k}={v!r}' for k, v in setup.items())})",
-                 f"model = {model}(adata{''.join(f', {k}={v!r}' for k, v in config['model_params'].items())})",
-                 f"model.train({', '.join(f'{k}={v!r}' for k, v in config['train_params'].items())})"]
+                 f"model = {model}(adata{''.join(f', {k}={v!r}' for k, v in model_params.items())})",
+                 f"model.train({', '.join(f'{k}={v!r}' for k, v in train_params.items())})"]
     lines = [
         "import anndata as ad",
         *(["import scvi_core.io"] if on_disk and "layer" in on_disk else []),
