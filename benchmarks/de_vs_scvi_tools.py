@@ -10,6 +10,9 @@ questions in change mode (δ 0.25, FDR 0.05): each cell type against the rest, a
 T cells, as pandas query strings, where every call is false). Reported per comparison: Spearman correlations over
 genes of ``proba_de`` and of ``lfc_mean``, the mean and range over every pair of scvi-tools seeds, over every pair
 (ours, scvi-tools'), and over every pair of our seeds; the calls on each side; the null's calls and largest |LFC|.
+Then, on the same weights (each scvi-tools model, saved and opened here with ``SCVI.load``), what separates the DE
+computation from the training: scvi-tools' answer against scvi-tools' own with other posterior draws, and against
+this library's change mode on those weights.
 
 scvi-tools is not a dependency of the project: install it in an environment of its own and name its interpreter,
 
@@ -103,6 +106,9 @@ def scvi_tools_side(folder: Path, seed: int, epochs: int) -> None:
     start = time.perf_counter()
     answer_all(model, adata, silent=True).to_csv(folder / f"scvi_tools_{seed}.csv")
     print(f"scvi-tools seed {seed}: trained {trained:.0f} s, DE {time.perf_counter() - start:.1f} s")
+    scvi.settings.seed = seed + 1000  # the same weights, other posterior draws: the DE's own noise
+    answer_all(model, adata, silent=True).to_csv(folder / f"scvi_tools_redrawn_{seed}.csv")
+    model.save(folder / f"scvi_tools_model_{seed}", overwrite=True)
 
 
 def our_side(folder: Path, adata, seed: int, epochs: int) -> None:
@@ -120,27 +126,40 @@ def our_side(folder: Path, adata, seed: int, epochs: int) -> None:
     print(f"scvi_core seed {seed}: trained {trained:.0f} s, DE {time.perf_counter() - start:.1f} s")
 
 
+def ours_on_their_weights(folder: Path, adata, seed: int) -> None:
+    """This library's change mode on scvi-tools' own trained model (opened with ``SCVI.load``): what differs from
+    scvi-tools' answer then is the DE computation alone, not the training."""
+    from scvi_core import SCVI
+
+    data = adata.copy()
+    model = SCVI.load(folder / f"scvi_tools_model_{seed}", data)
+    answer_all(model, data, method="scvi", seed=seed, max_cells_per_group=None).to_csv(
+        folder / f"ours_on_scvi_tools_{seed}.csv")
+
+
 def report(folder: Path, seeds: list[int]) -> None:
     import numpy as np
     import pandas as pd
     from scipy.stats import spearmanr
 
     read = {f"{side}_{seed}": pd.read_csv(folder / f"{side}_{seed}.csv", index_col=0)
-            for side in ("scvi_tools", "ours") for seed in seeds}
+            for side in ("scvi_tools", "ours", "scvi_tools_redrawn", "ours_on_scvi_tools") for seed in seeds}
     seed_pairs = list(itertools.combinations(seeds, 2))
     pairs = {"scvi-tools vs itself": [(f"scvi_tools_{a}", f"scvi_tools_{b}") for a, b in seed_pairs],
              "ours vs scvi-tools": [(f"ours_{a}", f"scvi_tools_{b}") for a in seeds for b in seeds],
-             "ours vs itself": [(f"ours_{a}", f"ours_{b}") for a, b in seed_pairs]}
+             "ours vs itself": [(f"ours_{a}", f"ours_{b}") for a, b in seed_pairs],
+             "same weights: scvi-tools redrawn": [(f"scvi_tools_redrawn_{a}", f"scvi_tools_{a}") for a in seeds],
+             "same weights: ours": [(f"ours_on_scvi_tools_{a}", f"scvi_tools_{a}") for a in seeds]}
     for question in pd.unique(read[f"scvi_tools_{seeds[0]}"]["question"]):
         blocks = {k: t[t["question"] == question] for k, t in read.items()}
         print(f"\n{question}")
         for label, between in pairs.items():
             rho = {c: [spearmanr(blocks[a][c], blocks[b][c].reindex(blocks[a].index))[0] for a, b in between]
                    for c in ("proba_de", "lfc_mean")}
-            print(f"  {label:<20} Spearman, mean (range) over {len(between)} pairs:  " + "   ".join(
+            print(f"  {label:<33} Spearman, mean (range) over {len(between)} pairs:  " + "   ".join(
                 f"{c} {np.mean(r):.3f} ({min(r):.3f}–{max(r):.3f})" for c, r in rho.items()))
         for key, block in blocks.items():
-            print(f"  {key:<14} calls {int(block[f'is_de_fdr_{FDR}'].sum()):>4}   max |lfc_mean| "
+            print(f"  {key:<22} calls {int(block[f'is_de_fdr_{FDR}'].sum()):>4}   max |lfc_mean| "
                   f"{block['lfc_mean'].abs().max():.2f}")
 
 
@@ -162,6 +181,7 @@ def main():
         subprocess.run([args.scvi_tools_python, __file__, "--scvi-tools-side", str(folder), str(seed),
                         "--epochs", str(args.epochs)], check=True)
         our_side(folder, adata, seed, args.epochs)
+        ours_on_their_weights(folder, adata, seed)
     report(folder, args.seeds)
 
 

@@ -16,6 +16,9 @@ service is the backstop for the rest:
 - while it reads, ``on_progress`` gets a :class:`ReadProgress` twice a second: how long, how many bytes read, how
   much memory.
 
+A saved model a user sends (:meth:`ReadingService.open_model`) is opened the same way, as a run written into the
+session's folder that the server then moves into the runs directory (:mod:`dashboard.model_opening`).
+
 Pages get the one service of the process with :func:`reading_service`.
 """
 
@@ -41,8 +44,8 @@ import anndata as ad
 from scvi_core.io import DataLoadError
 
 from . import processes, settings
-from .runs import RunStore
 from .estimates import format_bytes
+from .runs import RunStore
 
 log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -121,7 +124,7 @@ class ReadingService:
             turn = self._turns.acquire(timeout=PROGRESS_EVERY_S)
         prefix = Path(folder) / f"read-{secrets.token_hex(6)}"
         try:
-            pid, base = PREPARED.fork({**request, "output": str(prefix), "runs": str(staged_runs(prefix)),
+            pid, base = PREPARED.fork({**request, "output": str(prefix), "runs": str(_staged_runs(prefix)),
                                        "memory_bytes": self.memory_bytes})
             outcome = self._watch(pid, base, prefix, ReadProgress(name, 0.0, file_bytes), report)
         finally:
@@ -132,7 +135,7 @@ class ReadingService:
         finally:
             for leftover in (prefix.with_suffix(".h5ad"), prefix.with_suffix(".json")):
                 leftover.unlink(missing_ok=True)
-            shutil.rmtree(staged_runs(prefix), ignore_errors=True)
+            shutil.rmtree(_staged_runs(prefix), ignore_errors=True)
 
     def _watch(self, pid: int, base: int, prefix: Path, progress: ReadProgress,
                report: Callable[[ReadProgress], None]) -> dict:
@@ -246,7 +249,7 @@ def _kill(pid: int, wait_s: float = 5.0) -> None:
         time.sleep(POLL_SECONDS)
 
 
-def staged_runs(prefix: Path) -> Path:
+def _staged_runs(prefix: Path) -> Path:
     """Where a reader writes the run it opens (beside its other outputs, in the session's folder)."""
     return prefix.with_suffix(".runs")
 
