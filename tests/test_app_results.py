@@ -111,8 +111,8 @@ def test_export_page_lists_what_the_h5ad_holds_and_the_snippet(runs_copy, app):
     for key in ("obsm['X_scVI']", "obsm['X_umap']", "obs['leiden']", "obs['group_first']", "var['autozi_*']",
                 "var['nb_zinb_check_*']", "uns['autozi_zero_inflation']", "uns['scvi_dashboard']"):
         assert key in listing
-    downloads = [e for e in app.get("download_button")]
-    assert len(downloads) == 4  # h5ad, cells CSV, zero-inflation CSV, model zip
+    downloads = [e.label for e in app.get("download_button")]
+    assert len(downloads) == 5 and "Download for scvi-tools (.zip)" in downloads  # h5ad, 2 CSVs, 2 model zips
     snippet = app.code[0].value
     compile(snippet, "snippet", "exec")
     assert "AUTOZI(adata, n_hidden=32, n_latent=5)" in snippet
@@ -137,5 +137,5 @@ def test_an_scvi_run_on_the_latent_space_and_export_pages(runs_copy, app):
     open_page(app, "Latent space (UMAP)")  # its UMAP is computed here, not cached by the fixture
     assert len(app.get("plotly_chart")) == 1
     open_page(app, "Export")
-    assert "var['autozi_*']" not in texts(app) and len(app.get("download_button")) == 3
+    assert "var['autozi_*']" not in texts(app) and len(app.get("download_button")) == 4
     assert "SCVI(adata, n_hidden=32, n_latent=5)" in app.code[0].value
