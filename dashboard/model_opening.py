@@ -21,7 +21,7 @@ import anndata as ad
 
 from scvi_core.data import CountsError, Registry, get_counts
 from scvi_core.io import DataLoadError
-from scvi_core.model import model_class, opened, saved_format, saved_registration
+from scvi_core.model import describe, opened
 
 from . import settings
 from .reading import ReadProgress, reading_service
@@ -75,20 +75,20 @@ def stage(request: dict) -> dict:
     name = request["name"]
     try:
         with opened(request["model"]) as folder:
-            kind, layout = model_class(folder), saved_format(folder)
+            saved = describe(folder)
             adata, notices = None, []
             if request.get("data"):
-                adata, notices = aligned(ad.read_h5ad(request["data"]), *saved_registration(folder),
+                adata, notices = aligned(ad.read_h5ad(request["data"]), saved.gene_names, saved.registry,
                                          request.get("counts_place"))
-            model = kind.load(folder, adata)
+            model = saved.model_class.load(folder, adata)
     except MODEL_ERRORS as err:
         return {"error": f"'{name}' could not be opened: {err}"}
     store = RunStore(request["runs"])
     registry = model.registry
-    config = {"model": kind.__name__, "model_params": model.params, "train_params": {},
+    config = {"model": type(model).__name__, "model_params": model.params, "train_params": {},
               "setup": {"batch_key": registry.batch_key, "labels_key": registry.labels_key},
               "dataset_name": request.get("dataset_name") or name,
-              OPENED_FROM: {"name": name, "format": layout}}
+              OPENED_FROM: {"name": name, "format": saved.format}}
     run_id = store.create(config, model.adata)
     store.save_model(run_id, model)
     store.write_history(run_id, model.history)
@@ -99,7 +99,7 @@ def stage(request: dict) -> dict:
     store.write_status(run_id, state="finished", epoch=epochs, epochs_done=epochs, max_epochs=epochs, ended=now(),
                        n_cells=model.adata.n_obs, n_genes=model.adata.n_vars,
                        final_elbo=float(last.iloc[-1]) if len(last) else None,
-                       message=f"Opened from '{name}' ({layout} model trained elsewhere{trained}).")
+                       message=f"Opened from '{name}' ({saved.format} model trained elsewhere{trained}).")
     return {"run": str(store.path(run_id)), "notices": notices}
 
 

@@ -4,9 +4,8 @@ folder or one zip file (``_open``)."""
 
 from ._autozi import AUTOZI
 from ._base import BaseModel
-from ._open import (MODELS, load_model, model_class, model_zip_bytes, opened, saved_format,
-                    saved_registration)
+from ._open import MODELS, SavedModel, describe, load_model, model_zip_bytes, opened
 from ._scvi import SCVI
 
-__all__ = ["AUTOZI", "BaseModel", "SCVI", "MODELS", "load_model", "model_class", "model_zip_bytes", "opened",
-           "saved_format", "saved_registration"]
+__all__ = ["AUTOZI", "BaseModel", "SCVI", "MODELS", "SavedModel", "describe", "load_model", "model_zip_bytes",
+           "opened"]

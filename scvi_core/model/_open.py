@@ -13,6 +13,7 @@ import json
 import tempfile
 import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import anndata as ad
@@ -56,35 +57,36 @@ def opened(source: str | Path | bytes) -> Iterator[Path]:
         raise ValueError(f"'{name}' is not a readable .zip archive ({err}). Zip the model folder again.") from err
 
 
-def model_class(folder: str | Path) -> type:
-    """Which model a saved folder holds (either layout): SCVI or AUTOZI."""
-    kind = _saved(Path(folder))[0]
-    if kind not in MODELS:
-        raise ValueError(f"{folder} holds a {kind!r} model; scvi_core opens {' and '.join(MODELS)}.")
-    return MODELS[kind]
+@dataclass(frozen=True)
+class SavedModel:
+    """What a saved folder (either layout) holds, read once: which model, whose layout, the genes it was trained on
+    in its order, and how its data were registered (where the counts are, the batch and label columns and
+    categories): what data to open it on must have."""
+
+    model_class: type
+    format: str
+    gene_names: list[str]
+    registry: Registry
 
 
-def saved_registration(folder: str | Path) -> tuple[list[str], Registry]:
-    """The genes a saved model (either layout) was trained on, in its order, and how its data were registered
-    (where the counts are, the batch and label columns and categories): what data to open it on must have."""
-    return _saved(Path(folder))[1:]
-
-
-def saved_format(folder: str | Path) -> str:
-    """Whose layout a saved folder has: "scvi-tools" or "scvi_core"."""
-    return "scvi-tools" if scvi_tools.is_scvi_tools_folder(folder) else "scvi_core"
-
-
-def _saved(folder: Path) -> tuple[str, list[str], Registry]:
+def describe(folder: str | Path) -> SavedModel:
+    """Read what a saved model folder holds (:class:`SavedModel`), without building the model."""
+    folder = Path(folder)
     if scvi_tools.is_scvi_tools_folder(folder):
         saved = scvi_tools.read_model_file(folder / WEIGHTS_FILE)
-        return scvi_tools.model_name(saved), [str(g) for g in saved["var_names"]], scvi_tools.registry(saved)
-    try:
-        config = json.loads((folder / CONFIG_FILE).read_text())
-    except FileNotFoundError:
-        raise ValueError(f"{folder} holds no saved model: neither model.pt (scvi-tools) nor config.json and model.pt "
-                         "(scvi_core).") from None
-    return config.get("model"), config["gene_names"], Registry.from_uns(config["registry"])
+        kind, layout = scvi_tools.model_name(saved), "scvi-tools"
+        genes, registry = [str(g) for g in saved["var_names"]], scvi_tools.registry(saved)
+    else:
+        try:
+            config = json.loads((folder / CONFIG_FILE).read_text())
+        except FileNotFoundError:
+            raise ValueError(f"{folder} holds no saved model: neither model.pt (scvi-tools) nor config.json and "
+                             "model.pt (scvi_core).") from None
+        kind, layout = config.get("model"), "scvi_core"
+        genes, registry = config["gene_names"], Registry.from_uns(config["registry"])
+    if kind not in MODELS:
+        raise ValueError(f"{folder} holds a {kind!r} model; scvi_core opens {' and '.join(MODELS)}.")
+    return SavedModel(MODELS[kind], layout, genes, registry)
 
 
 def load_model(source: str | Path | bytes, adata: ad.AnnData | None = None, format: str = "auto"):
@@ -92,7 +94,7 @@ def load_model(source: str | Path | bytes, adata: ad.AnnData | None = None, form
     as, on ``adata`` (which must have its genes; left out, the ``adata.h5ad`` saved with it):
     ``scvi_core.model.load_model("model.zip", adata)``. ``format`` as :meth:`~scvi_core.model.SCVI.load`."""
     with opened(source) as folder:
-        return model_class(folder).load(folder, adata, format=format)
+        return describe(folder).model_class.load(folder, adata, format=format)
 
 
 def _model_members(archive: zipfile.ZipFile, name: str) -> list[zipfile.ZipInfo]:
