@@ -17,7 +17,7 @@ import anndata as ad
 import torch
 import torch.distributed as dist
 
-from .model import AUTOZI, SCVI
+from .model import MODELS
 from .train import TIMEOUT, backend_for, rank_device
 
 
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("h5ad")
     parser.add_argument("save_dir")
-    parser.add_argument("--model", choices=("SCVI", "AUTOZI"), default="SCVI")
+    parser.add_argument("--model", choices=tuple(MODELS), default="SCVI")
     parser.add_argument("--batch-key")
     parser.add_argument("--max-epochs", type=int)
     parser.add_argument("--batch-size", type=int, default=128, help="cells per process and step")
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     device = rank_device(torch.device("cuda" if cuda else "cpu"), int(os.environ.get("LOCAL_RANK", 0)))
     dist.init_process_group(backend_for(device), timeout=TIMEOUT)  # torchrun's environment says where
     try:
-        model_class = {"SCVI": SCVI, "AUTOZI": AUTOZI}[args.model]
+        model_class = MODELS[args.model]
         adata = ad.read_h5ad(args.h5ad)
         model_class.setup_anndata(adata, batch_key=args.batch_key)
         model = model_class(adata)
