@@ -9,6 +9,7 @@ architecture) and the peak resident memory of a process that does nothing else, 
     python benchmarks/train_speed.py --disk          # 5,000,000 × 2,000 at 10% non-zero trained from an .h5ad
     python benchmarks/train_speed.py --disk --cells 200000 --dir /big/disk   # smaller, the file elsewhere
     python benchmarks/train_speed.py --devices 2     # one process against 2 data-parallel CPU processes
+    python benchmarks/train_speed.py --threads 1,2,4,8   # SCVI with each number of torch threads (up to the cores)
 
 ``--disk`` writes the synthetic CSR to an .h5ad block by block with anndata's on-disk writers (about 8 GB at 5M
 cells; removed afterwards), opens it backed, and trains SCVI one epoch from disk; for the in-memory reference it
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -88,9 +90,15 @@ def write_counts_h5ad(path: Path, n_cells: int, n_genes: int, density: float, se
     return path.stat().st_size / 2**20
 
 
-def measure(model_name: str, n_cells: int, n_genes: int, epochs: int, memory_case: bool, devices: int = 1) -> dict:
-    """Runs in the subprocess: build data, train ``epochs`` timed epochs after one warm-up epoch."""
+def measure(model_name: str, n_cells: int, n_genes: int, epochs: int, memory_case: bool, devices: int = 1,
+            threads: int | None = None) -> dict:
+    """Runs in the subprocess: build data, train ``epochs`` timed epochs after one warm-up epoch (with ``threads``
+    torch threads; default torch's own choice)."""
     import anndata as ad
+    import torch
+
+    if threads is not None:
+        torch.set_num_threads(threads)
 
     from scvi_core import AUTOZI, SCVI, simulate
 
@@ -146,8 +154,9 @@ def measure_file(path: str, reference_cells: int | None) -> dict:
 
 
 def run_case(model_name: str, n_cells: int, n_genes: int, epochs: int, memory_case: bool = False,
-             devices: int = 1) -> dict:
-    return _in_subprocess(f"measure({model_name!r}, {n_cells}, {n_genes}, {epochs}, {memory_case}, {devices})")
+             devices: int = 1, threads: int | None = None) -> dict:
+    return _in_subprocess(f"measure({model_name!r}, {n_cells}, {n_genes}, {epochs}, {memory_case}, {devices}, "
+                          f"{threads})")
 
 
 def _in_subprocess(call: str) -> dict:
@@ -186,6 +195,23 @@ def devices_case(devices: int) -> None:
           f"{one['seconds'] / many['seconds']:.2f}× the speed")
 
 
+def threads_case(counts: list[int]) -> None:
+    """SCVI on the quick demo's size and on 20,000 × 2,000 cells with each number of threads (those above this
+    machine's cores are skipped: they would only measure oversubscription), and the speed-up over one thread: what
+    the dashboard's rule for CPU training slots (``dashboard.settings.THREADS_PER_SLOT``) rests on."""
+    cores = len(os.sched_getaffinity(0))
+    skipped = [n for n in counts if n > cores]
+    if skipped:
+        print(f"this machine has {cores} cores: skipping {skipped} threads")
+    for n_cells, n_genes, epochs in ((2000, 500, 10), (20000, 2000, 2)):
+        base = None
+        for threads in [n for n in counts if n <= cores]:
+            r = run_case("SCVI", n_cells, n_genes, epochs, threads=threads)
+            base = base or r["cells_per_s"]
+            print(f"SCVI {n_cells:>6,} × {n_genes:<5,} {threads:2d} thread{'s' if threads > 1 else ' '}: "
+                  f"{r['cells_per_s']:9,.0f} cells/s, {r['cells_per_s'] / base:.2f}× one thread")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--memory", action="store_true", help="also train one epoch on 1M × 2000 cells (slow)")
@@ -196,7 +222,12 @@ def main() -> None:
     parser.add_argument("--dir", default=None, help="folder for --disk's temporary file (default: the system's)")
     parser.add_argument("--devices", type=int, default=1,
                         help="only compare one process with this many data-parallel CPU processes (gloo)")
+    parser.add_argument("--threads", default=None,
+                        help="only compare SCVI with these numbers of torch threads, e.g. 1,2,4,8")
     args = parser.parse_args()
+    if args.threads:
+        threads_case([int(n) for n in args.threads.split(",")])
+        return
     if args.disk:
         disk_case(args.cells, args.reference_cells, args.dir)
         return
