@@ -10,7 +10,7 @@ from streamlit.runtime import Runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from dashboard import settings
-from dashboard.service import service_for
+from dashboard.services import service_for
 from dashboard.session_folder import SessionFolder
 from dashboard.workspace import Workspace
 from ui import loading
@@ -41,7 +41,10 @@ st.navigation(PAGES).run()
 with st.sidebar:
     st.subheader("Workspace")
     st.markdown("  \n".join(f"**{label}:** {value}" for label, value in st.session_state["workspace"].status().items()))
-    active = service_for(settings.runs_dir()).active_run_ids()  # server-wide: possibly other sessions' runs
+    service = service_for(settings.runs_dir())
+    active = service.active_run_ids()  # server-wide: possibly other sessions' runs
     if active:
         st.page_link("pages/3_training.py", label=f"Training queue: {len(active)} run{'s' if len(active) > 1 else ''}",
                      icon=":material/model_training:", query_params={"run": active[0]})
+    if service.problem:  # a cluster that cannot be reached, or has no worker yet: the Training page says more
+        st.caption(f":material/cloud_off: {service.problem.split('. ')[0]}.")

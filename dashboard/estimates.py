@@ -97,23 +97,31 @@ class Estimate:
                 "genes (Load data → highly variable genes) or the Quick look preset are faster.")
 
 
-def throughput(store: RunStore, model: str, threads: int, devices: int = 1) -> Throughput:
-    """From the last :data:`RECENT_RUNS` runs of ``model`` that trained here with ``threads`` CPU threads on
-    ``devices`` devices, else from the (one-device) calibration."""
+def throughput(store: RunStore, model: str, threads: int, devices: int = 1, cluster: str | None = None) -> Throughput:
+    """From the last :data:`RECENT_RUNS` runs of ``model`` that trained where runs train now (this server, or the
+    Dask cluster ``cluster``) with ``threads`` CPU threads on ``devices`` devices, else from the (one-device)
+    calibration on this server."""
     rows = [r for r in recent_runs(store, model, limit=None)
-            if r.get("threads") == threads and r.get("devices", 1) == devices][:RECENT_RUNS]
+            if r.get("threads") == threads and r.get("devices", 1) == devices and r.get("cluster") == cluster]
+    rows = rows[:RECENT_RUNS]
+    where = "this server" if cluster is None else "this cluster"
     if rows:
         speed = statistics.median(r["entries_per_second"] / reference_width(r["model_params"]) for r in rows)
         overhead = statistics.median(r["wall_seconds"] - r["train_seconds"] for r in rows)
         noun = "run" if len(rows) == 1 else "runs"
-        return Throughput(speed, overhead, f"{len(rows)} recent {model_name(model)} {noun} on this server")
-    return calibration(model, threads)
+        return Throughput(speed, overhead, f"{len(rows)} recent {model_name(model)} {noun} on {where}")
+    measured = calibration(model, threads)
+    if cluster is None:
+        return measured
+    return Throughput(measured.entries_per_second, measured.overhead_seconds,
+                      f"{measured.source}, until a run has finished on this cluster")
 
 
-def estimate(store: RunStore, config: dict, n_cells: int, n_genes: int, threads: int, devices: int = 1) -> Estimate:
-    """The wall time of ``config`` on data of this size, from this server's throughput with ``threads`` threads on
-    ``devices`` devices."""
-    speed = throughput(store, config["model"], threads, devices)
+def estimate(store: RunStore, config: dict, n_cells: int, n_genes: int, threads: int, devices: int = 1,
+             cluster: str | None = None) -> Estimate:
+    """The wall time of ``config`` on data of this size, from the throughput where runs train (this server, or the
+    Dask cluster ``cluster``) with ``threads`` threads on ``devices`` devices."""
+    speed = throughput(store, config["model"], threads, devices, cluster)
     train = config["train_params"]
     per_epoch = n_cells * n_genes * reference_width(config["model_params"]) / speed.entries_per_second
     epochs = expected_epochs(store, config, n_cells, n_genes)

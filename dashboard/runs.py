@@ -14,7 +14,7 @@ Layout of one run, ``<runs_dir>/<run_id>/`` (the queue's table is ``<runs_dir>/q
     status.json        {"state", "message", "epoch", "epochs_done", "max_epochs", "cells_per_second", "started",
                         "ended", "final_elbo", "stop_reason", "kept_epoch", "best_epoch", "device", "slot", "pid",
                         "n_cells", "n_genes", "setup_seconds", "train_seconds", "wall_seconds",
-                        "entries_per_second", "peak_memory_bytes"}
+                        "entries_per_second", "peak_memory_bytes", "cluster", "worker"}
                        state ∈ queued | running | finished | stopped | interrupted | failed | cancelled; once training
                        ends, stop_reason ∈ early_stopping | max_epochs | interrupted (``scvi_core.train.StopInfo``),
                        the message says why in words, kept_epoch is the epoch whose weights were saved and
@@ -232,10 +232,12 @@ class RunStore:
 
 def where_it_trains(status: dict) -> str:
     """Where a run trains, for a person: "cpu (1 thread)", "cuda:0", "2 × cuda (data-parallel)",
-    "cpu, 2 data-parallel processes (1 thread each)"; "" before a worker has it."""
+    "cpu, 2 data-parallel processes (1 thread each)", "cuda, Dask worker tcp://…"; "" before a worker has it."""
     device, devices, threads = status.get("device"), status.get("devices", 1), status.get("threads")
     if not device:
         return ""
+    if status.get("worker"):
+        return f"{where_it_trains({**status, 'worker': None})}, Dask worker {status['worker']}"
     if devices > 1:
         if device != "cpu":
             return f"{devices} × {device} (data-parallel)"

@@ -59,9 +59,22 @@ class MemoryBudgetError(ValueError):
 class TrainingService:
     """Submits, cancels, stops and watches the training runs stored under ``runs_dir``."""
 
+    cluster: str | None = None
+    """Where runs train when it is not this server: a Dask cluster (:class:`dashboard.cluster.ClusterTrainingService`)."""
+
     def __init__(self, runs_dir: str | Path, slots: int | None = None, memory_budget: int | None = None):
         self.store = RunStore(runs_dir)
         self.queue = JobQueue(self.store.root / QUEUE_FILE)
+        self.problem: str | None = None
+        """Why queued runs cannot start now, in words, for a banner (None when they can)."""
+        self._start_backend(slots, memory_budget)
+        self._wake, self._closed = threading.Event(), threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._dispatch_forever, daemon=True, name="training-dispatcher")
+        self._thread.start()
+
+    def _start_backend(self, slots: int | None, memory_budget: int | None) -> None:
+        """This server's worker processes: how many slots, their memory, threads and devices."""
         self.slots = settings.training_slots() if slots is None else slots
         self.memory_budget = settings.worker_memory_bytes(self.slots) if memory_budget is None else memory_budget
         self.gpus = settings.gpu_count()
@@ -74,10 +87,6 @@ class TrainingService:
         self._in_use = False
         """Whether this process has been asked to train (:meth:`warm_up`): only then is a spare worker kept, so that
         a server that is only browsed starts none."""
-        self._wake, self._closed = threading.Event(), threading.Event()
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._dispatch_forever, daemon=True, name="training-dispatcher")
-        self._thread.start()
 
     # ---- what sessions do ---------------------------------------------------------------------------------------
     def submit(self, config: dict, adata: ad.AnnData, dataset_name: str | None = None, batch_key: str | None = None,
@@ -101,14 +110,15 @@ class TrainingService:
         return run_id
 
     def device_label(self) -> str:
-        """What a run trains on here, for a person: "CPU", "2 GPUs", "1 GPU (2 data-parallel GPUs per run)"."""
+        """Where a run trains, for a person: "this server's CPU", "this server's 2 GPUs", "this server's 1 GPU (2
+        data-parallel GPUs per run)"."""
         parallel = f" ({self.devices} data-parallel {'GPUs' if self.gpus else 'processes'} per run)"
         label = f"{self.gpus} GPU{'s' if self.gpus > 1 else ''}" if self.gpus else "CPU"
-        return label + (parallel if self.devices > 1 else "")
+        return "this server's " + label + (parallel if self.devices > 1 else "")
 
     def estimate(self, config: dict, n_cells: int, n_genes: int) -> estimates.Estimate:
         """How long ``config`` will take on this server's workers (:func:`dashboard.estimates.estimate`)."""
-        return estimates.estimate(self.store, config, n_cells, n_genes, self.threads, self.devices)
+        return estimates.estimate(self.store, config, n_cells, n_genes, self.threads, self.devices, self.cluster)
 
     def memory_needed(self, config: dict, adata: ad.AnnData) -> int:
         """Expected peak memory of a run: a data-parallel run's processes each hold their own copy of counts in
@@ -118,7 +128,7 @@ class TrainingService:
     def check_memory(self, config: dict, adata: ad.AnnData) -> None:
         """Refuse, with the figures and what to change, a run whose expected peak exceeds the worker budget."""
         need = self.memory_needed(config, adata)
-        if need > self.memory_budget:
+        if self.memory_budget is not None and need > self.memory_budget:
             processes = f" ({self.devices} data-parallel processes)" if self.devices > 1 else ""
             raise MemoryBudgetError(
                 f"This run needs about {estimates.format_bytes(need)} of memory{processes}, but a training run may "
@@ -165,8 +175,10 @@ class TrainingService:
         return job is not None and job.state == "running" and job.stop_requested
 
     def active_run_ids(self) -> list[str]:
-        """Runs training now, then runs waiting, in the order they will start."""
-        return [job.run_id for job in self.queue.running() + self.queue.waiting()]
+        """Runs training now, then runs waiting, in the order they will start. A run whose status says it has
+        ended is not among them, even before the dispatcher frees its slot: the pages follow the run folders."""
+        return [job.run_id for job in self.queue.running() + self.queue.waiting()
+                if self.store.read_status(job.run_id).get("state") not in DONE_STATES]
 
     def queue_position(self, run_id: str) -> tuple[int, int] | None:
         """(1-based place, number waiting) of a queued run; None when it is not waiting."""
@@ -183,7 +195,7 @@ class TrainingService:
         clock = time.time()
         free_at = [clock + max(0.0, (job.estimate_seconds or 0.0) - (clock - (job.started or clock)))
                    for job in self.queue.running()]  # each running run's estimate minus the time it has run
-        free_at += [clock] * max(0, self.slots - len(free_at))
+        free_at += [clock] * max(0, max(self.slots, 1) - len(free_at))  # a cluster with no worker yet: one to come
         heapq.heapify(free_at)
         for job in waiting[:place]:
             heapq.heappush(free_at, heapq.heappop(free_at) + (job.estimate_seconds or 0.0))
@@ -222,10 +234,13 @@ class TrainingService:
         self._wake.set()
         self._thread.join(5)
         with self._lock:
-            if self._spare is not None:
-                self._spare.kill()
-                self._spare.wait()
-                self._spare = None
+            self._stop_backend()
+
+    def _stop_backend(self) -> None:
+        if self._spare is not None:
+            self._spare.kill()
+            self._spare.wait()
+            self._spare = None
 
     # ---- the dispatcher ---------------------------------------------------------------------------------------------
     def _dispatch_forever(self) -> None:
@@ -337,24 +352,3 @@ def _worker_alive(pid: int | None) -> bool:
     except OSError:
         return False
     return b"dashboard.worker" in cmdline and is_running(pid)
-
-
-_SERVICES: dict[Path, TrainingService] = {}
-_SERVICES_LOCK = threading.Lock()
-
-
-def close_all() -> None:
-    """Close every service of this process (tests; runs in their workers carry on)."""
-    with _SERVICES_LOCK:
-        for service in _SERVICES.values():
-            service.close()
-        _SERVICES.clear()
-
-
-def service_for(runs_dir: str | Path) -> TrainingService:
-    """The one TrainingService of this process for ``runs_dir``, shared by every page and browser session."""
-    root = Path(runs_dir).resolve()
-    with _SERVICES_LOCK:
-        if root not in _SERVICES:
-            _SERVICES[root] = TrainingService(root)
-        return _SERVICES[root]

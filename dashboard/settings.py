@@ -59,6 +59,14 @@ SLOTS_ENV = "SCVI_DASHBOARD_TRAINING_SLOTS"
 WORKER_MEMORY_ENV = "SCVI_DASHBOARD_WORKER_MEMORY_GB"
 WORKER_THREADS_ENV = "SCVI_DASHBOARD_WORKER_THREADS"
 DEVICES_PER_RUN_ENV = "SCVI_DASHBOARD_DEVICES_PER_RUN"
+CLUSTER_ENV = "SCVI_DASHBOARD_CLUSTER"
+
+
+def cluster() -> str | None:
+    """Where runs train (``SCVI_DASHBOARD_CLUSTER``): unset, in worker processes of this server; a scheduler's
+    address (``tcp://host:8786``) or a YAML/TOML file describing a dask-jobqueue cluster, on that Dask cluster
+    (:mod:`dashboard.cluster`)."""
+    return os.environ.get(CLUSTER_ENV, "").strip() or None
 
 
 def gpu_count() -> int:
@@ -67,13 +75,26 @@ def gpu_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
+THREADS_PER_SLOT = 4
+"""CPU threads that one training run puts to good use on the default layer sizes: torch's speed-up flattens after a
+few threads (benchmarks/train_speed.py --threads), so a machine with many cores trains several runs at once, each
+with about this many threads, rather than one run with all of them."""
+MEMORY_PER_SLOT = 4 * 2**30
+"""Memory each CPU slot should have at least (the memory guard is shared by the slots): more slots than this
+allows would refuse runs that one slot could train."""
+
+
 def training_slots() -> int:
     """How many runs train at once (``SCVI_DASHBOARD_TRAINING_SLOTS``): by default one per GPU (per
-    :func:`devices_per_run` GPUs), else one, since two runs on the same CPUs each take about twice as long."""
+    :func:`devices_per_run` GPUs); without a GPU, one per :data:`THREADS_PER_SLOT` cores beyond the one left to
+    the pages, as far as :data:`MEMORY_PER_SLOT` allows, and at least one (a 2-core machine keeps one slot)."""
     slots = _whole_number(SLOTS_ENV)
     if slots is not None:
         return slots
-    return max(1, gpu_count() // devices_per_run())
+    if gpu_count():
+        return max(1, gpu_count() // devices_per_run())
+    by_cores = (len(os.sched_getaffinity(0)) - 1) // THREADS_PER_SLOT
+    return max(1, min(by_cores, int(0.8 * available_memory_bytes()) // MEMORY_PER_SLOT))
 
 
 def devices_per_run() -> int:

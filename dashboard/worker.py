@@ -1,4 +1,5 @@
-"""One training run in a process of its own: ``python -m dashboard.worker RUNS_DIR THREADS``.
+"""One training run in a process of its own: ``python -m dashboard.worker RUNS_DIR THREADS``, or as a task on a Dask
+worker (:func:`train_on_dask_worker`).
 
 Why a process per run: a crash, a segfault or an out-of-memory kill then ends one run, never the web server and
 every session with it, and training does not share the server's interpreter (its lock and CPU) with the pages that
@@ -17,9 +18,11 @@ import logging
 import os
 import resource
 import signal
+import socket
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -38,6 +41,7 @@ HISTORY_EVERY_S = 2.0
 few tens of milliseconds: rewriting the growing CSV after each would cost training time for a curve that the page
 redraws only every few seconds."""
 PARENT_CHECK_S = 1.0
+STOP_POLL_S = 0.5
 
 
 class Reporter:
@@ -67,11 +71,14 @@ class Reporter:
         self.store.write_history(self.run_id, pd.DataFrame(self.rows))
 
 
-def train_run(store: RunStore, run_id: str, device: str, stop: threading.Event, devices: int = 1) -> None:
+def train_run(store: RunStore, run_id: str, device: str, stop: threading.Event, devices: int = 1,
+              watch_server: bool = True) -> None:
     """Train ``run_id`` on ``device`` (data-parallel on ``devices`` of them) until it ends or ``stop`` is set; every
-    outcome ends in a final status.json (a crash is reported by the service)."""
+    outcome ends in a final status.json (a crash is reported by the service). ``watch_server``: interrupt it when
+    the server that started this process goes away (a Dask worker's run outlives the dashboard instead)."""
     server_gone, finished = threading.Event(), threading.Event()
-    _watch_parent(stop, server_gone, finished)
+    if watch_server:
+        _watch_parent(stop, server_gone, finished)
     began = time.monotonic()
     config = store.read_config(run_id)
     train = config["train_params"]
@@ -148,6 +155,47 @@ def _watch_parent(stop: threading.Event, server_gone: threading.Event, finished:
 
 def _peak_memory_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kilobytes on Linux
+
+
+STOP_EVENT_PREFIX = "scvi-dashboard-stop-"
+"""The Dask ``Event`` that asks a run on a cluster to stop is this prefix and the run's id."""
+
+
+def train_on_dask_worker(runs_dir: str, run_id: str, device: str) -> None:
+    """One run as a Dask task (:mod:`dashboard.cluster`): the same :func:`train_run` as a local worker, reading the
+    run folder on the file system the dashboard and the workers share, with the worker's threads. Stop arrives as a
+    Dask ``Event`` that a thread polls. A task the scheduler starts a second time (its first worker died) does not
+    train again: the run is failed once, with the reason, never restarted silently."""
+    from distributed import Event, get_client, get_worker  # noqa: PLC0415 - only a Dask worker imports it
+
+    if not (Path(runs_dir) / run_id / "config.json").is_file():
+        raise RuntimeError(f"this Dask worker ({socket.gethostname()}) cannot see the run's folder {runs_dir}/{run_id}: "
+                           "the runs folder must be on a file system shared by the dashboard and the workers, at the "
+                           "same path (SCVI_DASHBOARD_RUNS_DIR)")
+    store = RunStore(runs_dir)
+    if store.read_status(run_id).get("pid") is not None:
+        _fail(store, run_id, None, "The Dask worker training this run went away during training, and the cluster "
+                                   "started it again on another worker; it is not trained twice. The epochs it "
+                                   "finished are in its history; start a new run.")
+        return
+    torch.set_num_threads(get_worker().state.nthreads)
+    stop, finished = threading.Event(), threading.Event()
+    asked = Event(STOP_EVENT_PREFIX + run_id, client=get_client())  # the worker's client, for the polling thread
+
+    def watch_stop():
+        while not finished.is_set():
+            try:
+                if asked.is_set():
+                    stop.set()
+            except Exception as err:  # noqa: BLE001 - the scheduler is away for a moment: training goes on
+                log.warning("Could not ask the scheduler whether run %s should stop: %s", run_id, err)
+            finished.wait(STOP_POLL_S)
+
+    threading.Thread(target=watch_stop, daemon=True, name="watch-stop").start()
+    try:
+        train_run(store, run_id, device, stop, watch_server=False)
+    finally:
+        finished.set()
 
 
 def main(argv: list[str]) -> int:

@@ -10,7 +10,7 @@ import streamlit as st
 
 from dashboard import config as cfg
 from dashboard import settings
-from dashboard.service import service_for
+from dashboard.services import service_for
 from ui.model_controls import HELP, config_from_controls, control_values, prior_figure
 
 workspace = st.session_state["workspace"]

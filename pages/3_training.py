@@ -15,7 +15,7 @@ import streamlit as st
 from dashboard import config as cfg
 from dashboard import settings
 from dashboard.runs import where_it_trains
-from dashboard.service import service_for
+from dashboard.services import service_for
 from ui.training_figures import loss_figure, overlay_figure
 
 REFRESH_SECONDS = 2.0
@@ -30,6 +30,7 @@ workspace = st.session_state["workspace"]
 service = service_for(settings.runs_dir())
 store = service.store
 owner = st.session_state.setdefault("owner", secrets.token_hex(4))  # whose runs are "yours" in the queue
+where = "this server" if service.cluster is None else f"the Dask cluster at {service.cluster}"
 
 
 def follow(run_id: str) -> None:
@@ -71,7 +72,7 @@ def start_section() -> None:
         length = f"{train['max_epochs']} epochs (early stopping off)"
     st.markdown(f"**{cfg.MODEL_NAMES[config['model']]}** on **{workspace.dataset_name}** ({n_cells:,} cells × "
                 f"{n_genes:,} genes): {length}, learning rate {train['lr']:g}, batch size {train['batch_size']}; "
-                f"{estimate.describe(train['early_stopping'])} on this server's {service.device_label()}.")
+                f"{estimate.describe(train['early_stopping'])} on {service.device_label()}.")
     st.caption(f"Estimated from {estimate.source}.")
     check = cfg.validate(config, n_cells, n_genes, workspace.batch_key, workspace.labels_key)
     for message in check.errors:
@@ -80,10 +81,12 @@ def start_section() -> None:
         st.page_link("pages/2_model.py", label="Change the settings on the Model page", icon=":material/neurology:")
     for message in check.warnings + [estimate.warning] * bool(estimate.warning):
         st.warning(message)
+    if service.problem:
+        st.warning(service.problem, icon=":material/cloud_off:")
     active = service.active_run_ids()
     if active:
-        st.info(f"{len(active)} run{'s are' if len(active) > 1 else ' is'} training or waiting on this server "
-                f"({service.slots} training slot{'s' if service.slots > 1 else ''}): a new run joins the queue and "
+        st.info(f"{len(active)} run{'s are' if len(active) > 1 else ' is'} training or waiting on {where} "
+                f"({service.slots} training slot{'s' if service.slots != 1 else ''}): a new run joins the queue and "
                 "starts when a slot is free.")
     if st.button("Start training" if not active else "Add to the queue", type="primary", key="start",
                  icon=":material/play_arrow:", disabled=bool(check.errors)):
@@ -198,9 +201,10 @@ def queue_table() -> None:
         st.caption("The queue is empty.")
         return
     st.dataframe(rows, hide_index=True)
-    st.caption(f"{service.slots} run{'s train' if service.slots > 1 else ' trains'} at a time on this server "
-               f"({settings.SLOTS_ENV}); the others wait their turn. Waits are estimated from this server's measured "
-               "speed.")
+    slots = (f"one per worker of the cluster ({settings.CLUSTER_ENV})" if service.cluster
+             else f"{settings.SLOTS_ENV}")
+    st.caption(f"{service.slots} run{'s train' if service.slots != 1 else ' trains'} at a time on {where} ({slots}); "
+               f"the others wait their turn. Waits are estimated from the speed measured on {where}.")
 
 
 # ---- all runs -------------------------------------------------------------------------------------------------------

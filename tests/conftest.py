@@ -19,8 +19,8 @@ def close_training_services():
     yield
     import sys
 
-    if "dashboard.service" in sys.modules:
-        sys.modules["dashboard.service"].close_all()
+    if "dashboard.services" in sys.modules:
+        sys.modules["dashboard.services"].close_all()
 
 
 @pytest.fixture

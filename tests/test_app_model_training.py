@@ -10,7 +10,7 @@ import pytest
 from dashboard import config as cfg
 from dashboard import settings
 from scvi_core import simulate
-from dashboard.service import service_for
+from dashboard.services import close_all, service_for
 
 
 def texts(elements) -> str:
@@ -115,6 +115,9 @@ def test_configure_start_and_finish_a_tiny_run(model_page):
     assert runs.loc[0, "final_elbo"] == pytest.approx(history["elbo_validation"].iloc[kept - 1])
     assert f"run {run_id}" in texts(at.sidebar.markdown)
     assert not at.button(key="start").disabled  # free again for the next run
+    # the state shown is the state: no queue left in the banner, the button or the sidebar once the run has ended
+    assert at.button(key="start").label == "Start training" and "training or waiting" not in texts(at.info)
+    assert not at.sidebar.get("page_link")
 
 
 def test_an_early_stopped_run_shows_why_it_stopped(model_page):
@@ -273,3 +276,23 @@ def test_run_list_reopens_a_run_and_overlays_two_priors(app):
     figure = json.loads(app.get("plotly_chart")[-1].proto.spec)
     names = " ".join(trace.get("name", "") for trace in figure["data"])
     assert "α=0.5" in names and "α=2.0" in names
+
+
+def test_an_unreachable_cluster_is_a_banner_and_the_run_waits_in_the_queue(model_page, monkeypatch):
+    from tests.browser.conftest import free_port
+
+    address = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
+    monkeypatch.setenv(settings.CLUSTER_ENV, address)
+    close_all()
+    try:
+        at = tiny_settings(model_page, epochs=3)
+        run_id = start(at)  # accepted: it waits in the queue
+        poll(at, lambda a: "is not reachable" in texts(a.warning))
+        assert f"The cluster at {address} is not reachable" in texts(at.warning)
+        assert "Waiting in the queue: number 1 of 1" in texts(at.info)
+        assert f"The cluster at {address} is not reachable" in texts(at.sidebar.caption)
+        assert "on the Dask cluster at" in texts(at.markdown)
+        assert service().cancel(run_id)
+    finally:
+        monkeypatch.delenv(settings.CLUSTER_ENV)
+        close_all()

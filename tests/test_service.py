@@ -16,7 +16,8 @@ from dashboard import config as cfg
 from dashboard import settings, worker
 from dashboard.runs import MODELS, RunStore, where_it_trains
 from dashboard.processes import process_tree_resident_bytes
-from dashboard.service import INTERRUPTED, MemoryBudgetError, TrainingService, device_for_slot, service_for
+from dashboard.service import INTERRUPTED, MemoryBudgetError, TrainingService, device_for_slot
+from dashboard.services import service_for
 from scvi_core import SCVI, simulate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -263,7 +264,19 @@ def test_slots_and_devices(monkeypatch):
     with pytest.raises(ValueError, match="whole number of at least 1"):
         settings.training_slots()
     monkeypatch.delenv(settings.SLOTS_ENV)
-    assert settings.training_slots() == max(1, torch.cuda.device_count())
+    real_gpu_count = settings.gpu_count
+    monkeypatch.setattr(settings, "gpu_count", lambda: 0)
+    monkeypatch.setattr(settings, "available_memory_bytes", lambda: 64 * 2**30)
+    cores = {2: 1, 4: 1, 9: 2, 16: 3, 32: 7}  # one core for the pages, then THREADS_PER_SLOT cores per slot
+    for n, slots in cores.items():
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid, n=n: set(range(n)))
+        assert settings.training_slots() == slots, n
+    assert settings.worker_threads(7) == 4  # 32 cores: 7 runs at once with 4 threads each
+    monkeypatch.setattr(settings, "available_memory_bytes", lambda: 12 * 2**30)  # 9.6 GB guard: two 4 GB slots
+    assert settings.training_slots() == 2
+    monkeypatch.setattr(settings, "gpu_count", lambda: 2)
+    assert settings.training_slots() == 2  # one per GPU, whatever the cores
+    monkeypatch.setattr(settings, "gpu_count", real_gpu_count)
     assert [device_for_slot(slot, 2) for slot in range(3)] == ["cuda:0", "cuda:1", "cuda:0"]
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
     assert settings.worker_threads(1) == 15 and settings.worker_threads(4) == 3  # one core left to the pages

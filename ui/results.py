@@ -16,7 +16,7 @@ import streamlit as st
 
 from dashboard import de_answers, embeddings, groups, settings
 from dashboard.runs import RunStore
-from dashboard.service import service_for
+from dashboard.services import service_for
 from scvi_core.data import counts_per_cell, get_counts, registry_of
 from scvi_core.embedding import Embedding, EmbeddingParams
 from scvi_core.zi import DEFAULT_MIN_LOG10_BF, GeneDetail, apply_threshold, gene_detail
