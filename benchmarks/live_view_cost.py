@@ -67,13 +67,15 @@ def open_page(page, title: str) -> None:
 
 
 @contextmanager
-def dashboard_server():
-    """``streamlit run app.py`` on a free port with fresh data, runs and cache folders: (url, runs folder, pid)."""
+def dashboard_server(extra_env: dict | None = None):
+    """``streamlit run app.py`` on a free port with fresh data, runs and cache folders, and ``extra_env``: (url, runs
+    folder, pid)."""
     tmp = Path(tempfile.mkdtemp())
     (tmp / "data").mkdir()
     port = free_port()
     env = os.environ | {"SCVI_DASHBOARD_DATA_DIR": str(tmp / "data"), "SCVI_DASHBOARD_RUNS_DIR": str(tmp / "runs"),
                         "SCVI_DASHBOARD_CACHE_DIR": str(tmp / "cache")}  # a new server: its first estimate calibrates
+    env |= extra_env or {}
     log = tmp / "streamlit.log"
     with log.open("w") as out:
         server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",

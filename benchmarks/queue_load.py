@@ -8,6 +8,11 @@ sessions stay open, so the memory can only grow with the finished runs, and it m
 processes and the server keeps nothing of them.
 
     python benchmarks/queue_load.py [--sessions 5] [--rounds 3]
+    python benchmarks/queue_load.py --cluster [--sessions 5] [--rounds 2]
+
+``--cluster`` runs the same load twice in one invocation: on the local backend with one slot, then with
+``SCVI_DASHBOARD_CLUSTER`` pointing at a ``distributed.LocalCluster`` of two single-threaded workers started here,
+and prints the ratio of the total wall times (goal ≤ 0.65) and how many runs trained at once on each.
 """
 
 from __future__ import annotations
@@ -67,34 +72,62 @@ def one_round(sessions: list, runs_dir: Path) -> dict:
     with sqlite3.connect(runs_dir / "queue.sqlite3") as db:  # the queue's own record of the submission order
         submitted = [row[0] for row in db.execute("SELECT run_id FROM jobs ORDER BY seq") if row[0] in run_ids]
     by_start = sorted(run_ids, key=lambda r: statuses[r]["started"])
-    ordered = [statuses[r] for r in by_start]
-    overlap = any(a["ended"] > b["started"] for a, b in zip(ordered, ordered[1:]))
     return {"accepted": len(run_ids), "refused": refused, "states": sorted({s["state"] for s in statuses.values()}),
-            "in_order": by_start == submitted, "overlap": overlap, "seconds": elapsed}
+            "in_order": by_start == submitted, "at_once": most_at_once(statuses.values()), "seconds": elapsed}
+
+
+def most_at_once(statuses) -> int:
+    """The most runs that trained at the same time (a run that ended in the second another started does not
+    count as overlapping it: the times are whole seconds)."""
+    events = sorted([(s["started"], 1) for s in statuses] + [(s["ended"], -1) for s in statuses])
+    most = running = 0
+    for _, change in events:  # at equal times the end (-1) sorts first
+        running += change
+        most = max(most, running)
+    return most
+
+
+def load(args, extra_env: dict | None = None) -> float:
+    """``args.rounds`` rounds of ``args.sessions`` sessions on a new server; the total seconds of the rounds."""
+    from playwright.sync_api import sync_playwright
+
+    total = 0.0
+    with dashboard_server(extra_env) as (url, runs_dir, server_pid), sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        sessions = [session(browser, url) for _ in range(args.sessions)]
+        print(f"server with {args.sessions} sessions open, before any run: {resident_mb(server_pid):.0f} MB", flush=True)
+        for round_number in range(1, args.rounds + 1):
+            result = one_round(sessions, runs_dir)
+            total += result["seconds"]
+            print(f"round {round_number}: {result['accepted']} of {args.sessions} runs accepted, "
+                  f"{result['refused']} refused, ended {'/'.join(result['states'])}, "
+                  f"{'in the order submitted' if result['in_order'] else 'OUT OF ORDER'}, "
+                  f"at most {result['at_once']} training at once, "
+                  f"{result['seconds']:.0f} s; server {resident_mb(server_pid):.0f} MB", flush=True)
+        for context, _ in sessions:
+            context.close()
+        browser.close()
+    return total
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sessions", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--cluster", action="store_true",
+                        help="compare the local backend (one slot) with a LocalCluster of two workers")
     args = parser.parse_args()
-    from playwright.sync_api import sync_playwright
+    if not args.cluster:
+        load(args)
+        return
+    from distributed import LocalCluster
 
-    with dashboard_server() as (url, runs_dir, server_pid), sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        sessions = [session(browser, url) for _ in range(args.sessions)]
-        print(f"server with {args.sessions} sessions open, before any run: {resident_mb(server_pid):.0f} MB", flush=True)
-        for round_number in range(1, args.rounds + 1):
-            result = one_round(sessions, runs_dir)
-            print(f"round {round_number}: {result['accepted']} of {args.sessions} runs accepted, "
-                  f"{result['refused']} refused, ended {'/'.join(result['states'])}, "
-                  f"{'in the order submitted' if result['in_order'] else 'OUT OF ORDER'}, "
-                  f"{'overlapping' if result['overlap'] else 'one after the other'}, "
-                  f"{result['seconds']:.0f} s; server {resident_mb(server_pid):.0f} MB", flush=True)
-        for context, _ in sessions:
-            context.close()
-        browser.close()
-
+    print("local backend, one slot:", flush=True)
+    local = load(args, {"SCVI_DASHBOARD_TRAINING_SLOTS": "1"})
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        print(f"Dask backend, LocalCluster of 2 workers at {cluster.scheduler_address}:", flush=True)
+        dask = load(args, {"SCVI_DASHBOARD_CLUSTER": cluster.scheduler_address})
+    print(f"total: local {local:.0f} s, cluster {dask:.0f} s: {dask / local:.2f}× (goal ≤ 0.65)")
 
 if __name__ == "__main__":
     main()

@@ -60,6 +60,8 @@ class ClusterTrainingService(TrainingService):
     def _start_backend(self, slots: int | None, memory_budget: int | None) -> None:
         """Nothing is known of the cluster before the dispatcher connects: no slot yet, no memory limit."""
         self.slots, self.memory_budget, self.threads, self.devices, self.gpus = 0, None, 1, 1, 0
+        self.memory_limit_origin = (f"on a worker of the cluster ({MEMORY_SHARE:.0%} of the smallest worker's memory "
+                                    "limit, `dask worker --memory-limit`)")
         self._client = None
         self._jobqueue = None
         """The dask-jobqueue cluster this process started from a cluster file (its scheduler runs here)."""
@@ -117,7 +119,8 @@ class ClusterTrainingService(TrainingService):
 
         try:
             if cluster_file.is_cluster_file(self.cluster):
-                self._jobqueue = self._jobqueue or cluster_file.start(self.cluster)
+                if self._jobqueue is None:
+                    self._jobqueue = cluster_file.start(self.cluster)
                 address = self._jobqueue
             else:
                 address = self.cluster
@@ -181,16 +184,18 @@ class ClusterTrainingService(TrainingService):
         has its task."""
         processing = {key for keys in client.processing().values() for key in keys}
         for job in self.queue.running():
-            status = self.store.read_status(job.run_id)
-            future = self._futures.get(job.run_id)
+            status, future = self.store.read_status(job.run_id), self._futures.get(job.run_id)
+            worker, late = status.get("worker"), time.time() - (job.started or 0) > CLAIM_GRACE_SECONDS
             if status.get("state") in DONE_STATES:
                 self._end(job.run_id)
             elif future is not None and future.status == "error":
                 self._end(job.run_id, f"The cluster could not train this run: {future.exception()}")
-            elif status.get("worker") not in self._workers:
-                self._end(job.run_id, WORKER_GONE.format(worker=status.get("worker")))
-            elif (future is None and task_key(job.run_id) not in processing
-                  and time.time() - (job.started or 0) > CLAIM_GRACE_SECONDS):
+            elif worker is None:  # claimed by another dashboard process that has not handed it over yet
+                if late:
+                    self._end(job.run_id, TASK_LOST, state="interrupted")
+            elif worker not in self._workers:
+                self._end(job.run_id, WORKER_GONE.format(worker=worker))
+            elif future is None and task_key(job.run_id) not in processing and late:
                 self._end(job.run_id, TASK_LOST, state="interrupted")
 
     def _end(self, run_id: str, message: str | None = None, state: str = "failed") -> None:

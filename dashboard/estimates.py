@@ -100,7 +100,7 @@ class Estimate:
 def throughput(store: RunStore, model: str, threads: int, devices: int = 1, cluster: str | None = None) -> Throughput:
     """From the last :data:`RECENT_RUNS` runs of ``model`` that trained where runs train now (this server, or the
     Dask cluster ``cluster``) with ``threads`` CPU threads on ``devices`` devices, else from the (one-device)
-    calibration on this server."""
+    calibration on this server, or nominal figures for a cluster."""
     rows = [r for r in recent_runs(store, model, limit=None)
             if r.get("threads") == threads and r.get("devices", 1) == devices and r.get("cluster") == cluster]
     rows = rows[:RECENT_RUNS]
@@ -110,11 +110,12 @@ def throughput(store: RunStore, model: str, threads: int, devices: int = 1, clus
         overhead = statistics.median(r["wall_seconds"] - r["train_seconds"] for r in rows)
         noun = "run" if len(rows) == 1 else "runs"
         return Throughput(speed, overhead, f"{len(rows)} recent {model_name(model)} {noun} on {where}")
-    measured = calibration(model, threads)
     if cluster is None:
-        return measured
-    return Throughput(measured.entries_per_second, measured.overhead_seconds,
-                      f"{measured.source}, until a run has finished on this cluster")
+        return calibration(model, threads)
+    # this server's calibration would say nothing of the cluster's workers, and would take this server's CPU (an
+    # HPC login node is not for computing)
+    return Throughput(cfg.NOMINAL_ENTRIES_PER_SECOND[model], PRIOR_OVERHEAD_SECONDS,
+                      "nominal figures until a run has finished on this cluster")
 
 
 def estimate(store: RunStore, config: dict, n_cells: int, n_genes: int, threads: int, devices: int = 1,

@@ -19,7 +19,9 @@ Layout of one run, ``<runs_dir>/<run_id>/`` (the queue's table is ``<runs_dir>/q
                        ends, stop_reason ∈ early_stopping | max_epochs | interrupted (``scvi_core.train.StopInfo``),
                        the message says why in words, kept_epoch is the epoch whose weights were saved and
                        final_elbo its validation −ELBO. The worker (:mod:`dashboard.worker`) writes it while it
-                       trains; the service only before (queued, starting) and after (a crash, a cancel).
+                       trains; the service only before (queued, starting) and after (a crash, a cancel). A run
+                       trained on a Dask cluster also names the cluster and its worker's address
+                       (:mod:`dashboard.cluster`).
     history.csv        one row per finished epoch (rewritten every few seconds while training, and at the end)
     data.h5ad          the prepared AnnData the run trains on (raw counts in X, registration in uns). Data opened on
                        disk (a file too large to load) are not copied: config.json's "on_disk" names the file (and

@@ -80,6 +80,7 @@ class TrainingService:
         self.gpus = settings.gpu_count()
         self.devices = settings.devices_per_run()
         self.threads = settings.worker_threads(self.slots)
+        self.memory_limit_origin = f"on this server (set by {settings.WORKER_MEMORY_ENV})"
         estimates.start_calibration(self.threads)  # before any page asks for an estimate
         self._workers: dict[str, subprocess.Popen] = {}
         self._over_budget: dict[str, int] = {}
@@ -133,9 +134,8 @@ class TrainingService:
             raise MemoryBudgetError(
                 f"This run needs about {estimates.format_bytes(need)} of memory{processes}, but a training run may "
                 "use at most "
-                f"{estimates.format_bytes(self.memory_budget)} on this server. Train on fewer cells or genes "
-                "(Load data → Prepare data: filters, highly variable genes) or with a smaller batch size. The limit "
-                f"is set by {settings.WORKER_MEMORY_ENV}.")
+                f"{estimates.format_bytes(self.memory_budget)} {self.memory_limit_origin}. Train on fewer cells or "
+                "genes (Load data → Prepare data: filters, highly variable genes) or with a smaller batch size.")
 
     def warm_up(self) -> None:
         """Keep a spare worker started from now on (its imports take a few seconds), because a run is likely to

@@ -12,6 +12,7 @@ import pytest
 
 from dashboard import cluster_file, settings
 from dashboard.cluster import TASK_LOST, WORKER_GONE, ClusterTrainingService
+from dashboard.service import MemoryBudgetError
 from dashboard.services import close_all, service_for
 from scvi_core import simulate
 from tests.browser.conftest import free_port
@@ -48,6 +49,8 @@ def worker_pid(cluster, address: str) -> int:
 
 
 def test_two_sessions_runs_train_at_the_same_time_on_two_workers(service, adata, cluster):
+    before = service.estimate(tiny(max_epochs=30), 300, 60)
+    assert before.source == "nominal figures until a run has finished on this cluster"
     first = service.submit(tiny(max_epochs=30), adata, "tiny", batch_key="batch", owner="ann")
     second = service.submit(tiny("SCVI", max_epochs=30), adata, "tiny", batch_key="batch", owner="bob")
     assert service.slots == 2 and "the Dask cluster at" in service.device_label()
@@ -60,6 +63,15 @@ def test_two_sessions_runs_train_at_the_same_time_on_two_workers(service, adata,
     assert service.active_run_ids() == []
     estimate = service.estimate(tiny(max_epochs=30), 300, 60)
     assert estimate.source == "1 recent AutoZI run on this cluster"
+
+
+def test_a_run_larger_than_a_workers_memory_limit_is_refused(service, adata, cluster, monkeypatch):
+    limits = [w["memory_limit"] for w in cluster.scheduler_info["workers"].values()]
+    assert service.memory_budget == int(0.9 * min(limits))
+    monkeypatch.setattr(service, "memory_needed", lambda config, data: service.memory_budget + 1)
+    with pytest.raises(MemoryBudgetError, match="on a worker of the cluster .90% of the smallest worker's memory"):
+        service.submit(tiny(), adata)
+    assert service.list_runs().empty
 
 
 def test_stop_reaches_the_worker_and_keeps_the_model(service, adata):

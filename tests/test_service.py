@@ -177,7 +177,8 @@ def test_the_memory_guard_refuses_a_run_that_cannot_fit(tmp_path, adata):
     service = TrainingService(tmp_path / "runs", slots=1, memory_budget=100 * 2**20)
     try:
         with pytest.raises(MemoryBudgetError, match=r"needs about \d+ MB of memory, but a training run may use at "
-                                                    r"most 100 MB on this server\. Train on fewer cells"):
+                                                    r"most 100 MB on this server \(set by SCVI_DASHBOARD_WORKER_MEMORY_GB\)\. "
+                                                    r"Train on fewer cells"):
             service.submit(tiny(), adata)
         assert service.list_runs().empty
     finally:

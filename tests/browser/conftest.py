@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,11 +69,18 @@ def chromium_path() -> Path:
 @pytest.fixture(scope="session")
 def dashboard(tmp_path_factory) -> Dashboard:
     """``streamlit run app.py`` headless on a free localhost port, with its data and runs dirs in tmp."""
-    tmp = tmp_path_factory.mktemp("dashboard")
+    with serve(tmp_path_factory.mktemp("dashboard")) as server:
+        yield server
+
+
+@contextmanager
+def serve(tmp: Path, env: dict | None = None):
+    """A dashboard server whose data, runs and sessions folders are in ``tmp``, with ``env`` added to its
+    environment (e.g. a Dask cluster to train on); ended when the block ends."""
     (tmp / "data").mkdir()
     port = free_port()
     env = os.environ | {"SCVI_DASHBOARD_DATA_DIR": str(tmp / "data"), "SCVI_DASHBOARD_RUNS_DIR": str(tmp / "runs"),
-                        "SCVI_DASHBOARD_SESSIONS_DIR": str(tmp / "sessions")}
+                        "SCVI_DASHBOARD_SESSIONS_DIR": str(tmp / "sessions")} | (env or {})
     log = tmp / "streamlit.log"
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
                str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
