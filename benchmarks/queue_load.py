@@ -69,9 +69,10 @@ def one_round(sessions: list, runs_dir: Path) -> dict:
                 statuses[run_id] = status
         time.sleep(0.2)
     elapsed = time.monotonic() - began
-    with sqlite3.connect(runs_dir / "queue.sqlite3") as db:  # the queue's own record of the submission order
-        submitted = [row[0] for row in db.execute("SELECT run_id FROM jobs ORDER BY seq") if row[0] in run_ids]
-    by_start = sorted(run_ids, key=lambda r: statuses[r]["started"])
+    with sqlite3.connect(runs_dir / "queue.sqlite3") as db:  # the queue's own record: submitted, and given a slot
+        jobs = [row for row in db.execute("SELECT run_id, started FROM jobs ORDER BY seq") if row[0] in run_ids]
+    submitted = [run_id for run_id, _ in jobs]
+    by_start = [run_id for run_id, _ in sorted(jobs, key=lambda job: job[1])]  # to the second in status.json
     return {"accepted": len(run_ids), "refused": refused, "states": sorted({s["state"] for s in statuses.values()}),
             "in_order": by_start == submitted, "at_once": most_at_once(statuses.values()), "seconds": elapsed}
 

@@ -64,14 +64,17 @@ class ClusterTrainingService(TrainingService):
                                     "limit, `dask worker --memory-limit`)")
         self._client = None
         self._jobqueue = None
-        """The dask-jobqueue cluster this process started from a cluster file (its scheduler runs here)."""
+        """The dask-jobqueue cluster this process started from a cluster file (its scheduler runs here), and how it
+        scales (:func:`dashboard.cluster_file.jobs_wanted`)."""
+        self._scale: dict = {}
         self._workers: dict[str, dict] = {}
         self._futures: dict[str, object] = {}
         self._stops_sent: set[str] = set()
         self._connect_after = 0.0
 
     def device_label(self) -> str:
-        """"the Dask cluster at tcp://…: 2 workers (1 thread each)", or "…: 2 GPU workers"."""
+        """Where runs train, for a person: "the Dask cluster at tcp://…: 2 workers (1 thread each)", or "…: 2 GPU
+        workers"."""
         where = f"the Dask cluster at {self.cluster}"
         if not self._workers:
             return f"{where} (no worker has joined yet)"
@@ -97,6 +100,8 @@ class ClusterTrainingService(TrainingService):
             return
         try:
             self._look_at_cluster(client)
+            if self._jobqueue is not None:
+                self._ask_for_jobs()
             self._reap(client)
             self._deliver_stops()
             busy = {self.store.read_status(job.run_id).get("worker") for job in self.queue.running()}
@@ -120,7 +125,8 @@ class ClusterTrainingService(TrainingService):
         try:
             if cluster_file.is_cluster_file(self.cluster):
                 if self._jobqueue is None:
-                    self._jobqueue = cluster_file.start(self.cluster)
+                    self._scale = cluster_file.read(self.cluster)[2]
+                    self._jobqueue = cluster_file.build(self.cluster)
                 address = self._jobqueue
             else:
                 address = self.cluster
@@ -141,7 +147,7 @@ class ClusterTrainingService(TrainingService):
                 client.close(timeout=1)
             except Exception:  # noqa: BLE001 - it is gone already
                 pass
-        self._workers = {}
+        self._workers, self._futures, self._stops_sent = {}, {}, set()  # a new client asks the cluster afresh
         self.slots = 0
         self._connect_after = time.monotonic() + RECONNECT_EVERY_S
 
@@ -157,6 +163,14 @@ class ClusterTrainingService(TrainingService):
         self.problem = None if workers else (
             f"The cluster at {self.cluster} has no worker yet: queued runs wait until one joins (a `dask worker "
             "…` started, or a batch job of the cluster running).")
+
+    def _ask_for_jobs(self) -> None:
+        """Keep as many batch jobs as the cluster file says for the runs training and waiting now."""
+        demand = len(self.queue.running()) + len(self.queue.waiting())
+        current = len(self._jobqueue.worker_spec)
+        wanted = cluster_file.jobs_wanted(self._scale, demand, current)
+        if wanted != current:
+            self._jobqueue.scale(jobs=wanted)
 
     def _launch(self, client, run_id: str, slot: int, worker: str) -> None:
         from distributed import fire_and_forget  # noqa: PLC0415

@@ -11,7 +11,7 @@ documents them, plus how many jobs to keep (``jobs``) or how far to adapt to the
       queue: gpu
       job_extra_directives: ["--gres=gpu:1"]
       worker_extra_args: ["--resources", "GPU=1"]
-    adapt: {minimum_jobs: 0, maximum_jobs: 4}     # or: jobs: 2
+    adapt: {minimum_jobs: 0, maximum_jobs: 4}     # a job per run training or waiting; or: jobs: 2
 
 Each job runs one Dask worker (``processes: 1``, the default here), which trains one run at a time with the job's
 cores. The cluster's scheduler then runs inside the dashboard's process, so a dashboard restart ends the runs
@@ -21,13 +21,18 @@ training on it (they are shown as failed, with what they kept); a scheduler star
 
 from __future__ import annotations
 
+import importlib
+import signal
+import sys
 import tomllib
 from pathlib import Path
 
 import yaml
 
 BATCH_SYSTEMS = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster", "lsf": "LSFCluster",
-                 "htcondor": "HTCondorCluster", "moab": "MoabCluster", "oar": "OARCluster"}
+                 "htcondor": "HTCondorCluster", "moab": "MoabCluster", "oar": "OARCluster", "local": "local.LocalCluster"}
+"""Each batch system's dask-jobqueue class; ``local`` runs each job as a process of this machine, to try a file
+out before the queue sees it."""
 SUFFIXES = (".yaml", ".yml", ".toml")
 
 
@@ -60,19 +65,36 @@ def read(path: str | Path) -> tuple[str, dict, dict]:
 
 
 def build(path: str | Path):
-    """The dask-jobqueue cluster the file describes, not yet scaled (its scheduler starts in this process)."""
-    import dask_jobqueue  # noqa: PLC0415 - only a cluster file needs it
-
+    """The dask-jobqueue cluster the file describes, with no job yet (its scheduler starts in this process)."""
     system, options, _ = read(path)
-    return getattr(dask_jobqueue, BATCH_SYSTEMS[system])(**options)
+    module, _, name = f"dask_jobqueue.{BATCH_SYSTEMS[system]}".rpartition(".")
+    return getattr(_import_jobqueue(module), name)(**options)
 
 
-def start(path: str | Path):
-    """The cluster :func:`build` makes, asked for its jobs (or to adapt to the queue)."""
-    cluster = build(path)
-    scale = read(path)[2]
-    if "adapt" in scale:
-        cluster.adapt(**scale["adapt"])
-    else:
-        cluster.scale(jobs=scale["jobs"])
-    return cluster
+def _import_jobqueue(module: str):
+    """Import a dask-jobqueue module without the SIGINT handler its ``runner`` module installs when imported: that
+    works only in the main thread (the dashboard builds the cluster in its dispatcher thread) and would replace the
+    web server's own Ctrl-C handling."""
+    if module in sys.modules:
+        return sys.modules[module]
+    install = signal.signal
+    signal.signal = lambda *_: None
+    try:
+        return importlib.import_module(module)
+    finally:
+        signal.signal = install
+
+
+def jobs_wanted(scale: dict, demand: int, current: int) -> int:
+    """How many jobs to keep, given the runs training or waiting (``demand``) and the jobs asked for now: the
+    file's ``jobs``; or, adapting, one per run within ``minimum_jobs`` … ``maximum_jobs``, never fewer than now while
+    a run trains or waits (a job is cut only when the queue is empty, so a busy one never is).
+
+    Why not Dask's own ``adapt``: the dashboard hands a run to Dask only when a worker is free to train it, so Dask
+    would never see work waiting and never ask for a job; and its scaling down may pick a job that trains."""
+    if "jobs" in scale:
+        return scale["jobs"]
+    least, most = scale["adapt"].get("minimum_jobs", 0), scale["adapt"].get("maximum_jobs", 1)
+    if demand == 0:
+        return least
+    return max(current, min(most, max(least, demand)))

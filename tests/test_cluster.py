@@ -188,6 +188,11 @@ def test_a_cluster_file_describes_a_slurm_cluster(tmp_path):
     for line in ("#SBATCH -p gpu", "#SBATCH --gres=gpu:1", "#SBATCH -t 04:00:00", "#SBATCH --cpus-per-task=8",
                  "--resources GPU=1", "--nthreads 8"):
         assert line in script, line
+    adapt = {"adapt": {"minimum_jobs": 0, "maximum_jobs": 4}}
+    assert [cluster_file.jobs_wanted(adapt, demand, 0) for demand in range(6)] == [0, 1, 2, 3, 4, 4]
+    assert cluster_file.jobs_wanted(adapt, 1, 3) == 3  # a run still trains or waits: no job is cut
+    assert cluster_file.jobs_wanted(adapt, 0, 3) == 0  # the queue is empty: every job goes
+    assert cluster_file.jobs_wanted({"jobs": 2}, 5, 2) == 2
     toml = tmp_path / "cluster.toml"
     toml.write_text('jobs = 2\n[slurm]\ncores = 4\nmemory = "16GB"\n')
     assert cluster_file.read(toml) == ("slurm", {"processes": 1, "cores": 4, "memory": "16GB"}, {"jobs": 2})
@@ -196,3 +201,21 @@ def test_a_cluster_file_describes_a_slurm_cluster(tmp_path):
         path.write_text(text)
         with pytest.raises(ValueError, match=words):
             cluster_file.read(path)
+
+
+def test_a_cluster_file_adapts_its_jobs_to_the_queue(tmp_path, adata):
+    """The whole cluster-file path with dask-jobqueue's local batch system (each job a process here): no job while
+    the queue is empty, one per run training or waiting, and none again once they are done."""
+    path = tmp_path / "cluster.yaml"
+    path.write_text("local:\n  cores: 1\n  memory: 2GB\nadapt: {minimum_jobs: 0, maximum_jobs: 2}\n")
+    service = ClusterTrainingService(tmp_path / "runs", str(path))
+    try:
+        wait_for(lambda: service.problem is not None and "has no worker yet" in service.problem, 30)
+        runs = [service.submit(tiny(), adata, "tiny", batch_key="batch") for _ in range(3)]
+        wait_for(lambda: len(service._jobqueue.worker_spec) == 2, 30)  # two jobs for three runs: the most allowed
+        statuses = [service.wait(run_id, 180) for run_id in runs]
+        assert [s["state"] for s in statuses] == ["finished"] * 3, [s["message"] for s in statuses]
+        assert len({s["worker"] for s in statuses}) == 2
+        wait_for(lambda: len(service._jobqueue.worker_spec) == 0, 30)  # the queue is empty: the jobs go
+    finally:
+        service.close()
