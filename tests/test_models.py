@@ -87,6 +87,30 @@ def test_same_seed_same_history(small):
     assert histories[0].equals(histories[1])
 
 
+def test_the_seed_draws_the_initial_weights_of_a_first_training(small):
+    """As scvi-tools' seed does: a first train(seed=s) starts from weights drawn from s (lr 1e-9 keeps them
+    there), the same for every model of those settings, and other seeds start elsewhere; a second train() goes on
+    from the weights reached."""
+    def started_from(seed):
+        model = SCVI(_registered(small), n_hidden=32)
+        model.train(max_epochs=1, batch_size=64, lr=1e-9, early_stopping=False, seed=seed)
+        return model, {name: p.detach().clone() for name, p in model.module.named_parameters()}
+
+    def drawn(seed):
+        torch.manual_seed(seed)
+        return dict(SCVI(_registered(small), n_hidden=32)._build_module().named_parameters())
+
+    for seed in (0, 5):
+        model, weights = started_from(seed)
+        for name, expected in drawn(seed).items():
+            torch.testing.assert_close(weights[name], expected.detach(), atol=1e-6, rtol=0)
+    other = started_from(6)[1]
+    assert not torch.allclose(weights["z_encoder.mean.weight"], other["z_encoder.mean.weight"])
+    before = weights["z_encoder.mean.weight"]
+    model.train(max_epochs=1, batch_size=64, lr=1e-9, early_stopping=False, seed=9)  # goes on: no new draw
+    torch.testing.assert_close(model.module.z_encoder.mean.weight.detach(), before, atol=1e-6, rtol=0)
+
+
 def test_elbo_signs_and_consistency(small):
     adata = _registered(small)
     model = SCVI(adata, n_hidden=32)

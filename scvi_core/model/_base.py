@@ -94,15 +94,22 @@ class BaseModel(SaveLoadMixin):
         self.registry = registry_of(adata)
         self.data = CountData(adata, self.registry)
         self.params = {name: value for name, value in arguments.arguments.items() if name != "adata"}
-        with torch.random.fork_rng():  # the same settings always start from the same weights (reproducible runs)
-            torch.manual_seed(0)
-            self.module = self._build_module()
+        self.module = self._initial_module(seed=0)
+        self._initial_seed = 0
+        """The seed the untrained weights were drawn from: ``train(seed=…)`` draws them again from its own."""
         self.history = pd.DataFrame()
         self.stop_info: StopInfo | None = None
         """Why the last training ended (None before training)."""
         self.is_trained = False
         self.train_indices = self.validation_indices = None
         self.device = torch.device("cpu")
+
+    def _initial_module(self, seed: int) -> torch.nn.Module:
+        """The module with its weights drawn from ``seed``: the same settings and seed always start from the same
+        weights (reproducible runs), and other seeds from other weights, as scvi-tools' seed does."""
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            return self._build_module()
 
     def _check_params(self) -> None:
         """Refuse settings that cannot work, before any weight is built, saying what would."""
@@ -170,7 +177,9 @@ class BaseModel(SaveLoadMixin):
 
         As in scvi-tools: ``plan_kwargs`` may give ``lr`` and ``n_epochs_kl_warmup``; ``train_size=1.0`` trains
         without validation cells, and then without early stopping unless it was asked for (a warning says so); a
-        second ``train()`` goes on from the weights reached, its epochs appended to ``self.history``."""
+        second ``train()`` goes on from the weights reached, its epochs appended to ``self.history``. ``seed``
+        decides the cells held out, the minibatch order, the sampling noise and, in a first ``train()``, the initial
+        weights (as scvi-tools' seed does: runs of different seeds then show how much the answer depends on it)."""
         plan = dict(plan_kwargs or {})
         unknown = set(plan) - {"lr", "n_epochs_kl_warmup"}
         if unknown:
@@ -188,6 +197,9 @@ class BaseModel(SaveLoadMixin):
             warnings.warn("train_size=1.0 leaves no validation cells, which early stopping watches: training runs "
                           "all max_epochs.", stacklevel=2)
             settings = replace(settings, early_stopping=False)
+        if not self.is_trained and settings.seed != self._initial_seed:  # a first training draws its own start
+            self.module.load_state_dict(self._initial_module(settings.seed).state_dict())
+            self._initial_seed = settings.seed
         self.device = resolve_device(device)
         check_devices(devices, self.device)
         train = train_module if devices == 1 or is_data_parallel() else partial(train_on_devices, devices=devices)
