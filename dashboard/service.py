@@ -3,14 +3,16 @@
 Why this shape: the dashboard is shared (a demo room, a lab server), so a second Start must wait its turn rather be
 refused, and no run may take the server down. Runs are queued in a SQLite table (:mod:`dashboard.job_queue`), each
 trains in its own process (:mod:`dashboard.worker`), and one dispatcher thread per server process hands queued runs
-to free slots (``SCVI_DASHBOARD_TRAINING_SLOTS``: one per GPU, else one), watches the workers' memory, and turns a
-worker that died into a failed run with the reason in words. While a slot is free, a spare worker is kept started with its imports
-done, so that a run begins at once (none is started while every slot trains: its imports would take CPU from
+to free slots (``SCVI_DASHBOARD_TRAINING_SLOTS``: one per GPU, else one per few cores,
+:func:`dashboard.settings.training_slots`), watches the workers' memory, and turns a worker that died into a failed
+run with the reason in words. While a slot is free, a spare worker is kept started with its imports done, so that a
+run begins at once (none is started while every slot trains: its imports would take CPU from
 training). Everything the pages show comes from the run folders and the queue table, so every session, a
 reloaded tab, and a restarted server see the same runs; after a restart, queued runs start and a run whose worker
 went away with the old server is shown as interrupted with what it kept.
 
-Pages get the service of the configured runs directory with :func:`service_for` (one per directory and process).
+Pages get the service of the configured runs directory with :func:`dashboard.services.service_for` (one per
+directory and process; runs train on a Dask cluster instead with :mod:`dashboard.cluster`).
 """
 
 from __future__ import annotations
