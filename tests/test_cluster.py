@@ -57,7 +57,7 @@ def test_two_sessions_runs_train_at_the_same_time_on_two_workers(service, adata,
     statuses = [service.wait(run_id, 180) for run_id in (first, second)]
     assert [s["state"] for s in statuses] == ["finished", "finished"], [s["message"] for s in statuses]
     assert {s["worker"] for s in statuses} == set(cluster.scheduler_info["workers"])  # one run on each worker
-    assert statuses[0]["started"] < statuses[1]["ended"] and statuses[1]["started"] < statuses[0]["ended"]
+    assert statuses[0]["started"] <= statuses[1]["ended"] and statuses[1]["started"] <= statuses[0]["ended"]  # seconds
     assert all(s["pid"] != os.getpid() and s["threads"] == 1 and s["cluster"] == service.cluster for s in statuses)
     assert service.store.read_latent(first).shape == (300, 4)  # results written by the worker, in the runs folder
     assert service.active_run_ids() == []
