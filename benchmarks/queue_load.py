@@ -96,7 +96,8 @@ def load(args, extra_env: dict | None = None) -> float:
     with dashboard_server(extra_env) as (url, runs_dir, server_pid), sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         sessions = [session(browser, url) for _ in range(args.sessions)]
-        print(f"server with {args.sessions} sessions open, before any run: {resident_mb(server_pid):.0f} MB", flush=True)
+        print(f"server with {args.sessions} sessions open, before any run: {resident_mb(server_pid):.0f} MB",
+              flush=True)
         for round_number in range(1, args.rounds + 1):
             result = one_round(sessions, runs_dir)
             total += result["seconds"]

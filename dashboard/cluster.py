@@ -81,7 +81,8 @@ class ClusterTrainingService(TrainingService):
         n = len(self._workers)
         if self.gpus:
             return f"{where}: {n} GPU worker{'s' if n > 1 else ''}"
-        return f"{where}: {n} worker{'s' if n > 1 else ''} ({self.threads} thread{'s' if self.threads > 1 else ''} each)"
+        threads = f"{self.threads} thread{'s' if self.threads > 1 else ''}"
+        return f"{where}: {n} worker{'s' if n > 1 else ''} ({threads} each)"
 
     def warm_up(self) -> None:
         """Workers of a cluster are started by the cluster, not by a page."""

@@ -30,7 +30,8 @@ from pathlib import Path
 import yaml
 
 BATCH_SYSTEMS = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster", "lsf": "LSFCluster",
-                 "htcondor": "HTCondorCluster", "moab": "MoabCluster", "oar": "OARCluster", "local": "local.LocalCluster"}
+                 "htcondor": "HTCondorCluster", "moab": "MoabCluster", "oar": "OARCluster",
+                 "local": "local.LocalCluster"}
 """Each batch system's dask-jobqueue class; ``local`` runs each job as a process of this machine, to try a file
 out before the queue sees it."""
 SUFFIXES = (".yaml", ".yml", ".toml")

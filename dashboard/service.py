@@ -62,7 +62,8 @@ class TrainingService:
     """Submits, cancels, stops and watches the training runs stored under ``runs_dir``."""
 
     cluster: str | None = None
-    """Where runs train when it is not this server: a Dask cluster (:class:`dashboard.cluster.ClusterTrainingService`)."""
+    """Where runs train when it is not this server: a Dask cluster
+    (:class:`dashboard.cluster.ClusterTrainingService`)."""
 
     def __init__(self, runs_dir: str | Path, slots: int | None = None, memory_budget: int | None = None):
         self.store = RunStore(runs_dir)

@@ -169,9 +169,9 @@ def train_on_dask_worker(runs_dir: str, run_id: str, device: str) -> None:
     from distributed import Event, get_client, get_worker  # noqa: PLC0415 - only a Dask worker imports it
 
     if not (Path(runs_dir) / run_id / "config.json").is_file():
-        raise RuntimeError(f"this Dask worker ({socket.gethostname()}) cannot see the run's folder {runs_dir}/{run_id}: "
-                           "the runs folder must be on a file system shared by the dashboard and the workers, at the "
-                           "same path (SCVI_DASHBOARD_RUNS_DIR)")
+        raise RuntimeError(f"this Dask worker ({socket.gethostname()}) cannot see the run's folder "
+                           f"{runs_dir}/{run_id}: the runs folder must be on a file system shared by the dashboard "
+                           "and the workers, at the same path (SCVI_DASHBOARD_RUNS_DIR)")
     store = RunStore(runs_dir)
     if store.read_status(run_id).get("pid") is not None:
         _fail(store, run_id, None, "The Dask worker training this run went away during training, and the cluster "
