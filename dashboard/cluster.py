@@ -26,7 +26,7 @@ import logging
 import time
 from pathlib import Path
 
-from . import cluster_file
+from . import cluster_file, settings
 from .runs import DONE_STATES
 from .service import CLAIM_GRACE_SECONDS, TrainingService
 from .worker import STOP_EVENT_PREFIX, train_on_dask_worker
@@ -47,6 +47,12 @@ TASK_LOST = ("The cluster no longer has this run (its scheduler restarted, or th
 
 def task_key(run_id: str) -> str:
     return TASK_PREFIX + run_id
+
+
+def advertises_gpu(worker: dict) -> bool:
+    """Whether a worker (its entry in the scheduler's info) offers the Dask resource ``GPU``: runs there ask for one
+    and train on ``cuda``."""
+    return bool(worker.get("resources", {}).get("GPU"))
 
 
 class ClusterTrainingService(TrainingService):
@@ -75,7 +81,7 @@ class ClusterTrainingService(TrainingService):
     def device_label(self) -> str:
         """Where runs train, for a person: "the Dask cluster at tcp://…: 2 workers (1 thread each)", or "…: 2 GPU
         workers"."""
-        where = f"the Dask cluster at {self.cluster}"
+        where = self.place
         if not self._workers:
             return f"{where} (no worker has joined yet)"
         n = len(self._workers)
@@ -83,6 +89,10 @@ class ClusterTrainingService(TrainingService):
             return f"{where}: {n} GPU worker{'s' if n > 1 else ''}"
         threads = f"{self.threads} thread{'s' if self.threads > 1 else ''}"
         return f"{where}: {n} worker{'s' if n > 1 else ''} ({threads} each)"
+
+    @property
+    def place(self) -> str:
+        return f"the Dask cluster at {self.cluster}"
 
     def warm_up(self) -> None:
         """Workers of a cluster are started by the cluster, not by a page."""
@@ -126,8 +136,8 @@ class ClusterTrainingService(TrainingService):
         try:
             if cluster_file.is_cluster_file(self.cluster):
                 if self._jobqueue is None:
-                    self._scale = cluster_file.read(self.cluster)[2]
-                    self._jobqueue = cluster_file.build(self.cluster)
+                    system, options, self._scale = cluster_file.read(self.cluster)
+                    self._jobqueue = cluster_file.build(system, options)
                 address = self._jobqueue
             else:
                 address = self.cluster
@@ -140,7 +150,7 @@ class ClusterTrainingService(TrainingService):
     def _lost(self, err: Exception) -> None:
         self.problem = (f"The cluster at {self.cluster} is not reachable ({err}). Queued runs wait and start when it "
                         "is back; runs already training there go on as long as their workers do. Check that its "
-                        "scheduler runs and that this server can reach it, or unset SCVI_DASHBOARD_CLUSTER to "
+                        f"scheduler runs and that this server can reach it, or unset {settings.CLUSTER_ENV} to "
                         "train on this server.")
         if self._client is not None:
             client, self._client = self._client, None
@@ -158,7 +168,7 @@ class ClusterTrainingService(TrainingService):
         self.slots = len(self._workers)
         workers = list(self._workers.values())
         self.threads = min((w["nthreads"] for w in workers), default=1)
-        self.gpus = sum(bool(w.get("resources", {}).get("GPU")) for w in workers)
+        self.gpus = sum(map(advertises_gpu, workers))
         limits = [w["memory_limit"] for w in workers if w.get("memory_limit")]
         self.memory_budget = int(MEMORY_SHARE * min(limits)) if limits else None
         self.problem = None if workers else (
@@ -176,7 +186,7 @@ class ClusterTrainingService(TrainingService):
     def _launch(self, client, run_id: str, slot: int, worker: str) -> None:
         from distributed import fire_and_forget  # noqa: PLC0415
 
-        gpu = bool(self._workers[worker].get("resources", {}).get("GPU"))
+        gpu = advertises_gpu(self._workers[worker])
         self.store.write_status(run_id, state="running", message="Starting on the cluster…", slot=slot,
                                 cluster=self.cluster, worker=worker)
         future = client.submit(train_on_dask_worker, str(self.store.root), run_id, "cuda" if gpu else "cpu",

@@ -65,9 +65,9 @@ def read(path: str | Path) -> tuple[str, dict, dict]:
     return systems[0], options, scale
 
 
-def build(path: str | Path):
-    """The dask-jobqueue cluster the file describes, with no job yet (its scheduler starts in this process)."""
-    system, options, _ = read(path)
+def build(system: str, options: dict):
+    """The dask-jobqueue cluster of ``system`` with ``options`` (as :func:`read` gives them), with no job yet (its
+    scheduler starts in this process)."""
     module, _, name = f"dask_jobqueue.{BATCH_SYSTEMS[system]}".rpartition(".")
     return getattr(_import_jobqueue(module), name)(**options)
 

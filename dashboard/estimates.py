@@ -114,8 +114,12 @@ def throughput(store: RunStore, model: str, threads: int, devices: int = 1, clus
         return calibration(model, threads)
     # this server's calibration would say nothing of the cluster's workers, and would take this server's CPU (an
     # HPC login node is not for computing)
-    return Throughput(cfg.NOMINAL_ENTRIES_PER_SECOND[model], PRIOR_OVERHEAD_SECONDS,
-                      "nominal figures until a run has finished on this cluster")
+    return nominal(model, "until a run has finished on this cluster")
+
+
+def nominal(model: str, why: str) -> Throughput:
+    """The figures an estimate falls back on when nothing was measured where runs train; ``why`` says so."""
+    return Throughput(cfg.NOMINAL_ENTRIES_PER_SECOND[model], PRIOR_OVERHEAD_SECONDS, f"nominal figures {why}")
 
 
 def estimate(store: RunStore, config: dict, n_cells: int, n_genes: int, threads: int, devices: int = 1,
@@ -186,8 +190,7 @@ def calibration(model: str, threads: int) -> Throughput:
         _CALIBRATIONS[path, threads].join()
     figures = _read_json(path).get(_calibration_key(model, threads))
     if figures is None:  # never block a page on it: say that the figure is a guess
-        return Throughput(cfg.NOMINAL_ENTRIES_PER_SECOND[model], PRIOR_OVERHEAD_SECONDS,
-                          "nominal figures (the speed calibration failed; the server's log says why)")
+        return nominal(model, "(the speed calibration failed; the server's log says why)")
     return Throughput(figures["entries_per_second"], PRIOR_OVERHEAD_SECONDS + figures.get("results_seconds", 0.0),
                       f"a short calibration of {model_name(model)} on this server (no run has finished here yet)")
 

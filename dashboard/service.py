@@ -113,12 +113,17 @@ class TrainingService:
         self._wake.set()
         return run_id
 
+    @property
+    def place(self) -> str:
+        """Where runs train, for a sentence: "this server" (a cluster names itself)."""
+        return "this server"
+
     def device_label(self) -> str:
         """Where a run trains, for a person: "this server's CPU", "this server's 2 GPUs", "this server's 1 GPU (2
         data-parallel GPUs per run)"."""
         parallel = f" ({self.devices} data-parallel {'GPUs' if self.gpus else 'processes'} per run)"
         label = f"{self.gpus} GPU{'s' if self.gpus > 1 else ''}" if self.gpus else "CPU"
-        return "this server's " + label + (parallel if self.devices > 1 else "")
+        return f"{self.place}'s {label}" + (parallel if self.devices > 1 else "")
 
     def estimate(self, config: dict, n_cells: int, n_genes: int) -> estimates.Estimate:
         """How long ``config`` will take on this server's workers (:func:`dashboard.estimates.estimate`)."""

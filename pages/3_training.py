@@ -30,7 +30,6 @@ workspace = st.session_state["workspace"]
 service = service_for(settings.runs_dir())
 store = service.store
 owner = st.session_state.setdefault("owner", secrets.token_hex(4))  # whose runs are "yours" in the queue
-where = "this server" if service.cluster is None else f"the Dask cluster at {service.cluster}"
 
 
 def follow(run_id: str) -> None:
@@ -85,7 +84,7 @@ def start_section() -> None:
         st.warning(service.problem, icon=":material/cloud_off:")
     active = service.active_run_ids()
     if active:
-        st.info(f"{len(active)} run{'s are' if len(active) > 1 else ' is'} training or waiting on {where} "
+        st.info(f"{len(active)} run{'s are' if len(active) > 1 else ' is'} training or waiting on {service.place} "
                 f"({service.slots} training slot{'s' if service.slots != 1 else ''}): a new run joins the queue and "
                 "starts when a slot is free.")
     if st.button("Start training" if not active else "Add to the queue", type="primary", key="start",
@@ -203,8 +202,9 @@ def queue_table() -> None:
     st.dataframe(rows, hide_index=True)
     slots = (f"one per worker of the cluster ({settings.CLUSTER_ENV})" if service.cluster
              else f"{settings.SLOTS_ENV}")
-    st.caption(f"{service.slots} run{'s train' if service.slots != 1 else ' trains'} at a time on {where} ({slots}); "
-               f"the others wait their turn. Waits are estimated from the speed measured on {where}.")
+    st.caption(f"{service.slots} run{'s train' if service.slots != 1 else ' trains'} at a time on {service.place} "
+               f"({slots}); the others wait their turn. Waits are estimated from the speed measured on "
+               f"{service.place}.")
 
 
 # ---- all runs -------------------------------------------------------------------------------------------------------

@@ -180,7 +180,7 @@ def test_a_cluster_file_describes_a_slurm_cluster(tmp_path):
     system, options, scale = cluster_file.read(path)
     assert system == "slurm" and options["processes"] == 1 and scale == {"adapt": {"minimum_jobs": 0,
                                                                                    "maximum_jobs": 4}}
-    slurm = cluster_file.build(path)
+    slurm = cluster_file.build(system, options)
     try:
         script = slurm.job_script()
     finally:
