@@ -87,6 +87,19 @@ def test_same_seed_same_history(small):
     assert histories[0].equals(histories[1])
 
 
+def test_scvi_starts_its_decoder_as_scvi_tools_does_and_autozi_at_the_gene_shares(small):
+    """SCVI's frequency bias is torch's default draw, U(±1/√n_hidden), as in scvi-tools (a start of our own moved the
+    trained models and their DE answers away from scvi-tools'); AUTOZI's starts at each gene's log share of the
+    counts, so that an all-zero gene starts at ρ ≈ 0."""
+    counts = np.asarray(small.X.sum(axis=0)).ravel()
+    log_shares = np.log(counts / counts.sum() + 1e-8)
+    scvi_bias = SCVI(_registered(small), n_hidden=32).module.decoder.frequency.bias.detach().numpy()
+    assert np.abs(scvi_bias).max() <= 1 / np.sqrt(32)
+    assert abs(stats.spearmanr(scvi_bias, log_shares)[0]) < 0.4
+    autozi_bias = AUTOZI(_registered(small, AUTOZI), n_hidden=32).module.decoder.frequency.bias.detach().numpy()
+    np.testing.assert_allclose(autozi_bias, log_shares, rtol=1e-5, atol=1e-5)
+
+
 def test_the_seed_draws_the_initial_weights_of_a_first_training(small):
     """As scvi-tools' seed does: a first train(seed=s) starts from weights drawn from s (lr 1e-9 keeps them
     there), the same for every model of those settings, and other seeds start elsewhere; a second train() goes on

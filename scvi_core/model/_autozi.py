@@ -62,6 +62,7 @@ class AUTOZI(BaseModel):
 
     module_class = AutoZIVAE
     fixed_module_args = ("gene_likelihood",)  # AutoZI's mixture is of an NB and a ZINB
+    starts_at_gene_shares = True
 
     @property
     def group_key(self) -> str | None:

@@ -81,6 +81,12 @@ class BaseModel(SaveLoadMixin):
     latent_key = "X_scVI"
     default_lr = 1e-3
     """The learning rate of ``train()`` when none is given."""
+    starts_at_gene_shares = False
+    """Whether the decoder starts at each gene's average share of the counts (its frequency bias at log share)
+    instead of torch's random bias: training then refines cell-to-cell differences instead of first learning gene
+    means, and an all-zero gene starts, and stays, at ρ ≈ 0 (which keeps AutoZI from mistaking a not-yet-fitted
+    mean for evidence of zero inflation). Off for SCVI: scvi-tools starts at random, and a start of our own moved
+    the trained models, and so their DE answers, away from scvi-tools' (docs/models.md)."""
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -137,9 +143,8 @@ class BaseModel(SaveLoadMixin):
             library_log_vars=variances,
             **self.params,
         )
-        # Start the decoder at each gene's average share of the counts: training then refines cell-to-cell
-        # differences instead of first learning gene means (an all-zero gene starts, and stays, at ρ ≈ 0, which
-        # keeps AutoZI from mistaking a not-yet-fitted mean for evidence of zero inflation).
+        if not self.starts_at_gene_shares:
+            return module
         totals = self.data.gene_totals()
         share = totals / totals.sum()
         with torch.no_grad():
