@@ -10,7 +10,10 @@ cell, for each of ``--seeds`` (default 0 1 2; on both sides the seed also draws 
 same questions in change mode (δ 0.25, FDR 0.05): each cell type against the rest, and a null (two random halves of the
 T cells, as pandas query strings, where every call is false). Reported per comparison: Spearman correlations over
 genes of ``proba_de`` and of ``lfc_mean``, the mean and range over every pair of scvi-tools seeds, over every pair
-(ours, scvi-tools'), and over every pair of our seeds; the calls on each side; the null's calls and largest |LFC|.
+(ours, scvi-tools'), and over every pair of our seeds; whether the two sides' models are one population (the mean
+Spearman within the sides less the mean between them, against every relabelling of the models into two sides: a
+p-value that accounts for pairs sharing a model, which comparing the means does not); the calls on each side; the
+null's calls and largest |LFC|.
 Then, on the same weights (each scvi-tools model, saved and opened here with ``SCVI.load``), what separates the DE
 computation from the training: scvi-tools' answer against scvi-tools' own with other posterior draws, and against
 this library's change mode on those weights.
@@ -19,6 +22,7 @@ scvi-tools is not a dependency of the project: install it in an environment of i
 
     python -m venv /tmp/scvi-tools && /tmp/scvi-tools/bin/pip install scvi-tools==1.4.2
     python benchmarks/de_vs_scvi_tools.py --scvi-tools-python /tmp/scvi-tools/bin/python [--epochs 400] [--seeds 0 1 2]
+    python benchmarks/de_vs_scvi_tools.py --report FOLDER [FOLDER ...]    # the tables again, runs of other seeds merged
 
 The scvi-tools side runs as ``--scvi-tools-side FOLDER SEED`` in that interpreter and imports only scvi-tools and
 anndata (so this file imports the project inside functions).
@@ -138,19 +142,23 @@ def ours_on_their_weights(folder: Path, adata, seed: int) -> None:
         folder / f"ours_on_scvi_tools_{seed}.csv")
 
 
-def report(folder: Path, seeds: list[int]) -> None:
+def report(folders: list[Path]) -> None:
+    """Agreement tables from the answers written in ``folders`` (one run, or several runs of other seeds merged)."""
     import numpy as np
     import pandas as pd
     from scipy.stats import spearmanr
 
-    read = {f"{side}_{seed}": pd.read_csv(folder / f"{side}_{seed}.csv", index_col=0)
-            for side in ("scvi_tools", "ours", "scvi_tools_redrawn", "ours_on_scvi_tools") for seed in seeds}
+    sides = ("scvi_tools", "ours", "scvi_tools_redrawn", "ours_on_scvi_tools")
+    read = {f"{side}_{path.stem.rsplit('_', 1)[1]}": pd.read_csv(path, index_col=0)
+            for folder in folders for side in sides for path in folder.glob(f"{side}_[0-9]*.csv")}
+    seeds = sorted({int(key.rsplit("_", 1)[1]) for key in read if key.startswith("ours_") and "scvi" not in key})
     seed_pairs = list(itertools.combinations(seeds, 2))
     pairs = {"scvi-tools vs itself": [(f"scvi_tools_{a}", f"scvi_tools_{b}") for a, b in seed_pairs],
              "ours vs scvi-tools": [(f"ours_{a}", f"scvi_tools_{b}") for a in seeds for b in seeds],
              "ours vs itself": [(f"ours_{a}", f"ours_{b}") for a, b in seed_pairs],
              "same weights: scvi-tools redrawn": [(f"scvi_tools_redrawn_{a}", f"scvi_tools_{a}") for a in seeds],
              "same weights: ours": [(f"ours_on_scvi_tools_{a}", f"scvi_tools_{a}") for a in seeds]}
+    print(f"seeds {seeds}")
     for question in pd.unique(read[f"scvi_tools_{seeds[0]}"]["question"]):
         blocks = {k: t[t["question"] == question] for k, t in read.items()}
         print(f"\n{question}")
@@ -159,9 +167,41 @@ def report(folder: Path, seeds: list[int]) -> None:
                    for c in ("proba_de", "lfc_mean")}
             print(f"  {label:<33} Spearman, mean (range) over {len(between)} pairs:  " + "   ".join(
                 f"{c} {np.mean(r):.3f} ({min(r):.3f}–{max(r):.3f})" for c, r in rho.items()))
+        print("  one population? " + "   ".join(
+            "{} within − between {:+.4f}, permutation p {:.3f}".format(c, *_one_population(blocks, seeds, c))
+            for c in ("proba_de", "lfc_mean")))
         for key, block in blocks.items():
             print(f"  {key:<22} calls {int(block[f'is_de_fdr_{FDR}'].sum()):>4}   max |lfc_mean| "
                   f"{block['lfc_mean'].abs().max():.2f}")
+
+
+def _one_population(blocks, seeds: list[int], column: str, n_permutations: int = 2000) -> tuple[float, float]:
+    """Are our trained models and scvi-tools' one population? The mean Spearman within the sides less the mean
+    between them, and how often relabelling the 2·len(seeds) models into two random sides gives as large a value
+    (every relabelling when there are few): a p-value that, unlike comparing the tables' means, accounts for the pairs
+    sharing models."""
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    models = [f"scvi_tools_{s}" for s in seeds] + [f"ours_{s}" for s in seeds]
+    values = [blocks[m][column].reindex(blocks[models[0]].index) for m in models]
+    rho = spearmanr(np.column_stack(values))[0]
+    n = len(seeds)
+
+    def within_less_between(side):
+        mask = np.zeros(2 * n, dtype=bool)
+        mask[list(side)] = True
+        same = np.equal.outer(mask, mask)
+        upper = np.triu(np.ones_like(rho, dtype=bool), 1)
+        return rho[same & upper].mean() - rho[~same & upper].mean()
+
+    actual = within_less_between(range(n))
+    splits = [side for side in itertools.combinations(range(2 * n), n) if 0 in side]
+    if len(splits) > n_permutations:
+        rng = np.random.default_rng(0)
+        splits = [(0, *(1 + rng.permutation(2 * n - 1)[: n - 1])) for _ in range(n_permutations)]
+    null = np.array([within_less_between(side) for side in splits])
+    return actual, float(np.mean(null >= actual - 1e-12))
 
 
 def main():
@@ -170,20 +210,26 @@ def main():
     parser.add_argument("--scvi-tools-side", nargs=2, metavar=("FOLDER", "SEED"), help=argparse.SUPPRESS)
     parser.add_argument("--epochs", type=int, default=400)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--report", type=Path, nargs="+", metavar="FOLDER",
+                        help="only report, from the answers of earlier runs (their folders, merged)")
     args = parser.parse_args()
+    if args.report:
+        report(args.report)
+        return
     if args.scvi_tools_side:
         scvi_tools_side(Path(args.scvi_tools_side[0]), int(args.scvi_tools_side[1]), args.epochs)
         return
     if not args.scvi_tools_python:
         parser.error("--scvi-tools-python is needed (scvi-tools is not a dependency of the project)")
     folder = Path(tempfile.mkdtemp(prefix="de_vs_scvi_tools_"))
+    print(f"answers in {folder} (--report {folder} prints these tables again, merged with other runs' folders)")
     adata = prepare(folder)
     for seed in args.seeds:
         subprocess.run([args.scvi_tools_python, __file__, "--scvi-tools-side", str(folder), str(seed),
                         "--epochs", str(args.epochs)], check=True)
         our_side(folder, adata, seed, args.epochs)
         ours_on_their_weights(folder, adata, seed)
-    report(folder, args.seeds)
+    report([folder])
 
 
 if __name__ == "__main__":
