@@ -30,6 +30,7 @@ import torch
 from scvi_core.model import MODELS
 from scvi_core.train import TrainingDivergedError, TrainingEvent
 
+from . import settings
 from .runs import RunStore, now  # torch and anndata load here, before a run is handed over
 
 log = logging.getLogger(__name__)
@@ -171,7 +172,7 @@ def train_on_dask_worker(runs_dir: str, run_id: str, device: str) -> None:
     if not (Path(runs_dir) / run_id / "config.json").is_file():
         raise RuntimeError(f"this Dask worker ({socket.gethostname()}) cannot see the run's folder "
                            f"{runs_dir}/{run_id}: the runs folder must be on a file system shared by the dashboard "
-                           "and the workers, at the same path (SCVI_DASHBOARD_RUNS_DIR)")
+                           f"and the workers, at the same path ({settings.RUNS_DIR_ENV})")
     store = RunStore(runs_dir)
     if store.read_status(run_id).get("pid") is not None:
         _fail(store, run_id, None, "The Dask worker training this run went away during training, and the cluster "
