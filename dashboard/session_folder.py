@@ -40,25 +40,25 @@ class SessionFolder:
 
     def store_upload(self, files: Sequence[tuple[str, bytes | memoryview]]) -> list[Path]:
         """Write uploaded ``(name, content)`` pairs under their base names (no folder in a name can lead out) and
-        return their paths. The same bytes uploaded again reuse the files already written; the session's earlier
-        uploads are removed (what was read from them is in memory)."""
-        digest = hashlib.sha256()
-        for name, content in files:
-            digest.update(Path(name).name.encode() + b"\0")
-            digest.update(content)
+        return their paths. The same bytes uploaded again reuse the files already written (compared with them, which
+        costs less than writing, and less than hashing the upload); the session's earlier uploads are removed (what
+        was read from them is in memory)."""
+        names = [Path(name).name for name, _ in files]
+        label = hashlib.sha256(repr([(name, len(content)) for name, (_, content) in zip(names, files)]).encode())
         uploads = self.ready() / UPLOADS
-        folder = uploads / digest.hexdigest()[:16]
+        folder = uploads / label.hexdigest()[:16]
         for other in uploads.glob("*"):
             if other != folder:
                 shutil.rmtree(other, ignore_errors=True)
-        if not folder.is_dir():
+        if not all(_holds(folder / name, content) for name, (_, content) in zip(names, files)):
             partial = folder.with_name(folder.name + ".part")
             shutil.rmtree(partial, ignore_errors=True)
             partial.mkdir(parents=True)
-            for name, content in files:
-                (partial / Path(name).name).write_bytes(content)
+            for name, (_, content) in zip(names, files):
+                (partial / name).write_bytes(content)
+            shutil.rmtree(folder, ignore_errors=True)
             partial.rename(folder)
-        return [folder / Path(name).name for name, _ in files]
+        return [folder / name for name in names]
 
     def ready(self) -> Path:
         """The folder, made again if it was removed while its session was away (:func:`remove_ended`)."""
@@ -68,6 +68,16 @@ class SessionFolder:
     def remove(self) -> None:
         """Remove the folder now (it is also removed when this object goes)."""
         self._remove()
+
+
+def _holds(path: Path, content: bytes | memoryview, chunk: int = 1 << 20) -> bool:
+    """Whether the file at ``path`` holds exactly ``content`` (read a chunk at a time: never a second copy in
+    memory)."""
+    content = memoryview(content).cast("B")
+    if not path.is_file() or path.stat().st_size != len(content):
+        return False
+    with path.open("rb") as handle:
+        return all(handle.read(chunk) == bytes(content[start:start + chunk]) for start in range(0, len(content), chunk))
 
 
 def remove_ended(root: str | Path, is_live: Callable[[str], bool] | None = None) -> None:

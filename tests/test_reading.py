@@ -154,8 +154,10 @@ def test_an_upload_is_stored_in_the_session_folder_once_and_goes_with_it(tmp_pat
     assert first == [folder.path / "uploads" / first[0].parent.name / "a.csv"]  # no way out of the folder
     written = first[0].stat().st_mtime_ns
     assert folder.store_upload([("a.csv", b"cell,g\nc,1\n")]) == first and first[0].stat().st_mtime_ns == written
+    changed = folder.store_upload([("a.csv", b"cell,g\nc,9\n")])  # same name and size, other bytes: written again
+    assert changed[0].read_bytes() == b"cell,g\nc,9\n"
     second = folder.store_upload([("b.csv", b"cell,g\nc,2\n")])
-    assert not first[0].exists() and second[0].read_bytes() == b"cell,g\nc,2\n"  # one upload kept per session
+    assert not changed[0].exists() and second[0].read_bytes() == b"cell,g\nc,2\n"  # one upload kept per session
     path = folder.path
     del folder
     gc.collect()
