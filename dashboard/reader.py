@@ -7,8 +7,9 @@ foresee. It imports the readers (scanpy, anndata: seconds) once; each read is th
 that gives all its memory back when it exits.
 
 The protocol is one JSON line per read on stdin, ``{"paths": [...], "orientation": ..., "output": PREFIX,
-"memory_bytes": N}``, answered by the forked reader's pid on stdout. The reader writes the AnnData to
-``PREFIX.h5ad`` and then ``PREFIX.json``: ``{"notices": [...]}``, ``{"error": message}`` or ``{"out_of_memory":
+"memory_bytes": N}``, answered by the forked reader's pid on stdout. The reader hands the AnnData over at
+``PREFIX`` (its matrices at ``"in_memory"`` when there is room: :mod:`dashboard.handover`) and then writes
+``PREFIX.json``: ``{"notices": [...], "handed": {...}}``, ``{"error": message}`` or ``{"out_of_memory":
 true}``. A request with ``"task": "open_model"`` opens a saved model as a run instead
 (:func:`dashboard.model_opening.stage`, which says what else it carries); its ``PREFIX.json`` names the run's folder. Its address space is limited to what it had when forked plus ``memory_bytes`` (and a margin for the
 libraries a read loads), so that an allocation past it fails at once; :mod:`dashboard.reading` watches its memory
@@ -19,6 +20,7 @@ pid is alive exactly while it reads.
 from __future__ import annotations
 
 import errno
+import gc
 import json
 import os
 import resource
@@ -28,7 +30,7 @@ from pathlib import Path
 
 from scvi_core import io  # the readers' imports (scanpy, anndata, h5py) happen here, once
 
-from . import model_opening, processes
+from . import handover, model_opening, processes
 
 ADDRESS_MARGIN_BYTES = 256 * 2**20
 """Address space a reader may take beyond its memory budget: the libraries a first read of a format loads."""
@@ -37,8 +39,9 @@ ADDRESS_MARGIN_BYTES = 256 * 2**20
 def read(request: dict) -> dict:
     """Read the files of ``request``; the outcome as the JSON object described above (the AnnData is written)."""
     adata, notices = io.read_files([Path(p) for p in request["paths"]], request.get("orientation", "auto"))
-    adata.write_h5ad(Path(request["output"]).with_suffix(".h5ad"))
-    return {"notices": notices}
+    in_memory = request.get("in_memory")
+    return {"notices": notices,
+            "handed": handover.give(adata, Path(request["output"]), Path(in_memory) if in_memory else None)}
 
 
 def outcome_of(request: dict) -> dict:
@@ -85,6 +88,7 @@ def _limit_address_space(memory_bytes: int) -> None:
 def main() -> int:
     """Fork a reader per request line until stdin closes (the server went away)."""
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    gc.freeze()  # the imports' objects: a reader's collections never walk (and so never copy) the pages it shares
     for line in sys.stdin:
         request = json.loads(line)
         pid = os.fork()

@@ -11,8 +11,8 @@ service is the backstop for the rest:
   training processes' memory guard) and ``timeout_s`` seconds; past either it is killed and the user is told, in
   words, what it needed and what to do. At most :data:`~dashboard.settings.READERS_AT_ONCE` files are read at a time;
   other sessions' reads wait their turn;
-- the server only receives the result: the reader writes the AnnData into the session's folder, and the server reads
-  that file (which this process wrote, uncompressed) back;
+- the server only receives the result: the reader writes the AnnData into the session's folder, its matrices as
+  ``.npy`` files that the server maps without copying them (:mod:`dashboard.handover`);
 - while it reads, ``on_progress`` gets a :class:`ReadProgress` twice a second: how long, how many bytes read, how
   much memory.
 
@@ -43,7 +43,7 @@ import anndata as ad
 
 from scvi_core.io import DataLoadError
 
-from . import processes, settings
+from . import handover, processes, settings
 from .estimates import format_bytes
 from .runs import RunStore
 
@@ -83,7 +83,9 @@ class ReadingService:
         self._turns = threading.BoundedSemaphore(at_once)
 
     def start(self) -> None:
-        """Start the prepared reader now (its imports take seconds), so that the first read does not wait for it."""
+        """Start the prepared reader now (its imports take seconds), so that the first read does not wait for it, and
+        remove what a killed server left in memory."""
+        handover.remove_orphans()
         PREPARED.start()
 
     def read(self, paths: Sequence[str | Path], folder: str | Path, orientation: str = "auto",
@@ -95,7 +97,7 @@ class ReadingService:
         name = paths[0].name if len(paths) == 1 else ", ".join(p.name for p in paths)
         with self._bounded({"paths": [str(p) for p in paths], "orientation": orientation}, paths, name, folder,
                            on_progress) as (outcome, prefix):
-            return ad.read_h5ad(prefix.with_suffix(".h5ad")), list(outcome["notices"])
+            return handover.take(prefix, outcome["handed"]), list(outcome["notices"])
 
     def open_model(self, model: str | Path, name: str, folder: str | Path, store: RunStore,
                    data: str | Path | None = None, counts_place: str | None = None, dataset_name: str | None = None,
@@ -125,6 +127,7 @@ class ReadingService:
         prefix = Path(folder) / f"read-{secrets.token_hex(6)}"
         try:
             pid, base = PREPARED.fork({**request, "output": str(prefix), "runs": str(_staged_runs(prefix)),
+                                       "in_memory": str(handover.in_memory_prefix(prefix)),
                                        "memory_bytes": self.memory_bytes})
             outcome = self._watch(pid, base, prefix, ReadProgress(name, 0.0, file_bytes), report)
         finally:
@@ -133,8 +136,8 @@ class ReadingService:
             self._check(outcome, name)
             yield outcome, prefix
         finally:
-            for leftover in (prefix.with_suffix(".h5ad"), prefix.with_suffix(".json")):
-                leftover.unlink(missing_ok=True)
+            for leftover in (*handover.files(prefix), prefix.with_suffix(".json")):
+                leftover.unlink(missing_ok=True)  # a mapped matrix keeps its pages until it is freed
             shutil.rmtree(_staged_runs(prefix), ignore_errors=True)
 
     def _watch(self, pid: int, base: int, prefix: Path, progress: ReadProgress,
