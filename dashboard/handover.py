@@ -53,6 +53,7 @@ def give(adata: ad.AnnData, prefix: Path, in_memory: Path | None = None) -> dict
     slots = {slot: matrix for slot, matrix in slots.items() if _kind(matrix) is not None}
     arrays = {(slot, part): array for slot, matrix in slots.items() for part, array in _arrays(matrix).items()}
     size = sum(array.nbytes for array in arrays.values())
+    # twice the size: the folder is the machine's shared memory, and other readers may be handing over too
     place = in_memory if in_memory is not None and _room(in_memory.parent) > 2 * size else prefix
     for (slot, part), array in arrays.items():
         np.save(_array_path(place, slot, part), array, allow_pickle=False)
@@ -93,7 +94,8 @@ def take(prefix: Path, handed: dict) -> ad.AnnData:
 def files(prefix: Path) -> list[Path]:
     """Every file :func:`give` may have written for ``prefix``, in the session's folder or in memory (to remove
     them once taken)."""
-    return [*(path for place in (prefix, in_memory_prefix(prefix)) for path in place.parent.glob(f"{place.name}.*.npy")),
+    places = (prefix, in_memory_prefix(prefix))
+    return [*(path for place in places for path in place.parent.glob(f"{place.name}.*.npy")),
             prefix.with_suffix(".h5ad"), prefix.with_suffix(".raw.h5ad")]
 
 

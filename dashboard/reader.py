@@ -37,7 +37,7 @@ ADDRESS_MARGIN_BYTES = 256 * 2**20
 
 
 def read(request: dict) -> dict:
-    """Read the files of ``request``; the outcome as the JSON object described above (the AnnData is written)."""
+    """Read the files of ``request``; the outcome as the JSON object described above (the AnnData is handed over)."""
     adata, notices = io.read_files([Path(p) for p in request["paths"]], request.get("orientation", "auto"))
     in_memory = request.get("in_memory")
     return {"notices": notices,
