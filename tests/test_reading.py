@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard import processes, reading
+from dashboard import handover, processes, reading
 from dashboard.reading import ReadingService
 from dashboard.session_folder import SessionFolder, remove_ended
 from dashboard.workspace import Workspace
@@ -56,7 +56,8 @@ def test_a_read_gives_what_the_readers_give_here_and_leaves_no_file(service, tmp
         assert notices == here_notices
         assert np.array_equal(read.X.toarray(), here.X.toarray())
         assert list(read.obs_names) == list(here.obs_names) and list(read.var_names) == list(here.var_names)
-    assert not list(out.iterdir())  # the hand-over files are gone once read
+    assert not list(out.iterdir())  # the hand-over files are gone once read, in the session's folder and in memory
+    assert not list(handover.IN_MEMORY.glob(f"{handover.ORPHAN_PREFIX}{os.getpid()}-*"))
 
 
 def test_the_readers_message_comes_back_as_it_is(service, tmp_path):
