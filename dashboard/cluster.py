@@ -164,7 +164,10 @@ class ClusterTrainingService(TrainingService):
 
     def _look_at_cluster(self, client) -> None:
         """The workers now: a slot each; the threads, GPUs and memory limit a run gets there."""
-        self._workers = client.scheduler_info(n_workers=-1)["workers"]
+        # asked of the scheduler itself: Client.scheduler_info returns the client's cache, which its own refresh
+        # every few seconds replaces with one that lists no worker (distributed 2026.8), and a run whose worker was
+        # missing from one look was failed as if that worker had died
+        self._workers = client.sync(client.scheduler.identity, n_workers=-1)["workers"]
         self.slots = len(self._workers)
         workers = list(self._workers.values())
         self.threads = min((w["nthreads"] for w in workers), default=1)

@@ -19,6 +19,7 @@ from tests.browser.conftest import free_port
 from tests.test_service import endless, tiny, training, wait_for
 
 distributed = pytest.importorskip("distributed")
+from distributed.client import SchedulerInfo  # noqa: E402 - after the skip when distributed is absent
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +42,21 @@ def service(tmp_path, cluster):
     for run_id in service.active_run_ids():  # never leave a run training on the cluster after a failed test
         service.cancel(run_id) or service.stop(run_id)
     service.close()
+
+
+def test_the_workers_are_asked_of_the_scheduler_not_of_the_clients_cache(service, cluster):
+    """The client refreshes its cache of the scheduler's identity every few seconds without the workers: a look at
+    the cluster that read that cache saw none, and failed a training run as if its worker had died (twice in CI)."""
+    client = service._connected()
+
+    async def refresh_without_workers(n_workers=0):
+        client._scheduler_identity = SchedulerInfo(await client.scheduler.identity(n_workers=0))
+
+    client._update_scheduler_info = refresh_without_workers  # what the client's periodic refresh leaves behind
+    assert client.scheduler_info()["workers"] == {}
+    with service._lock:  # as the dispatcher looks
+        service._look_at_cluster(client)
+    assert set(service._workers) == set(cluster.scheduler_info["workers"]) and service.slots == 2
 
 
 def worker_pid(cluster, address: str) -> int:
