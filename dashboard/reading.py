@@ -81,11 +81,10 @@ class ReadingService:
         self.memory_bytes = settings.reader_memory_bytes() if memory_bytes is None else memory_bytes
         self.timeout_s = settings.read_timeout_seconds() if timeout_s is None else timeout_s
         self._turns = threading.BoundedSemaphore(at_once)
+        handover.remove_orphans()  # what a killed server left in memory: once per service, not at every page run
 
     def start(self) -> None:
-        """Start the prepared reader now (its imports take seconds), so that the first read does not wait for it, and
-        remove what a killed server left in memory."""
-        handover.remove_orphans()
+        """Start the prepared reader now (its imports take seconds), so that the first read does not wait for it."""
         PREPARED.start()
 
     def read(self, paths: Sequence[str | Path], folder: str | Path, orientation: str = "auto",
