@@ -41,6 +41,25 @@ def test_mtx_triplet_uploaded_as_three_files(tiny, compressed):
     assert_same_counts(adata, tiny)
 
 
+def test_mtx_triplet_reads_as_scanpys_reader_does_duplicate_entries_summed(tmp_path, tiny):
+    files = datafiles.mtx_files(tiny, compressed=False)
+    header, size, *entries = files["matrix.mtx"].decode().splitlines()
+    rows, columns, _ = size.split()
+    entries.append(entries[0])  # the same coordinate twice: its counts add up
+    files["matrix.mtx"] = "\n".join([header, f"{rows} {columns} {len(entries)}", *entries, ""]).encode()
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+    expected = sc.read_10x_mtx(tmp_path, make_unique=False)
+    adata, _ = io.read_mtx_files(sorted(tmp_path.iterdir()))
+    np.testing.assert_array_equal(adata.X.toarray(), expected.X.toarray())
+    assert adata.X.dtype == expected.X.dtype == np.float32
+    assert list(adata.obs_names) == list(expected.obs_names)
+    assert list(adata.var_names) == list(expected.var_names)
+    assert list(adata.var["gene_ids"]) == list(expected.var["gene_ids"])
+    first = entries[0].split()
+    assert adata.X[int(first[1]) - 1, int(first[0]) - 1] == 2 * tiny.X[int(first[1]) - 1, int(first[0]) - 1]
+
+
 def test_upload_writes_bytes_and_reads_single_files(tiny):
     adata, _ = io.read_uploaded([("x.h5ad", datafiles.h5ad_bytes(tiny))])
     assert_same_counts(adata, tiny)
@@ -105,7 +124,8 @@ def test_bad_files_give_actionable_messages(tiny, case):
 def test_mismatched_mtx_files_are_refused(tiny):
     files = datafiles.mtx_files(tiny)
     files["barcodes.tsv.gz"] = datafiles.gzip_bytes(b"AAAC-1\n")
-    with pytest.raises(io.DataLoadError, match="belong to the same sample"):
+    shape = f"{tiny.n_vars:,} features × {tiny.n_obs:,} cells, but 'features.tsv.gz' lists {tiny.n_vars:,} features "
+    with pytest.raises(io.DataLoadError, match=shape + "and 'barcodes.tsv.gz' 1 barcodes.*belong to the same sample"):
         io.read_uploaded(list(files.items()))
 
 

@@ -30,6 +30,10 @@ MAX_EXPANSION_RATIO = 200
 RATIO_GRACE_BYTES = 16 << 20
 MAX_FEATURES = 100_000
 """More genes (features) than any genome has: a matrix that declares more is refused before it is read."""
+BYTES_PER_MTX_ENTRY = 30
+"""Memory one non-zero of a MatrixMarket file takes while it is read: its coordinates and value as parsed (two int32
+and an int64) and the CSR matrix they become (an int32 index and an int64 value), both held during the conversion
+(28 bytes; 28.5 measured at the peak for 16 M non-zeros)."""
 MAX_TABLE_COLUMNS = 200_000
 """Columns of a dense text table (genes, or cells when genes are rows): beyond this a dense table cannot be held."""
 MEMORY_SHARE = 0.5
@@ -170,14 +174,13 @@ def check_table_header(first_line: str, sep: str, name: str, n_bytes: int) -> No
             f"server may give one file ({_gib(memory_budget())}). {CONVERT}")
 
 
-def check_mtx_header(path: Path, name: str) -> None:
-    """Before a MatrixMarket file is parsed: its size line ("rows columns non-zeros") must declare no more features
-    than ``MAX_FEATURES`` and no more non-zeros than fit in the memory budget (16 bytes each: value, index, and
-    scanpy's copy)."""
-    with path.open("rb") as handle:
+def check_mtx_header(handle: io.BufferedIOBase, name: str) -> None:
+    """Before a MatrixMarket file is parsed (``handle``: its bytes from the start): its size line ("rows columns
+    non-zeros") must declare no more features than ``MAX_FEATURES`` and no more non-zeros than fit in the memory
+    budget (BYTES_PER_MTX_ENTRY each)."""
+    line = handle.readline()
+    while line.startswith(b"%"):
         line = handle.readline()
-        while line.startswith(b"%"):
-            line = handle.readline()
     parts = line.split()
     if len(parts) != 3 or not all(p.isdigit() for p in parts):
         return  # not a coordinate header: the reader itself says what is wrong
@@ -186,10 +189,10 @@ def check_mtx_header(path: Path, name: str) -> None:
         raise ExpansionRefused(
             f"'{name}' declares {rows:,} features (rows): more genes than any genome has. Check that it is a gene "
             "expression matrix (10x: matrix.mtx with features in rows).")
-    if nonzero * 16 > memory_budget():
+    if nonzero * BYTES_PER_MTX_ENTRY > memory_budget():
         raise ExpansionRefused(
-            f"'{name}' declares {nonzero:,} non-zero counts ({rows:,} × {columns:,}): about {_gib(nonzero * 16)} to "
-            f"read, more than this server may give one file ({_gib(memory_budget())}). Copy it into the server's data "
+            f"'{name}' declares {nonzero:,} non-zero counts ({rows:,} × {columns:,}): about "
+            f"{_gib(nonzero * BYTES_PER_MTX_ENTRY)} to read, more than this server may give one file ({_gib(memory_budget())}). Copy it into the server's data "
             "directory and convert it to .h5ad there, then open that on disk.")
 
 

@@ -15,7 +15,6 @@ Formats: AnnData ``.h5ad``; 10x Genomics ``.h5``; the 10x matrix triplet (``matr
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import warnings
 import zipfile
@@ -23,8 +22,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import anndata as ad
+import numpy as np
 import pandas as pd
 import scanpy as sc
+import scipy.io
+import scipy.sparse as sp
 
 from . import _limits as limits
 from ._errors import DataLoadError, damaged, describe_error, refusals_as_load_errors
@@ -231,28 +233,40 @@ def archive_files(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
 
 
 def _read_mtx_triplet(parts: dict[str, Path]) -> tuple[ad.AnnData, list[str]]:
-    """Lay the three files out under the names scanpy's reader expects (Cell Ranger 2 style, uncompressed, with a
-    two-column genes.tsv), read them, and keep only gene-expression features when the features file types them."""
+    """Read the three files (MatrixMarket genes × cells, features, barcodes) as cells × genes, named as scanpy's
+    ``read_10x_mtx`` names them (var_names: gene names, ``var["gene_ids"]``), and keep only gene-expression features
+    when the features file types them. The matrix is parsed by scipy's ``mmread`` and converted straight to CSR:
+    anndata's ``read_mtx`` casts the coordinate matrix first, which sorts its entries to sum duplicates, and took two
+    thirds of the time (2.0 of 3.1 s for 20,000 cells × 2,000 genes, 16 M non-zeros). The matrix is parsed as it is
+    decompressed, without an uncompressed copy on disk."""
     try:
         with limits.open_binary(parts["features"]) as handle:
             features = pd.read_csv(handle, sep="\t", header=None, dtype=str)
-        with tempfile.TemporaryDirectory(prefix="scvi_mtx_") as tmp:
-            folder = Path(tmp)
-            budget = limits.expansion_budget(folder)
-            _copy_uncompressed(parts["matrix"], folder / "matrix.mtx", budget)
-            limits.check_mtx_header(folder / "matrix.mtx", parts["matrix"].name)
-            _copy_uncompressed(parts["barcodes"], folder / "barcodes.tsv", budget)
-            names = features[1] if features.shape[1] > 1 else features[0]
-            pd.DataFrame({0: features[0], 1: names}).to_csv(folder / "genes.tsv", sep="\t", header=False, index=False)
-            adata = sc.read_10x_mtx(folder, make_unique=False)
+        with limits.open_binary(parts["barcodes"]) as handle:
+            barcodes = pd.read_csv(handle, sep="\t", header=None, dtype=str)[0]
+        with limits.open_binary(parts["matrix"]) as handle:
+            limits.check_mtx_header(handle, parts["matrix"].name)
+        with limits.open_binary(parts["matrix"]) as handle:  # decompressed as it is parsed, within the limits
+            genes_by_cells = scipy.io.mmread(handle)
     except (limits.ExpansionRefused, MemoryError):
         raise
-    except Exception as err:  # scipy's mmread, pandas and gzip errors, mismatched lengths
+    except Exception as err:  # scipy's mmread, pandas and gzip errors
         raise DataLoadError(
             f"Could not read the 10x matrix ({', '.join(p.name for p in parts.values())}): {describe_error(err)}. "
             "Check that the three files belong to the same sample and are complete (matrix.mtx in MatrixMarket "
             "format)."
         ) from err
+    if genes_by_cells.shape != (len(features), len(barcodes)):
+        raise DataLoadError(
+            f"'{parts['matrix'].name}' holds {genes_by_cells.shape[0]:,} features × {genes_by_cells.shape[1]:,} cells, "
+            f"but '{parts['features'].name}' lists {len(features):,} features and '{parts['barcodes'].name}' "
+            f"{len(barcodes):,} barcodes. Check that the three files belong to the same sample and are complete.")
+    names = features[1] if features.shape[1] > 1 else features[0]
+    counts = sp.csr_matrix(genes_by_cells.T)  # duplicate entries summed in one pass
+    del genes_by_cells
+    adata = ad.AnnData(counts.astype(np.float32),
+                       obs=pd.DataFrame(index=pd.Index(barcodes.to_numpy(), dtype=str)),
+                       var=pd.DataFrame({"gene_ids": features[0].to_numpy()}, index=pd.Index(names.to_numpy(), dtype=str)))
     if features.shape[1] < 3:
         return adata, []
     adata.var["feature_types"] = features[2].to_numpy()
@@ -262,13 +276,6 @@ def _read_mtx_triplet(parts: dict[str, Path]) -> tuple[ad.AnnData, list[str]]:
     dropped = ", ".join(sorted(set(adata.var["feature_types"][~is_gene])))
     notice = f"Kept the {is_gene.sum()} gene-expression features; left out {(~is_gene).sum()} others ({dropped})."
     return adata[:, is_gene].copy(), [notice]
-
-
-def _copy_uncompressed(source: Path, target: Path, budget: int) -> None:
-    """Decompress ``source`` (when .gz) into ``target``, refused past ``budget`` bytes or a ratio no count matrix
-    has (:class:`~scvi_core.io._limits.CappedStream`)."""
-    with limits.open_binary(source, budget) as reader, target.open("wb") as writer:
-        shutil.copyfileobj(reader, writer, 1 << 20)
 
 
 def _unsupported_message(name: str, kind: str | None) -> str:
