@@ -9,10 +9,13 @@ the times come from reads without it). Hostile kinds: a 1.7 MB zip of a CSV that
 nested archive, a zip member that lies about its size, matrix headers declaring more genes than a genome or a
 trillion counts, an HDF5 file declaring 400 GB, a table header with 300,000 columns. Legitimate ones: a ~400 MB
 .h5ad and a zipped, gzipped 10x triplet of 20,000 cells (``--large``: also a 10x .h5 of 50,000 cells and a ~1 GB
-.h5ad). Then 5 AppTest sessions in turn upload 2 different files each through the page, and the server's memory is
-printed after each session has ended.
+.h5ad). With ``--before REV``, each legitimate file is also read the way the page read it at revision REV (default
+e131782, the last one before issue 23): that revision's readers, in the server, behind the ``st.cache_resource``
+keyed by the upload's bytes that its page called (hashing them is part of what a user waited for; the cache is
+cleared first, as for a first upload). Then 5 AppTest sessions in turn upload 2 different files each through the
+page, and the server's memory is printed after each session has ended.
 
-    python benchmarks/hostile_inputs.py [--only legit|hostile|sessions] [--repeats N] [--large]
+    python benchmarks/hostile_inputs.py [--only legit|hostile|sessions] [--repeats N] [--large] [--before REV]
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from __future__ import annotations
 import argparse
 import ctypes
 import gc
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -166,17 +171,63 @@ def read_both_ways(path: Path, folder: Path) -> dict[str, tuple[float, float, st
     return results
 
 
-def measure(files: dict[str, Path], folder: Path, repeats: int) -> None:
+PAGE_BEFORE = """
+import json, sys, time
+from pathlib import Path
+import streamlit as st
+from scvi_core import io
+
+@st.cache_resource(max_entries=2)
+def read_upload(files, orientation):  # the Load data page's reader at that revision
+    return io.read_uploaded(files, orientation)
+
+path, repeats = Path(sys.argv[1]), int(sys.argv[2])
+times = []
+for _ in range(repeats):
+    read_upload.clear()  # a first upload of these bytes
+    start = time.perf_counter()
+    read_upload(((path.name, path.read_bytes()),), "auto")
+    times.append(time.perf_counter() - start)
+print(json.dumps(times))
+"""
+
+
+def page_before(path: Path, code: Path, repeats: int) -> list[float]:
+    """Seconds the Load data page took to read ``path`` with the readers in ``code`` (an old revision's files), in a
+    process of its own so that its modules do not meet today's."""
+    out = subprocess.run([sys.executable, "-c", PAGE_BEFORE, str(path), str(repeats)], cwd=code, check=True,
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(code)}).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def revision_code(revision: str, folder: Path) -> Path:
+    """The project's Python packages as they were at ``revision``, extracted into ``folder``."""
+    code = folder / f"at-{revision}"
+    code.mkdir()
+    archive = subprocess.run(["git", "archive", revision, "scvi_core", "dashboard"], cwd=REPO, check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(code)], input=archive, check=True)
+    return code
+
+
+def timing(seconds: list[float]) -> str:
+    seconds = sorted(seconds)
+    return f"{seconds[len(seconds) // 2]:.2f} s ({seconds[0]:.2f}–{seconds[-1]:.2f})"
+
+
+def measure(files: dict[str, Path], folder: Path, repeats: int, before: str | None = None) -> None:
     os.sync()  # the files just made are written out first, not while they are read
-    print("| file | in the server: time, peak memory | bounded reader: time, peak memory | outcome |\n|---|---|---|---|")
+    code = revision_code(before, folder) if before else None
+    extra = f" the page at {before}: time |" if before else ""
+    print(f"| file |{extra} in the server: time, peak memory | bounded reader: time, peak memory | outcome |\n"
+          f"|---|{'---|' if before else ''}---|---|---|")
     for name, path in files.items():
+        cells = [timing(page_before(path, code, repeats))] if before else []
         runs = [read_both_ways(path, folder) for _ in range(repeats)]
-        cells = []
         for way in ("in the server", "bounded reader"):
-            seconds = sorted(run[way][0] for run in runs)
             grew = max(run[way][1] for run in runs)
-            cells.append(f"{seconds[len(runs) // 2]:.2f} s ({seconds[0]:.2f}–{seconds[-1]:.2f}), {grew:,.0f} MB")
-        print(f"| {name} | {cells[0]} | {cells[1]} | {runs[0]['bounded reader'][2]} |", flush=True)
+            cells.append(f"{timing([run[way][0] for run in runs])}, {grew:,.0f} MB")
+        print(f"| {name} | {' | '.join(cells)} | {runs[0]['bounded reader'][2]} |", flush=True)
 
 
 def sessions_memory(folder: Path, sessions: int = 5, per_session: int = 2) -> None:
@@ -224,6 +275,8 @@ if __name__ == "__main__":
     parser.add_argument("--repeats", type=int, default=5,
                         help="reads of each file each way (medians are printed, with the range)")
     parser.add_argument("--large", action="store_true", help="also a 10x .h5 of 50,000 cells and a ~1 GB .h5ad")
+    parser.add_argument("--before", nargs="?", const="e131782", metavar="REV",
+                        help="also read each legitimate file the way the page did at REV (default e131782)")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
     from dashboard.reading import reading_service
@@ -234,6 +287,6 @@ if __name__ == "__main__":
         if args.only in (None, "hostile"):
             measure(hostile_files(folder), folder, args.repeats)
         if args.only in (None, "legit"):
-            measure(legit_files(folder, args.large), folder, args.repeats)
+            measure(legit_files(folder, args.large), folder, args.repeats, args.before)
         if args.only in (None, "sessions"):
             sessions_memory(folder)
