@@ -136,10 +136,15 @@ class _ChunkFit:
         self.weight = 1.0 / self.total.clamp_min(1.0)
         self.n_positive = (~self.is_zero).sum(0).to(x.dtype)
         # Σ_n lnΓ(x_ng + θ) − lnΓ(θ) over the non-zero counts, as Σ_k count_gk·[lnΓ(k + θ_g) − lnΓ(θ_g)]
+        # (gene, count) pairs as one float64 key, gene·(largest count + 1) + count: exact for counts, and a 1-d
+        # unique sorts them in a few milliseconds where torch.unique(dim=1) on the pairs took 0.8 s (2,000 × 500)
+        values = x[~self.is_zero].double()
+        stride = float(values.max()) + 1.0 if len(values) else 1.0
         genes = torch.arange(x.shape[1], device=x.device).expand_as(x)[~self.is_zero]
-        values = x[~self.is_zero]
-        pairs, multiplicity = torch.unique(torch.stack([genes.to(x.dtype), values]), dim=1, return_counts=True)
-        self.pair_gene, self.pair_value, self.multiplicity = pairs[0].long(), pairs[1], multiplicity.to(x.dtype)
+        keys, multiplicity = torch.unique(genes * stride + values, return_counts=True)
+        self.pair_gene = torch.div(keys, stride, rounding_mode="floor").long()
+        self.pair_value = (keys - self.pair_gene * stride).to(x.dtype)
+        self.multiplicity = multiplicity.to(x.dtype)
 
     def log_likelihood(self, log_c, log_theta, logit_pi=None) -> torch.Tensor:
         """Σ_n log NB / ZINB per gene, without Σ_n lnΓ(x_ng + 1) (the same in both). With μ_n the NB (component)
