@@ -48,6 +48,7 @@ def shoot(page, name: str, locator, height: int = 1000):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.set_viewport_size({"width": 1400, "height": height})
     locator.evaluate("element => element.scrollIntoView({block: 'start'})")
+    page.mouse.move(0, 0)  # off the button just clicked, whose help tooltip would cover the page
     page.wait_for_timeout(700)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
 
