@@ -110,6 +110,27 @@ def preset_config(model: str, preset: str, n_cells: int, n_genes: int) -> dict:
             "train_params": preset_train_params(model, preset, n_cells, n_genes)}
 
 
+HIGHER_MINIMAL_DROPOUT = 0.03
+"""The minimal dropout the Zero-inflation page offers to train AutoZI again with when it calls expressed genes
+zero-inflated that the NB vs ZINB check does not. At the AutoZI default 0.01 a gene switched off in some cell types
+costs the ZINB component only 1% per expressing cell, and AutoZI called 80–83% of such simulated NB genes
+zero-inflated; at 0.03, 13–15%, while finding 90–91% of the genes whose dropout follows the cell type (0.94–0.95 at
+0.01) and 67–79% of those with a low constant dropout (72–75%), AUC 0.968–0.979 (0.942–0.943)
+(benchmarks/autozi_accuracy.py --minimal-dropout, seeds 1 and 2, docs/models.md)."""
+
+
+def with_higher_minimal_dropout(config: dict, n_cells: int, n_genes: int) -> dict | None:
+    """An AutoZI run's configuration with the minimal dropout raised to ``HIGHER_MINIMAL_DROPOUT``, everything else
+    as it was (what the run does not record, e.g. a model opened from scvi-tools: the defaults and the standard
+    preset for data of this size); None when it is not AutoZI's or already that high."""
+    model_params = {**MODEL_PARAMS["AUTOZI"], **config.get("model_params", {})}
+    if config.get("model") != "AUTOZI" or model_params["minimal_dropout"] >= HIGHER_MINIMAL_DROPOUT:
+        return None
+    return {"model": "AUTOZI", "model_params": {**model_params, "minimal_dropout": HIGHER_MINIMAL_DROPOUT},
+            "train_params": {**preset_train_params("AUTOZI", "standard", n_cells, n_genes),
+                             **config.get("train_params", {})}}
+
+
 def matching_preset(config: dict, n_cells: int, n_genes: int) -> str | None:
     """The preset whose training settings ``config`` has, or None when they were edited."""
     for preset in PRESETS:

@@ -15,11 +15,8 @@ def offer_autozi(run_id: str):
     st.info("This run is an scVI model. Whether a gene is zero-inflated is an AutoZI question: AutoZI fits, for "
             "every gene, how likely its counts need extra zeros beyond a negative binomial.")
     if st.button("Configure an AutoZI model on this run's data", type="primary", key="configure_autozi"):
-        workspace = st.session_state["workspace"]
         adata = results.adata(run_id)
-        workspace.use_run_data(results.config(run_id).get("dataset_name") or f"run {run_id}", adata)
-        workspace.model_config = cfg.preset_config("AUTOZI", "standard", adata.n_obs, adata.n_vars)
-        st.switch_page("pages/2_model.py")
+        results.configure_on_run_data(run_id, cfg.preset_config("AUTOZI", "standard", adata.n_obs, adata.n_vars))
 
 
 def decision_controls():
@@ -44,6 +41,7 @@ def main():
     decision_controls()
     table, group_key = zi_view.one_group(results.zero_inflation_table(run_id))
     zi_view.overview(table, adata, results.zi_decision()[0])
+    zi_view.minimal_dropout_advice(table, run_id)
     shown = zi_view.table_section(table, group_key, run_id)
     zi_view.detail_section(run_id, table, shown, group_key)
 

@@ -1,8 +1,11 @@
 """Results pages in AppTest, on a tiny finished run: Latent space, Zero-inflation, Export."""
 
+import json
+
 import numpy as np
 
 from dashboard import groups
+from dashboard.config import MODEL_PARAMS
 from dashboard.runs import RunStore
 
 
@@ -100,6 +103,33 @@ def test_zero_inflation_page_for_an_scvi_run_offers_autozi(runs_copy, app):
     assert not app.exception
     workspace = app.session_state["workspace"]
     assert workspace.model_config["model"] == "AUTOZI" and workspace.prepared.n_obs == 300
+
+
+def test_zero_inflation_page_offers_a_higher_minimal_dropout_where_autozi_alone_calls_genes(runs_copy, app):
+    store, run_id = RunStore(runs_copy["root"]), runs_copy["AUTOZI"]
+    table = store.read_zero_inflation(run_id)
+    autozi_only = np.arange(len(table)) < 3  # AutoZI sure of zero inflation, the check sure of none, well expressed
+    table.loc[autozi_only, "mean_count"] = 5.0
+    table["prob_zero_inflated"], table["log10_bayes_factor"] = np.where(autozi_only, 0.99, 0.01), np.where(
+        autozi_only, 2.0, -2.0)
+    table["nb_zinb_check_prob_zero_inflated"], table["nb_zinb_check_log10_bayes_factor"] = 0.01, -2.0
+    store.save_zero_inflation(run_id, table)
+    app.session_state["workspace"].current_run_id = run_id
+    open_page(app, "Zero-inflation")
+    assert "AutoZI calls 3 genes with mean count > 1 zero-inflated that the NB vs ZINB check does not" in texts(app)
+    app.button(key="retrain_minimal_dropout").click().run()
+    assert not app.exception
+    ran = store.read_config(run_id)
+    configured = app.session_state["workspace"].model_config
+    assert configured["model"] == "AUTOZI"  # the rest as the run had it, what it does not record at the defaults
+    assert configured["model_params"] == {**MODEL_PARAMS["AUTOZI"], **ran["model_params"], "minimal_dropout": 0.03}
+    assert configured["train_params"] == {**configured["train_params"], **ran["train_params"]}
+    assert not app.exception and app.session_state["workspace"].prepared.n_obs == 300  # the Model page drew it
+    # a run already at that minimal dropout is not offered it again
+    store.path(run_id).joinpath("config.json").write_text(json.dumps(
+        {**ran, "model_params": {**ran["model_params"], "minimal_dropout": 0.03}}))
+    open_page(app, "Zero-inflation")
+    assert "that the NB vs ZINB check does not" not in texts(app)
 
 
 def test_export_page_lists_what_the_h5ad_holds_and_the_snippet(runs_copy, app):

@@ -137,6 +137,14 @@ def config(run_id: str) -> dict:
     return store().read_config(run_id)
 
 
+def configure_on_run_data(run_id: str, model_config: dict) -> None:
+    """Go to the Model page with ``model_config`` set up on the data this run trained on."""
+    workspace = st.session_state["workspace"]
+    workspace.use_run_data(config(run_id).get("dataset_name") or f"run {run_id}", adata(run_id))
+    workspace.model_config = model_config
+    st.switch_page("pages/2_model.py")
+
+
 # ---- UMAP and Leiden clusters --------------------------------------------------------------------------------------
 def embedding_params() -> EmbeddingParams:
     return st.session_state.get(EMBEDDING_PARAMS, EmbeddingParams())

@@ -26,7 +26,7 @@ from ._calls import (
 )
 from ._check import CHECK_FITS, gene_evidence
 from ._gene_detail import GeneDetail, gene_detail
-from ._tables import EXPRESSED_MEAN, call_shares, disagree, filter_table, group_column, recovery
+from ._tables import EXPRESSED_MEAN, autozi_only, call_shares, disagree, filter_table, group_column, recovery
 
 __all__ = [
     "CHECK_COLUMNS", "CHECK_METHOD", "CHECK_PREFIX", "COUNTS_METHOD", "DEFAULT_MIN_LOG10_BF", "NOT_ZI",
@@ -34,5 +34,5 @@ __all__ = [
     "prob_zero_inflated", "zi_calls",
     "CHECK_FITS", "gene_evidence",
     "GeneDetail", "gene_detail",
-    "EXPRESSED_MEAN", "call_shares", "disagree", "filter_table", "group_column", "recovery",
+    "EXPRESSED_MEAN", "autozi_only", "call_shares", "disagree", "filter_table", "group_column", "recovery",
 ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ._calls import CHECK_PREFIX, ZI
+from ._calls import CHECK_PREFIX, NOT_ZI, ZI
 
 EXPRESSED_MEAN = 1.0
 
@@ -26,6 +26,17 @@ def disagree(table: pd.DataFrame) -> pd.Series:
     """Rows where AutoZI's call and the NB vs ZINB check's differ (all False for a table without the check)."""
     column = CHECK_PREFIX + "call"
     return table["call"] != table[column] if column in table.columns else pd.Series(False, index=table.index)
+
+
+def autozi_only(table: pd.DataFrame) -> pd.Series:
+    """Expressed genes (mean count > 1) that AutoZI calls zero-inflated and the NB vs ZINB check calls not: zeros
+    that follow the cell type (AutoZI's dropout h_g(z_n) finds them, the check's one π per gene misses them) and genes
+    switched off in some cell types (AutoZI's model cannot tell them from dropout there) both look like this
+    (docs/models.md). All False for a table without the check."""
+    column = CHECK_PREFIX + "call"
+    if column not in table.columns:
+        return pd.Series(False, index=table.index)
+    return (table["mean_count"] > EXPRESSED_MEAN) & (table["call"] == ZI) & (table[column] == NOT_ZI)
 
 
 def filter_table(table: pd.DataFrame, search: str = "", min_mean: float = 0.0, calls: list[str] | None = None,
