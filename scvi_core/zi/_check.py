@@ -108,8 +108,11 @@ def gene_evidence(x: torch.Tensor, expected: torch.Tensor) -> GeneEvidence:
             log_c, log_theta, logit_pi = zinb.params
             again = fit.maximise(zero_inflated=False, start=[log_c - F.logsigmoid(-logit_pi), log_theta])
         exact = _ChunkFit(x[:, cols].double(), expected[:, cols].double().clamp_min(1e-8))  # differences of big sums
-        nb, zinb, again = exact.polish(nb), exact.polish(zinb), exact.polish(again, newton=False)
+        zinb = exact.polish(zinb)
         log_c, log_theta, logit_pi = zinb.params
+        # the NB polished from its own optimum and, as above, from the polished ZINB's component
+        again = exact.polish(_Maximum(zinb.log_lik, [log_c - F.logsigmoid(-logit_pi), log_theta]))
+        nb = exact.polish(nb)
         better = again.log_lik >= nb.log_lik
         nb_log_lik = torch.where(better, again.log_lik, nb.log_lik)
         nb_params = [torch.where(better, a, b) for a, b in zip(again.params, nb.params, strict=True)]
@@ -172,12 +175,12 @@ class _ChunkFit:
         at_zero = torch.logaddexp(log_pi, log_keep + log_nb_zero)  # log(π + (1 − π)·NB(0))
         return counts + self.n_positive * log_keep + torch.where(self.is_zero, at_zero, log_nb_zero).sum(0)
 
-    def polish(self, found: _Maximum, newton: bool = True) -> _Maximum:
+    def polish(self, found: _Maximum) -> _Maximum:
         """``found`` (an optimum of a float32 fit of the same genes) in this fit's precision, each gene moved by up to
-        ``POLISH_ITERATIONS`` (until ``POLISH_TOLERANCE``) damped Newton steps on (log c, φ = 1/θ[, logit π]) when ``newton``: the step solves
-        the gene's own Hessian, shifted to be negative definite, and the largest fraction of it in ``POLISH_STEPS``
-        that raises the gene's likelihood is taken. A gene ends at the better of where it started and where the
-        steps took it."""
+        ``POLISH_ITERATIONS`` damped Newton steps on (log c, φ = 1/θ[, logit π]), until no gene gains
+        ``POLISH_TOLERANCE``: the step solves the gene's own Hessian, shifted where needed to be negative definite,
+        and the largest fraction of it in ``POLISH_STEPS`` that raises the gene's likelihood is taken. A gene ends at
+        the better of where it started and where the steps took it."""
         start = [p.to(self.x.dtype) for p in found.params]
         params = [start[0], torch.exp(-start[1].clamp(max=POLISH_START_MAX_LOG_THETA)), *start[2:]]
         phi_range = (math.exp(-THETA_RANGE[1]), math.exp(-THETA_RANGE[0]))
@@ -185,7 +188,7 @@ class _ChunkFit:
         def log_lik(p):
             return self.log_likelihood(p[0], -torch.log(p[1]), *p[2:])
 
-        for _ in range(POLISH_ITERATIONS if newton else 0):
+        for _ in range(POLISH_ITERATIONS):
             with torch.enable_grad():
                 leaves = [p.clone().requires_grad_() for p in params]
                 value = log_lik(leaves)
@@ -193,10 +196,16 @@ class _ChunkFit:
                 hessian = torch.stack([torch.stack(torch.autograd.grad(g.sum(), leaves, retain_graph=True), -1)
                                        for g in grads], -2).detach()  # genes × k × k: each gene's own block
             gradient = torch.stack([g.detach() for g in grads], -1)
-            hessian = 0.5 * (hessian + hessian.transpose(-1, -2))
-            shift = torch.linalg.eigvalsh(hessian)[..., -1].clamp_min(0.0) + 1e-9 * hessian.diagonal(
-                dim1=-2, dim2=-1).abs().amax(-1) + 1e-12
-            eye = torch.eye(len(params), dtype=hessian.dtype)
+            eye = torch.eye(len(params), dtype=gradient.dtype)
+            finite = torch.isfinite(hessian).all(-1).all(-1) & torch.isfinite(gradient).all(-1)
+            gradient = torch.where(finite[:, None], gradient, 0.0)  # a gene whose derivatives overflow stays put
+            hessian = torch.where(finite[:, None, None], 0.5 * (hessian + hessian.transpose(-1, -2)), -eye)
+            # Newton where the Hessian is negative definite (its negation has a Cholesky factor); elsewhere shifted
+            # below zero by Gershgorin's bound on its largest eigenvalue (neither can fail, unlike an eigensolver)
+            diagonal = hessian.diagonal(dim1=-2, dim2=-1)
+            gershgorin = (diagonal + hessian.abs().sum(-1) - diagonal.abs()).amax(-1)
+            definite = torch.linalg.cholesky_ex(-hessian).info == 0
+            shift = torch.where(definite, 0.0, gershgorin.clamp_min(0.0)) + 1e-9 * diagonal.abs().amax(-1) + 1e-12
             step = torch.linalg.solve(hessian - shift[:, None, None] * eye, -gradient[..., None])[..., 0]
             best, best_value = params, value.detach()
             with torch.no_grad():
