@@ -56,7 +56,9 @@ LBFGS_ITERATIONS = 200
 be short of its evidence)."""
 START_LOGIT_PI = -4.0
 TOLERANCE = 1e-4
-"""Of L-BFGS on the chunk's summed log-likelihood (gradient and change of the sum): far below what moves a call."""
+"""Of L-BFGS on the chunk's summed log-likelihood (gradient and change of the sum). Nearly Poisson genes could stop
+well short of their optimum at any tolerance in float32: :meth:`_ChunkFit.polish` takes each gene the rest of the
+way."""
 THETA_RANGE = (-10.0, 12.0)
 """log θ is kept in this range: an NB with θ = e¹² is a Poisson for any count matrix, and θ = e⁻¹⁰ is all zeros."""
 POLISH_ITERATIONS = 5
@@ -108,11 +110,11 @@ def gene_evidence(x: torch.Tensor, expected: torch.Tensor) -> GeneEvidence:
             log_c, log_theta, logit_pi = zinb.params
             again = fit.maximise(zero_inflated=False, start=[log_c - F.logsigmoid(-logit_pi), log_theta])
         exact = _ChunkFit(x[:, cols].double(), expected[:, cols].double().clamp_min(1e-8))  # differences of big sums
-        zinb = exact.polish(zinb)
+        zinb = exact.polish(zinb.params)
         log_c, log_theta, logit_pi = zinb.params
         # the NB polished from its own optimum and, as above, from the polished ZINB's component
-        again = exact.polish(_Maximum(zinb.log_lik, [log_c - F.logsigmoid(-logit_pi), log_theta]))
-        nb = exact.polish(nb)
+        again = exact.polish([log_c - F.logsigmoid(-logit_pi), log_theta])
+        nb = exact.polish(nb.params)
         better = again.log_lik >= nb.log_lik
         nb_log_lik = torch.where(better, again.log_lik, nb.log_lik)
         nb_params = [torch.where(better, a, b) for a, b in zip(again.params, nb.params, strict=True)]
@@ -175,13 +177,13 @@ class _ChunkFit:
         at_zero = torch.logaddexp(log_pi, log_keep + log_nb_zero)  # log(π + (1 − π)·NB(0))
         return counts + self.n_positive * log_keep + torch.where(self.is_zero, at_zero, log_nb_zero).sum(0)
 
-    def polish(self, found: _Maximum) -> _Maximum:
-        """``found`` (an optimum of a float32 fit of the same genes) in this fit's precision, each gene moved by up to
-        ``POLISH_ITERATIONS`` damped Newton steps on (log c, φ = 1/θ[, logit π]), until no gene gains
+    def polish(self, found: list[torch.Tensor]) -> _Maximum:
+        """``found`` (log c, log θ[, logit π] of a float32 fit of the same genes) in this fit's precision, each gene
+        moved by up to ``POLISH_ITERATIONS`` damped Newton steps on (log c, φ = 1/θ[, logit π]), until no gene gains
         ``POLISH_TOLERANCE``: the step solves the gene's own Hessian, shifted where needed to be negative definite,
         and the largest fraction of it in ``POLISH_STEPS`` that raises the gene's likelihood is taken. A gene ends at
         the better of where it started and where the steps took it."""
-        start = [p.to(self.x.dtype) for p in found.params]
+        start = [p.to(self.x.dtype) for p in found]
         params = [start[0], torch.exp(-start[1].clamp(max=POLISH_START_MAX_LOG_THETA)), *start[2:]]
         phi_range = (math.exp(-THETA_RANGE[1]), math.exp(-THETA_RANGE[0]))
 
